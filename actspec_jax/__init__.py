@@ -1,0 +1,76 @@
+"""actspec_jax — Activation Spectroscopy in JAX.
+
+Treat the sub-network between one layer and an output as a pseudo-Boolean function of a
+neuron mask and read its Fourier (Walsh) spectrum: exactly, by a fast Walsh–Hadamard
+transform, for small layers; by a vectorised Goldreich–Levin search for large ones.
+
+Sign convention: ``x_i = +1`` keeps neuron ``i``, ``−1`` ablates it; see
+:mod:`actspec_jax.transforms.indexing` for the full statement.
+
+The contract::
+
+    import actspec_jax as asj
+    problem = asj.FunctionProblem(f, n)      # f: float32[k, n] of ±1 -> float32[k]
+    spec = asj.ExactSolver()(problem)        # -> asj.Spectrum
+    spec.to_dict()                           # {tuple(sorted neuron indices): coefficient}
+"""
+
+from actspec_jax import errors, metrics, problems, solvers, transforms
+from actspec_jax.errors import (
+    ActSpecError,
+    MaskError,
+    MemoryBudgetError,
+    NonFiniteOutputError,
+    ProblemTooLargeError,
+    SpectrumFormatError,
+    UnknownLayerError,
+)
+from actspec_jax.problems import (
+    CutModel,
+    FunctionProblem,
+    MaskedProblem,
+    Problem,
+    cut_functions,
+    cut_linen,
+    cut_model,
+    cut_nnx,
+    list_layers,
+    masked_problem,
+)
+from actspec_jax.solvers import ExactSolver
+from actspec_jax.spectrum import Spectrum, SpectrumBatch, load_results
+from actspec_jax.transforms import fwht, ifwht
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActSpecError",
+    "CutModel",
+    "ExactSolver",
+    "FunctionProblem",
+    "MaskError",
+    "MaskedProblem",
+    "MemoryBudgetError",
+    "NonFiniteOutputError",
+    "Problem",
+    "ProblemTooLargeError",
+    "Spectrum",
+    "SpectrumBatch",
+    "SpectrumFormatError",
+    "UnknownLayerError",
+    "__version__",
+    "cut_functions",
+    "cut_linen",
+    "cut_model",
+    "cut_nnx",
+    "errors",
+    "fwht",
+    "ifwht",
+    "list_layers",
+    "load_results",
+    "masked_problem",
+    "metrics",
+    "problems",
+    "solvers",
+    "transforms",
+]

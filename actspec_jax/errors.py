@@ -1,0 +1,67 @@
+"""Exceptions with messages that name the problem and the fix.
+
+All derive from :class:`ActSpecError` (a ``ValueError``), so ``except ValueError`` works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "ActSpecError",
+    "MaskError",
+    "MemoryBudgetError",
+    "NonFiniteOutputError",
+    "ProblemTooLargeError",
+    "SpectrumFormatError",
+    "UnknownLayerError",
+    "format_bytes",
+]
+
+
+class ActSpecError(ValueError):
+    """Base class of actspec_jax's input errors."""
+
+
+class UnknownLayerError(ActSpecError, KeyError):
+    """A layer name that the model does not have."""
+
+    def __init__(self, layer: str, available: Iterable[str], model: str = "model") -> None:
+        names = sorted(set(available))
+        listing = ", ".join(repr(a) for a in names) if names else "(none found)"
+        super().__init__(f"{model} has no layer {layer!r}. Available layers: {listing}.")
+        self.layer = layer
+        self.available = tuple(names)
+
+    def __str__(self) -> str:  # KeyError would quote the message otherwise
+        return str(self.args[0])
+
+
+class ProblemTooLargeError(ActSpecError):
+    """The exact solver was asked for more masks than it may enumerate."""
+
+
+class MemoryBudgetError(ActSpecError):
+    """A memory budget too small for even one chunk of work."""
+
+
+class MaskError(ActSpecError):
+    """Masks of the wrong shape, dtype or values."""
+
+
+class NonFiniteOutputError(ActSpecError):
+    """The model produced NaN or inf for some mask."""
+
+
+class SpectrumFormatError(ActSpecError):
+    """A results file that is corrupt, truncated or not an actspec_jax file."""
+
+
+def format_bytes(num: float) -> str:
+    """Human-readable size, e.g. ``'1.5 GiB'``."""
+    value = float(num)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"

@@ -1,0 +1,176 @@
+"""What a solver analyses: a pseudo-Boolean function of a neuron mask.
+
+A *problem* knows its number of variables ``n``, a label per variable, and how to
+evaluate a batch of masks ``float32[k, n]`` (±1, +1 = kept; see
+:mod:`actspec_jax.transforms.indexing`) to values ``float32[k, *output_shape]``.
+``output_shape == ()`` is one function; a non-empty ``output_shape`` is a batch of
+functions (e.g. every class logit, or one function per input) that share every mask
+evaluation — solvers then return one spectrum per output.
+
+Problems are pytrees, so solvers pass them straight into ``jax.jit``: array data are
+leaves, the callables and settings are static.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from actspec_jax.errors import MaskError
+
+__all__ = ["FunctionProblem", "Problem", "check_masks"]
+
+
+def check_masks(masks: Any, n: int) -> jax.Array:
+    """Validate a mask batch: ``float[k, n]`` with entries ±1. Returns it as a jax array.
+
+    Shape and dtype are checked always; values only when the array is concrete (not traced).
+    """
+    if not hasattr(masks, "shape") or not hasattr(masks, "dtype"):
+        masks = np.asarray(masks)
+    if masks.ndim != 2 or masks.shape[1] != n:
+        raise MaskError(
+            f"masks must have shape [k, n] = [k, {n}] (one row per mask, one column per neuron), "
+            f"got shape {tuple(masks.shape)}. A single mask needs a leading batch axis: masks[None]."
+        )
+    if not jnp.issubdtype(masks.dtype, jnp.floating):
+        raise MaskError(
+            f"masks must be floating point with entries ±1 (+1 = kept, −1 = ablated), got dtype "
+            f"{masks.dtype}. Convert boolean keep-masks with jnp.where(keep, 1.0, -1.0)."
+        )
+    if not isinstance(masks, jax.core.Tracer):
+        values = np.asarray(masks)
+        bad = ~((values == 1.0) | (values == -1.0))
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise MaskError(
+                f"masks must contain only +1 (kept) and −1 (ablated); found {values[row, col]!r} "
+                f"at mask {row}, neuron {col}. 0/1 masks convert with 2 * m − 1."
+            )
+    return jnp.asarray(masks)
+
+
+class Problem(abc.ABC):
+    """Base class: a batch of pseudo-Boolean functions ``f: {−1,+1}^n → ℝ^{output_shape}``."""
+
+    @property
+    @abc.abstractmethod
+    def n(self) -> int:
+        """Number of variables (neurons) ``n``."""
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """One human-readable label per variable (default ``'0'``, ``'1'``, …)."""
+        return tuple(str(i) for i in range(self.n))
+
+    @property
+    @abc.abstractmethod
+    def output_shape(self) -> tuple[int, ...]:
+        """Shape of one evaluation: ``()`` for a single function."""
+
+    @property
+    def num_outputs(self) -> int:
+        """Number of functions evaluated together (``prod(output_shape)``)."""
+        return math.prod(self.output_shape)
+
+    @property
+    def output_labels(self) -> tuple[str, ...]:
+        """A label per flattened output (``('value',)`` for a single function)."""
+        if not self.output_shape:
+            return ("value",)
+        return tuple(
+            ",".join(str(i) for i in idx) for idx in np.ndindex(*self.output_shape)
+        )
+
+    @abc.abstractmethod
+    def evaluate_unchecked(self, masks: jax.Array) -> jax.Array:
+        """Values ``float32[k, *output_shape]`` for masks ``float32[k, n]``; no input checks.
+
+        This is the jittable kernel solvers call inside their own compiled loops.
+        """
+
+    def evaluate(self, masks: jax.Array) -> jax.Array:
+        """Validate ``masks`` (``float[k, n]`` of ±1) and return ``float32[k, *output_shape]``."""
+        return self.evaluate_unchecked(check_masks(masks, self.n))
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-serialisable description stored with every spectrum."""
+        return {"kind": type(self).__name__, "n": self.n}
+
+
+@jax.tree_util.register_pytree_node_class
+class FunctionProblem(Problem):
+    """A problem from a plain batched function.
+
+    Args:
+      f: ``float32[k, n]`` of ±1 (+1 = kept) → ``float32[k]`` (or ``float32[k, *out]`` for a
+        batch of functions). Must be jittable and treat rows independently.
+      n: number of variables.
+      labels: optional label per variable.
+      name: optional name recorded in the spectrum's metadata.
+
+    Example:
+      >>> problem = FunctionProblem(lambda x: x[:, 0] * x[:, 2], n=3)   # χ_{0,2}
+    """
+
+    def __init__(
+        self,
+        f: Callable[[jax.Array], jax.Array],
+        n: int,
+        *,
+        labels: Sequence[str] | None = None,
+        name: str | None = None,
+    ) -> None:
+        if not callable(f):
+            raise TypeError(f"FunctionProblem needs a callable f, got {type(f).__name__}.")
+        if int(n) < 1:
+            raise ValueError(f"n must be a positive number of variables, got {n}.")
+        self._f = f
+        self._n = int(n)
+        if labels is not None and len(labels) != self._n:
+            raise ValueError(f"got {len(labels)} labels for n={self._n} variables.")
+        self._labels = tuple(str(a) for a in labels) if labels is not None else None
+        self._name = name
+
+    @property
+    def f(self) -> Callable[[jax.Array], jax.Array]:
+        return self._f
+
+    @property
+    def n(self) -> int:
+        return self._n
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self._labels if self._labels is not None else super().labels
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        probe = jax.ShapeDtypeStruct((1, self._n), jnp.float32)
+        out = jax.eval_shape(self._f, probe)
+        if out.ndim < 1 or out.shape[0] != 1:
+            raise ValueError(
+                f"f must map masks [k, n] to values [k, ...]; for k=1 it returned shape {out.shape}."
+            )
+        return tuple(out.shape[1:])
+
+    def evaluate_unchecked(self, masks: jax.Array) -> jax.Array:
+        return jnp.asarray(self._f(masks), dtype=jnp.result_type(float))
+
+    def describe(self) -> dict[str, Any]:
+        name = self._name or getattr(self._f, "__name__", type(self._f).__name__)
+        return {"kind": "FunctionProblem", "n": self._n, "function": str(name)}
+
+    def tree_flatten(self):
+        return (), (self._f, self._n, self._labels, self._name)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        f, n, labels, name = aux
+        return cls(f, n, labels=labels, name=name)

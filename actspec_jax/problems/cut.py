@@ -1,0 +1,312 @@
+"""Cutting a model at a named layer into ``features`` and ``head``.
+
+A :class:`CutModel` holds two pure functions of the model's parameters:
+
+* ``features(params, inputs) -> activations`` — the layer's output ``float[..., n]``; the
+  neuron axis is the last axis, leading axes are inputs (and tokens / spatial positions);
+* ``head(params, activations, inputs) -> outputs`` — the rest of the network with the
+  layer's output *replaced* by ``activations``. ``inputs`` are passed because residual
+  architectures read earlier values too; whatever the head does not need is removed by
+  XLA's dead-code elimination under ``jit``, and under ``vmap`` over masks everything
+  that does not depend on the mask is computed once, not per mask.
+
+Supported models: Flax linen modules (method interception), Flax nnx modules (the
+sub-module at the path is swapped for a patching wrapper inside a pure function), and
+plain functions the user splits by hand (:func:`cut_functions`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax
+from flax import nnx
+
+from actspec_jax.errors import ActSpecError, UnknownLayerError
+
+__all__ = ["CutModel", "cut_functions", "cut_linen", "cut_model", "cut_nnx", "list_layers"]
+
+Params = Any
+Inputs = Any
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CutModel:
+    """A model split at one layer. See the module docstring for the two functions.
+
+    Attributes:
+      features: ``(params, inputs) -> float[..., n]``.
+      head: ``(params, activations, inputs) -> outputs``.
+      params: the parameters (any pytree) both functions take.
+      layer: name of the layer the model was cut at.
+    """
+
+    features: Callable[[Params, Inputs], jax.Array]
+    head: Callable[[Params, jax.Array, Inputs], jax.Array]
+    params: Params
+    layer: str
+
+    def activations(self, inputs: Inputs) -> jax.Array:
+        """The layer's activations on ``inputs`` with this model's parameters."""
+        return self.features(self.params, inputs)
+
+    def outputs(self, activations: jax.Array, inputs: Inputs) -> jax.Array:
+        """Model outputs with the layer's output replaced by ``activations``."""
+        return self.head(self.params, activations, inputs)
+
+
+class _StopForward(Exception):
+    """Raised inside a forward pass once the cut layer's output is captured."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__("stop")
+        self.value = value
+
+
+def _check_array_output(value: Any, layer: str) -> jax.Array:
+    if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+        raise ActSpecError(
+            f"layer {layer!r} returns a {type(value).__name__}, not a single array; cut at a "
+            "sub-module whose output is one array with neurons on the last axis."
+        )
+    if value.ndim < 1:
+        raise ActSpecError(f"layer {layer!r} returns a scalar; it has no neuron axis to mask.")
+    return value
+
+
+# --------------------------------------------------------------------------- linen
+
+
+def _linen_variables(variables: Any) -> Any:
+    if isinstance(variables, Mapping) and "params" in variables:
+        return variables
+    return {"params": variables}
+
+
+def _linen_layers(
+    module: nn.Module, variables: Any, inputs: Inputs, method: Any, apply_kwargs: Mapping
+) -> dict[str, tuple[int, ...]]:
+    """Every sub-module ``__call__`` in a forward pass: ``{'a/b': output shape}``."""
+    seen: dict[str, tuple[int, ...]] = {}
+
+    def interceptor(next_fun, args, kwargs, context):
+        out = next_fun(*args, **kwargs)
+        path = context.module.path
+        if context.method_name == "__call__" and path:
+            shape = tuple(out.shape) if hasattr(out, "shape") else ()
+            seen.setdefault("/".join(str(p) for p in path), shape)
+        return out
+
+    def run(v, x):
+        with nn.intercept_methods(interceptor):
+            return module.apply(v, x, method=method, **apply_kwargs)
+
+    jax.eval_shape(run, variables, inputs)
+    return seen
+
+
+def cut_linen(
+    module: nn.Module,
+    variables: Any,
+    layer: str,
+    *,
+    method: str | Callable | None = None,
+    apply_kwargs: Mapping[str, Any] | None = None,
+) -> CutModel:
+    """Cut a Flax linen module at the sub-module ``layer`` (path like ``'block_0/mlp/fc1'``).
+
+    The cut point is the output of that sub-module's ``__call__``. Layers are discovered on
+    the first call of ``features``; an unknown name raises :class:`UnknownLayerError`
+    listing every sub-module path with its output shape.
+
+    Args:
+      module: the linen module.
+      variables: its variables (``{'params': …, …}`` as returned by ``init``; a bare params
+        tree is wrapped).
+      layer: ``'/'``-joined sub-module path.
+      method: optional method to apply instead of ``__call__``.
+      apply_kwargs: extra keyword arguments for ``apply`` (e.g. ``{'train': False}``).
+    """
+    variables = _linen_variables(variables)
+    target = tuple(layer.split("/"))
+    kwargs = dict(apply_kwargs or {})
+
+    def matches(context) -> bool:
+        return context.method_name == "__call__" and tuple(str(p) for p in context.module.path) == target
+
+    def features(params: Params, inputs: Inputs) -> jax.Array:
+        def interceptor(next_fun, args, kw, context):
+            out = next_fun(*args, **kw)
+            if matches(context):
+                raise _StopForward(out)
+            return out
+
+        try:
+            with nn.intercept_methods(interceptor):
+                module.apply(_linen_variables(params), inputs, method=method, **kwargs)
+        except _StopForward as stop:
+            return _check_array_output(stop.value, layer)
+        layers = _linen_layers(module, _linen_variables(params), inputs, method, kwargs)
+        listing = [f"{name} {list(shape)}" for name, shape in layers.items()]
+        raise UnknownLayerError(layer, listing, model=type(module).__name__)
+
+    def head(params: Params, activations: jax.Array, inputs: Inputs) -> jax.Array:
+        calls = []
+
+        def interceptor(next_fun, args, kw, context):
+            if matches(context):
+                calls.append(1)
+                return activations
+            return next_fun(*args, **kw)
+
+        with nn.intercept_methods(interceptor):
+            out = module.apply(_linen_variables(params), inputs, method=method, **kwargs)
+        if not calls:
+            raise UnknownLayerError(layer, (), model=type(module).__name__)
+        if len(calls) > 1:
+            raise ActSpecError(
+                f"layer {layer!r} is called {len(calls)} times in one forward pass (a shared "
+                "module); cut at a module that runs once."
+            )
+        return out
+
+    return CutModel(features=features, head=head, params=variables, layer=layer)
+
+
+# --------------------------------------------------------------------------- nnx
+
+
+def _nnx_paths(model: nnx.Module) -> dict[str, tuple]:
+    return {
+        "/".join(str(p) for p in path): tuple(path)
+        for path, _ in nnx.iter_modules(model)
+        if path
+    }
+
+
+class _NnxPatch:
+    """Stands in for an nnx sub-module: calls it, then captures or replaces its output."""
+
+    def __init__(self, original: Callable, on_output: Callable[[Any], Any]) -> None:
+        self.original = original
+        self.on_output = on_output
+
+    def __call__(self, *args, **kwargs):
+        return self.on_output(lambda: self.original(*args, **kwargs))
+
+
+def _nnx_swap(root: Any, path: tuple, make_patch: Callable[[Any], Any]) -> None:
+    parent = root
+    for key in path[:-1]:
+        parent = parent[key] if isinstance(key, int) else getattr(parent, key)
+    last = path[-1]
+    if isinstance(last, int):
+        original = parent[last]
+        list.__setitem__(parent, last, make_patch(original)) if isinstance(
+            parent, list
+        ) else parent.__setitem__(last, make_patch(original))
+    else:
+        object.__setattr__(parent, last, make_patch(getattr(parent, last)))
+
+
+def cut_nnx(
+    model: nnx.Module,
+    layer: str,
+    *,
+    call: Callable[[nnx.Module, Inputs], Any] | None = None,
+) -> CutModel:
+    """Cut a Flax nnx module at the sub-module ``layer`` (path like ``'blocks/0/mlp'``).
+
+    The model is split into a static graph and a state pytree (``nnx.split``); both
+    returned functions merge a fresh copy, swap the sub-module for a patching wrapper and
+    run ``call(model, inputs)`` (default ``model(inputs)``). ``params`` is the state.
+    """
+    paths = _nnx_paths(model)
+    if layer not in paths:
+        raise UnknownLayerError(layer, paths, model=type(model).__name__)
+    path = paths[layer]
+    graphdef, state = nnx.split(model)
+    run = call or (lambda m, x: m(x))
+
+    def features(params: Params, inputs: Inputs) -> jax.Array:
+        copy = nnx.merge(graphdef, params)
+
+        def capture(compute):
+            raise _StopForward(compute())
+
+        _nnx_swap(copy, path, lambda orig: _NnxPatch(orig, capture))
+        try:
+            run(copy, inputs)
+        except _StopForward as stop:
+            return _check_array_output(stop.value, layer)
+        raise ActSpecError(f"layer {layer!r} exists but is never called in the forward pass.")
+
+    def head(params: Params, activations: jax.Array, inputs: Inputs) -> jax.Array:
+        copy = nnx.merge(graphdef, params)
+        _nnx_swap(copy, path, lambda orig: _NnxPatch(orig, lambda compute: activations))
+        return run(copy, inputs)
+
+    return CutModel(features=features, head=head, params=state, layer=layer)
+
+
+# --------------------------------------------------------------------------- plain functions
+
+
+def cut_functions(
+    features: Callable[[Params, Inputs], jax.Array],
+    head: Callable[..., jax.Array],
+    params: Params = None,
+    *,
+    layer: str = "custom",
+) -> CutModel:
+    """Wrap a hand-made split. ``head`` may take ``(params, activations)`` or
+    ``(params, activations, inputs)``; the two-argument form is adapted."""
+    try:
+        positional = [
+            p
+            for p in inspect.signature(head).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+        ]
+        takes_inputs = len(positional) >= 3 or any(p.kind == p.VAR_POSITIONAL for p in positional)
+    except (TypeError, ValueError):
+        takes_inputs = False
+    head3 = head if takes_inputs else (lambda p, a, x: head(p, a))
+    return CutModel(features=features, head=head3, params=params, layer=layer)
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def cut_model(model: Any, params: Params, layer: str, **kwargs: Any) -> CutModel:
+    """Cut a linen module (with its variables) or an nnx module (``params=None``) at ``layer``."""
+    if isinstance(model, nn.Module):
+        return cut_linen(model, params, layer, **kwargs)
+    if isinstance(model, nnx.Module):
+        return cut_nnx(model, layer, **kwargs)
+    raise TypeError(
+        f"cut_model supports flax.linen and flax.nnx modules, got {type(model).__name__}; for "
+        "other models pass your own features/head functions to cut_functions."
+    )
+
+
+def list_layers(model: Any, params: Params = None, inputs: Inputs = None, **kwargs: Any) -> dict[str, Any]:
+    """Layers a model can be cut at. linen: ``{path: output shape}`` (needs example
+    ``inputs``); nnx: ``{path: module type}``."""
+    if isinstance(model, nn.Module):
+        if inputs is None:
+            raise ValueError("listing linen layers needs example inputs to trace the model.")
+        method = kwargs.get("method")
+        return _linen_layers(
+            model, _linen_variables(params), inputs, method, kwargs.get("apply_kwargs") or {}
+        )
+    if isinstance(model, nnx.Module):
+        return {
+            "/".join(str(p) for p in path): type(m).__name__
+            for path, m in nnx.iter_modules(model)
+            if path
+        }
+    raise TypeError(f"list_layers supports flax.linen and flax.nnx modules, got {type(model).__name__}.")

@@ -1,0 +1,285 @@
+"""The masked problem: a model cut at a layer, seen as a function of a neuron mask.
+
+For a mask ``x ∈ {−1,+1}^n`` (+1 = kept; see :mod:`actspec_jax.transforms.indexing`) and
+inputs ``u_1 … u_m`` with layer activations ``A_j = features(u_j)``:
+
+    Ã_j(x) = where(x = +1, A_j, F_j)           (mask applied on the neuron axis, at every
+                                                 token / spatial position)
+    f(x)   = aggregate_j  select(head(Ã_j(x)))
+
+Fills ``F``: ``'zero'`` (ReLU "off"), ``'mean'`` (mean activation over the inputs and
+positions, per neuron), ``'resample'`` (the activation of the same neuron on *another*
+input, drawn with an explicit key — the paper prototype's hybrid), or an array
+broadcastable to ``A``. Aggregates: ``'mean'`` over inputs (one function) or ``'none'``
+(one function per input — the batched path). Under uniform ``x`` this is a genuine
+pseudo-Boolean function, so exact transforms and Goldreich–Levin guarantees apply.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from actspec_jax.errors import ActSpecError, NonFiniteOutputError
+from actspec_jax.problems.base import Problem
+from actspec_jax.problems.cut import CutModel
+from actspec_jax.problems.outputs import OutputSelector, parse_output
+
+__all__ = ["FILLS", "MaskedProblem", "masked_problem"]
+
+FILLS = ("zero", "mean", "resample")
+Aggregate = Literal["mean", "none"]
+
+
+def _fill_values(
+    activations: jax.Array, fill: str | jax.Array, key: jax.Array | None
+) -> tuple[jax.Array, str]:
+    if not isinstance(fill, str):
+        values = jnp.asarray(fill, activations.dtype)
+        try:
+            jnp.broadcast_shapes(values.shape, activations.shape)
+        except ValueError as err:
+            raise ActSpecError(
+                f"fill array of shape {values.shape} does not broadcast to the activations "
+                f"{activations.shape}."
+            ) from err
+        return values, "array"
+    if fill == "zero":
+        return jnp.zeros((), activations.dtype), fill
+    if fill == "mean":
+        axes = tuple(range(activations.ndim - 1))
+        return jnp.mean(activations, axis=axes), fill
+    if fill == "resample":
+        if key is None:
+            raise ActSpecError("fill='resample' draws other inputs at random: pass key=jax.random.key(…).")
+        m = activations.shape[0]
+        if m < 2:
+            raise ActSpecError("fill='resample' needs at least 2 inputs to take values from another one.")
+        order = jax.random.permutation(key, m)
+        source = jnp.empty_like(order).at[order].set(jnp.roll(order, -1))
+        return activations[source], fill
+    raise ActSpecError(f"unknown fill {fill!r}; use one of {FILLS} or an array of fill values.")
+
+
+@jax.tree_util.register_pytree_node_class
+class MaskedProblem(Problem):
+    """Model cut at a layer + inputs + fill + output selector → ``f(masks)``.
+
+    Build it with :meth:`from_cut` (or :func:`masked_problem`). Attributes are arrays
+    (leaves) and static settings, so the problem passes through ``jit`` as a pytree.
+
+    Shapes: ``activations float[m, ..., N]``; the mask covers ``n = N`` neurons, or the
+    ``n = len(units)`` neurons listed in ``units`` with the other ``N − n`` always kept.
+    """
+
+    def __init__(
+        self,
+        *,
+        head: Any,
+        params: Any,
+        activations: jax.Array,
+        fill_values: jax.Array,
+        inputs: Any,
+        units: jax.Array | None,
+        selector: OutputSelector,
+        aggregate: Aggregate,
+        labels: tuple[str, ...] | None,
+        info: str,
+        out_labels: tuple[str, ...] | None,
+    ) -> None:
+        self.head = head
+        self.params = params
+        self.activations = activations
+        self.fill_values = fill_values
+        self.inputs = inputs
+        self.units = units
+        self.selector = selector
+        self.aggregate = aggregate
+        self._labels = labels
+        self._info = info
+        self._out_labels = out_labels
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_cut(
+        cls,
+        cut: CutModel,
+        inputs: Any,
+        *,
+        output: str | OutputSelector,
+        fill: str | jax.Array = "zero",
+        aggregate: Aggregate = "mean",
+        units: Sequence[int] | None = None,
+        labels: Sequence[str] | None = None,
+        key: jax.Array | None = None,
+    ) -> MaskedProblem:
+        """Build the problem; computes the activations once.
+
+        Args:
+          cut: the model split at a layer (:func:`actspec_jax.cut_model`, …).
+          inputs: a batch of inputs (any pytree with a leading batch axis ``m ≥ 1``).
+          output: what to explain, e.g. ``'indicator:7'``, ``'logit_diff:1-0'``, ``'logits'``.
+          fill: ``'zero'``, ``'mean'``, ``'resample'`` or an array (see module docstring).
+          aggregate: ``'mean'`` over inputs, or ``'none'`` for one function per input.
+          units: optional neuron indices to mask (others kept); default all ``N``.
+          labels: optional label per masked neuron.
+          key: PRNG key, required by ``fill='resample'``.
+        """
+        selector = parse_output(output)
+        if aggregate not in ("mean", "none"):
+            raise ActSpecError(f"aggregate must be 'mean' or 'none', got {aggregate!r}.")
+        leaves = jax.tree_util.tree_leaves(inputs)
+        if not leaves or any(np.ndim(a) == 0 or np.shape(a)[0] == 0 for a in leaves):
+            raise ActSpecError(
+                "the input batch is empty: pass at least one input (arrays with a leading batch axis)."
+            )
+        activations = jnp.asarray(cut.features(cut.params, inputs))
+        num_neurons = activations.shape[-1]
+        fill_values, fill_name = _fill_values(activations, fill, key)
+
+        unit_array = None
+        if units is not None:
+            unit_list = [int(u) for u in units]
+            if not unit_list:
+                raise ActSpecError("units is empty: name at least one neuron to mask.")
+            bad = [u for u in unit_list if not 0 <= u < num_neurons]
+            if bad or len(set(unit_list)) != len(unit_list):
+                raise ActSpecError(
+                    f"units must be distinct neuron indices in 0..{num_neurons - 1} of layer "
+                    f"{cut.layer!r}; got {'out-of-range ' + str(bad) if bad else 'duplicates'}."
+                )
+            unit_array = jnp.asarray(unit_list, jnp.int32)
+        n = num_neurons if unit_array is None else int(unit_array.shape[0])
+        if labels is not None and len(labels) != n:
+            raise ActSpecError(f"got {len(labels)} labels for {n} masked neurons.")
+        if labels is None:
+            ids = range(num_neurons) if unit_array is None else unit_list
+            labels = [f"{cut.layer}[{i}]" for i in ids]
+
+        outputs = jax.eval_shape(cut.head, cut.params, activations, inputs)
+        if not hasattr(outputs, "shape") or outputs.ndim < 1:
+            raise ActSpecError("the model's head must return an array of outputs [m, ..., classes].")
+        num_classes = outputs.shape[-1]
+        selector.validate(num_classes)
+        per_class = selector.output_labels(num_classes)
+        m = activations.shape[0]
+        if aggregate == "none":
+            per_input = [f"input {j}" for j in range(m)]
+            out_labels = (
+                tuple(f"{a} / {b}" for a in per_input for b in per_class) if per_class else tuple(per_input)
+            )
+        else:
+            out_labels = per_class
+        info = json.dumps(
+            {
+                "layer": cut.layer,
+                "neurons_in_layer": int(num_neurons),
+                "units": None if unit_array is None else unit_list,
+                "output": selector.describe(),
+                "fill": fill_name,
+                "aggregate": aggregate,
+                "num_inputs": int(m),
+                "activation_shape": [int(s) for s in activations.shape],
+            }
+        )
+        problem = cls(
+            head=cut.head,
+            params=cut.params,
+            activations=activations,
+            fill_values=fill_values,
+            inputs=inputs,
+            units=unit_array,
+            selector=selector,
+            aggregate=aggregate,
+            labels=tuple(str(a) for a in labels),
+            info=info,
+            out_labels=out_labels,
+        )
+        base = problem.evaluate_unchecked(jnp.ones((1, n), jnp.float32))
+        if not bool(jnp.all(jnp.isfinite(base))):
+            raise NonFiniteOutputError(
+                "the model's output is NaN/inf on the unmasked inputs already; check the inputs and "
+                "the parameters before analysing the layer."
+            )
+        return problem
+
+    # ------------------------------------------------------------------ Problem API
+    @property
+    def n(self) -> int:
+        return int(self.activations.shape[-1] if self.units is None else self.units.shape[0])
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self._labels if self._labels is not None else super().labels
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        probe = jax.ShapeDtypeStruct((1, self.n), jnp.float32)
+        return tuple(jax.eval_shape(self.evaluate_unchecked, probe).shape[1:])
+
+    @property
+    def output_labels(self) -> tuple[str, ...]:
+        return self._out_labels if self._out_labels else super().output_labels
+
+    @property
+    def num_inputs(self) -> int:
+        return int(self.activations.shape[0])
+
+    def keep_mask(self, mask: jax.Array) -> jax.Array:
+        """Boolean keep-vector over all ``N`` neurons of the layer for one mask ``float[n]``."""
+        keep = mask > 0
+        if self.units is None:
+            return keep
+        full = jnp.ones((self.activations.shape[-1],), dtype=bool)
+        return full.at[self.units].set(keep)
+
+    def masked_activations(self, mask: jax.Array) -> jax.Array:
+        """``Ã(x)``: activations with ablated neurons replaced by the fill, ``float[m, ..., N]``."""
+        return jnp.where(self.keep_mask(mask), self.activations, self.fill_values)
+
+    def _value(self, mask: jax.Array) -> jax.Array:
+        outputs = self.head(self.params, self.masked_activations(mask), self.inputs)
+        selected = self.selector(outputs)
+        if self.aggregate == "mean":
+            return jnp.mean(selected, axis=0)
+        return selected
+
+    def evaluate_unchecked(self, masks: jax.Array) -> jax.Array:
+        return jax.vmap(self._value)(masks)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "MaskedProblem", "n": self.n, **json.loads(self._info)}
+
+    # ------------------------------------------------------------------ pytree
+    def tree_flatten(self):
+        children = (self.params, self.activations, self.fill_values, self.inputs, self.units)
+        aux = (self.head, self.selector, self.aggregate, self._labels, self._info, self._out_labels)
+        return children, aux
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        params, activations, fill_values, inputs, units = children
+        head, selector, aggregate, labels, info, out_labels = aux
+        return cls(
+            head=head,
+            params=params,
+            activations=activations,
+            fill_values=fill_values,
+            inputs=inputs,
+            units=units,
+            selector=selector,
+            aggregate=aggregate,
+            labels=labels,
+            info=info,
+            out_labels=out_labels,
+        )
+
+
+def masked_problem(cut: CutModel, inputs: Any, **kwargs: Any) -> MaskedProblem:
+    """Shorthand for :meth:`MaskedProblem.from_cut`."""
+    return MaskedProblem.from_cut(cut, inputs, **kwargs)

@@ -1,0 +1,525 @@
+"""The result type: a (sparse) Fourier spectrum with its provenance.
+
+A :class:`Spectrum` lists subsets ``S`` of the ``n`` neurons and their coefficients
+``f̂(S)`` (sign convention: :mod:`actspec_jax.transforms.indexing`), sorted by ``|f̂(S)|``
+descending, plus what produced it: the problem's description, the solver's settings, key,
+number of function evaluations and wall time. Exact solvers also attach the dense
+spectrum ``float[2^n]``; sampling solvers attach a standard error per coefficient.
+
+Files: ``save('x.json')`` writes a versioned, human-readable JSON document;
+``save('x.npz')`` writes arrays (including the dense spectrum) with the metadata as a
+JSON string. :meth:`Spectrum.load` validates either and never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from actspec_jax.errors import SpectrumFormatError
+from actspec_jax.transforms.indexing import (
+    characters,
+    membership_from_packed,
+    num_words,
+    packed_from_tuples,
+    unpack_subsets,
+)
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "Spectrum", "SpectrumBatch", "load_results"]
+
+FORMAT = "actspec_jax.spectrum"
+BATCH_FORMAT = "actspec_jax.spectrum_batch"
+FORMAT_VERSION = 1
+
+
+def _popcount_table(n: int) -> np.ndarray:
+    """Degree ``|S|`` of every subset index ``S < 2^n``."""
+    degrees = np.zeros(1 << n, dtype=np.int8)
+    for i in range(n):
+        degrees.reshape(-1, 2, 1 << i)[:, 1, :] += 1
+    return degrees
+
+
+def _jsonable(value: Any) -> Any:
+    """Convert numpy / jax scalars and arrays inside metadata to plain JSON values."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray | jax.Array):
+        return np.asarray(value).tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def _atomic_write(path: Path, write: Any, mode: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@jax.tree_util.register_pytree_node_class
+@dataclasses.dataclass(frozen=True, eq=False)
+class Spectrum:
+    """Sparse Fourier spectrum of one pseudo-Boolean function.
+
+    Attributes:
+      n: number of variables (neurons).
+      subsets: ``uint32[K, W]`` bit-packed subsets (neuron ``i`` at bit ``i % 32`` of word
+        ``i // 32``), sorted by ``|coefficient|`` descending.
+      coefficients: ``float[K]`` Fourier coefficients ``f̂(S)`` in the output's units.
+      stderr: ``float[K]`` standard errors (sampling solvers) or ``None`` (exact).
+      labels: a label per neuron.
+      norm_sq: ``E_x[f(x)²] = Σ_S f̂(S)²`` over the *whole* spectrum when known (exact) or
+        estimated (sampling), used for captured-energy shares.
+      problem: the problem's description (layer, output, fill, number of inputs, …).
+      solver: solver name, settings, key, function evaluations, wall time (seconds).
+      dense: ``float[2^n]`` full spectrum in subset-index order (exact solver only).
+      output_label / output_index: which output of a batched problem this spectrum explains.
+    """
+
+    n: int
+    subsets: np.ndarray
+    coefficients: np.ndarray
+    stderr: np.ndarray | None = None
+    labels: tuple[str, ...] | None = None
+    norm_sq: float | None = None
+    problem: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    solver: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    dense: np.ndarray | None = None
+    output_label: str | None = None
+    output_index: int | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def build(
+        cls,
+        n: int,
+        subsets: np.ndarray | Sequence[Sequence[int]],
+        coefficients: Any,
+        *,
+        stderr: Any = None,
+        **kwargs: Any,
+    ) -> Spectrum:
+        """Validate, pack (tuples → bits) and sort by ``|coefficient|`` descending."""
+        if isinstance(subsets, np.ndarray) and subsets.dtype == np.uint32 and subsets.ndim == 2:
+            packed = subsets
+        else:
+            packed = packed_from_tuples([tuple(s) for s in subsets], n)
+        coefficients = np.asarray(coefficients)
+        if packed.shape != (coefficients.shape[0], num_words(n)):
+            raise ValueError(
+                f"subsets {packed.shape} and coefficients {coefficients.shape} do not match n={n}."
+            )
+        order = np.argsort(-np.abs(coefficients), kind="stable")
+        stderr = None if stderr is None else np.asarray(stderr)[order]
+        labels = kwargs.pop("labels", None)
+        return cls(
+            n=int(n),
+            subsets=packed[order],
+            coefficients=coefficients[order],
+            stderr=stderr,
+            labels=None if labels is None else tuple(str(a) for a in labels),
+            **kwargs,
+        )
+
+    @classmethod
+    def from_dict(cls, terms: Mapping[tuple[int, ...], float], n: int, **kwargs: Any) -> Spectrum:
+        """From ``{subset tuple: coefficient}`` (the inverse of :meth:`to_dict`)."""
+        keys = list(terms)
+        return cls.build(n, keys, np.asarray([terms[k] for k in keys], dtype=np.float64), **kwargs)
+
+    # ------------------------------------------------------------------ basic views
+    @property
+    def num_terms(self) -> int:
+        return int(self.coefficients.shape[0])
+
+    def __len__(self) -> int:
+        return self.num_terms
+
+    @property
+    def membership(self) -> np.ndarray:
+        """``bool[K, n]``: ``membership[k, i]`` ⇔ neuron ``i`` ∈ ``S_k``."""
+        return unpack_subsets(np.asarray(self.subsets), self.n)
+
+    @property
+    def degrees(self) -> np.ndarray:
+        """``int[K]``: ``|S_k|``."""
+        return self.membership.sum(axis=1)
+
+    @property
+    def neuron_labels(self) -> tuple[str, ...]:
+        return self.labels if self.labels is not None else tuple(str(i) for i in range(self.n))
+
+    def subset_tuples(self) -> list[tuple[int, ...]]:
+        """Subsets as sorted tuples of neuron indices, in coefficient order."""
+        member = self.membership
+        return [tuple(int(i) for i in np.flatnonzero(row)) for row in member]
+
+    def to_dict(self) -> dict[tuple[int, ...], float]:
+        """``{tuple(sorted neuron indices): coefficient}``; ``()`` is the constant term."""
+        return {s: float(c) for s, c in zip(self.subset_tuples(), np.asarray(self.coefficients))}
+
+    @property
+    def constant(self) -> float:
+        """``f̂(∅) = E_x[f(x)]`` (0 if the empty set is not among the terms)."""
+        if self.dense is not None:
+            return float(self.dense[0])
+        hits = np.flatnonzero(self.degrees == 0)
+        return float(self.coefficients[hits[0]]) if hits.size else 0.0
+
+    def top(self, k: int) -> Spectrum:
+        """The ``k`` largest terms by ``|f̂(S)|`` (dense spectrum kept)."""
+        k = max(0, int(k))
+        return dataclasses.replace(
+            self,
+            subsets=self.subsets[:k],
+            coefficients=self.coefficients[:k],
+            stderr=None if self.stderr is None else self.stderr[:k],
+        )
+
+    # ------------------------------------------------------------------ energy views
+    def _weights_by_term(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(degrees, squared coefficients, membership or None for dense) over all known terms."""
+        if self.dense is not None:
+            weights = np.asarray(self.dense, dtype=np.float64) ** 2
+            return _popcount_table(self.n), weights, None
+        member = self.membership
+        return member.sum(axis=1), np.asarray(self.coefficients, np.float64) ** 2, member
+
+    def energy_by_degree(self, max_degree: int | None = None) -> np.ndarray:
+        """``W^k = Σ_{|S|=k} f̂(S)²`` for ``k = 0 … max_degree`` (default: up to the largest).
+
+        Uses the dense spectrum when present (exact), else the listed terms.
+        """
+        degrees, weights, _ = self._weights_by_term()
+        top = int(degrees.max(initial=0)) if max_degree is None else int(max_degree)
+        return np.bincount(degrees.astype(np.int64), weights=weights, minlength=top + 1)[: top + 1]
+
+    def participation(self, weighted: bool = True) -> np.ndarray:
+        """Per-neuron participation ``float[n]``.
+
+        ``weighted=True``: ``Σ_{S∋i} f̂(S)² / Σ_{|S|≥1} f̂(S)²`` — the share of the non-constant
+        energy in terms that involve neuron ``i`` (sums to the mean degree).
+        ``weighted=False``: the number of listed subsets that contain ``i`` (the paper's
+        heatmap count).
+        """
+        if not weighted:
+            return self.membership.sum(axis=0).astype(np.float64)
+        degrees, weights, member = self._weights_by_term()
+        total = weights[degrees > 0].sum()
+        if member is None:
+            out = np.array(
+                [weights.reshape(-1, 2, 1 << i)[:, 1, :].sum() for i in range(self.n)]
+            )
+        else:
+            out = member.T.astype(np.float64) @ weights
+        return out / total if total > 0 else np.zeros(self.n)
+
+    def distributedness(self) -> dict[str, float]:
+        """How distributed the code is, from the non-constant energy ``E = Σ_{|S|≥1} f̂(S)²``.
+
+        Returns:
+          ``higher_order_share``: ``Σ_{|S|≥2} f̂(S)² / E`` (0 = purely additive, 1 = no
+          single neuron matters alone); ``mean_degree``: ``Σ |S| f̂(S)² / E``;
+          ``effective_terms``: ``E² / Σ f̂(S)⁴`` (how many terms share the energy);
+          ``nonconstant_energy``: ``E``; ``captured_share``: listed terms' energy over
+          ``norm_sq`` (NaN if unknown).
+        """
+        degrees, weights, _ = self._weights_by_term()
+        nonconst = weights[degrees > 0]
+        energy = float(nonconst.sum())
+        listed = float((np.asarray(self.coefficients, np.float64) ** 2).sum())
+        if energy <= 0:
+            share = mean_deg = eff = 0.0
+        else:
+            share = float(weights[degrees >= 2].sum() / energy)
+            mean_deg = float((degrees * weights).sum() / energy)
+            eff = float(energy**2 / (nonconst**2).sum())
+        captured = listed / self.norm_sq if self.norm_sq else float("nan")
+        return {
+            "higher_order_share": share,
+            "mean_degree": mean_deg,
+            "effective_terms": eff,
+            "nonconstant_energy": energy,
+            "captured_share": float(captured),
+        }
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, masks: jax.Array) -> jax.Array:
+        """Sparse approximation ``Σ_S f̂(S) χ_S(x)`` at masks ``float[k, n]`` → ``float[k]`` (jittable)."""
+        member = membership_from_packed(jnp.asarray(self.subsets), self.n)
+        chi = characters(jnp.asarray(masks), member)
+        coef = jnp.asarray(self.coefficients, dtype=chi.dtype)
+        return chi @ coef
+
+    def r2(self, problem: Any, *, key: jax.Array, num_masks: int = 2048) -> float:
+        """Faithfulness R² of :meth:`evaluate` against ``problem`` on fresh uniform random masks."""
+        from actspec_jax.metrics import faithfulness_r2
+
+        return faithfulness_r2(self, problem, key=key, num_masks=num_masks)
+
+    # ------------------------------------------------------------------ text
+    def summary(self, k: int = 10) -> str:
+        """A small text table of the top ``k`` terms and the distributedness figures."""
+        labels = self.neuron_labels
+        lines = []
+        head = "  #  coefficient" + ("   stderr" if self.stderr is not None else "") + "  subset"
+        lines.append(head)
+        for row, (subset, coef) in enumerate(zip(self.subset_tuples()[:k], self.coefficients[:k])):
+            names = "{" + ", ".join(labels[i] for i in subset) + "}" if subset else "∅ (constant)"
+            err = f"  {float(self.stderr[row]):7.4f}" if self.stderr is not None else ""
+            lines.append(f"{row + 1:3d}  {float(coef):+11.5f}{err}  {names}")
+        d = self.distributedness()
+        lines.append(
+            f"higher-order energy share {d['higher_order_share']:.3f}, energy-weighted mean degree "
+            f"{d['mean_degree']:.2f}, effective number of terms {d['effective_terms']:.1f}"
+        )
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        src = self.solver.get("name", "?")
+        return f"Spectrum(n={self.n}, terms={self.num_terms}, solver={src}, output={self.output_label!r})"
+
+    # ------------------------------------------------------------------ I/O
+    def to_json_dict(self) -> dict[str, Any]:
+        """The JSON document written by :meth:`save` (no dense spectrum)."""
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "n": self.n,
+            "subsets": [list(s) for s in self.subset_tuples()],
+            "coefficients": [float(c) for c in np.asarray(self.coefficients)],
+            "stderr": None if self.stderr is None else [float(e) for e in np.asarray(self.stderr)],
+            "labels": None if self.labels is None else list(self.labels),
+            "norm_sq": None if self.norm_sq is None else float(self.norm_sq),
+            "problem": _jsonable(dict(self.problem)),
+            "solver": _jsonable(dict(self.solver)),
+            "output_label": self.output_label,
+            "output_index": self.output_index,
+        }
+
+    @classmethod
+    def from_json_dict(cls, doc: Any, *, source: str = "document") -> Spectrum:
+        """Validate and rebuild a spectrum from :meth:`to_json_dict` output."""
+        _check_header(doc, FORMAT, source)
+        try:
+            n = int(doc["n"])
+            subsets = doc["subsets"]
+            coefficients = np.asarray(doc["coefficients"], dtype=np.float64)
+            stderr = doc.get("stderr")
+            labels = doc.get("labels")
+        except (KeyError, TypeError, ValueError) as err:
+            raise SpectrumFormatError(f"{source}: missing or malformed field ({err}).") from err
+        if n < 1 or not isinstance(subsets, list) or coefficients.ndim != 1:
+            raise SpectrumFormatError(f"{source}: 'n', 'subsets' or 'coefficients' is malformed.")
+        if len(subsets) != coefficients.shape[0]:
+            raise SpectrumFormatError(
+                f"{source}: {len(subsets)} subsets but {coefficients.shape[0]} coefficients."
+            )
+        if labels is not None and len(labels) != n:
+            raise SpectrumFormatError(f"{source}: {len(labels)} labels for n={n} neurons.")
+        if stderr is not None and len(stderr) != len(subsets):
+            raise SpectrumFormatError(f"{source}: stderr has the wrong length.")
+        try:
+            packed = packed_from_tuples([tuple(int(i) for i in s) for s in subsets], n)
+        except (TypeError, ValueError) as err:
+            raise SpectrumFormatError(f"{source}: bad subset ({err}).") from err
+        norm_sq = doc.get("norm_sq")
+        return cls(
+            n=n,
+            subsets=packed,
+            coefficients=coefficients,
+            stderr=None if stderr is None else np.asarray(stderr, dtype=np.float64),
+            labels=None if labels is None else tuple(str(a) for a in labels),
+            norm_sq=None if norm_sq is None else float(norm_sq),
+            problem=dict(doc.get("problem") or {}),
+            solver=dict(doc.get("solver") or {}),
+            output_label=doc.get("output_label"),
+            output_index=doc.get("output_index"),
+        )
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write to ``.json`` (readable; no dense spectrum) or ``.npz`` (arrays incl. dense).
+
+        Writes atomically (temporary file + rename). Returns the path.
+        """
+        path = Path(path)
+        if path.suffix == ".npz":
+            arrays = {"metadata": np.asarray(json.dumps(self.to_json_dict()))}
+            if self.dense is not None:
+                arrays["dense"] = np.asarray(self.dense)
+            _atomic_write(path, lambda h: np.savez_compressed(h, **arrays), "wb")
+        else:
+            text = json.dumps(self.to_json_dict(), indent=1)
+            _atomic_write(path, lambda h: h.write(text), "w")
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Spectrum:
+        """Read a file written by :meth:`save`; raises :class:`SpectrumFormatError` if invalid."""
+        result = load_results(path)
+        if not isinstance(result, Spectrum):
+            raise SpectrumFormatError(f"{path} holds a batch of spectra; use SpectrumBatch.load.")
+        return result
+
+    # ------------------------------------------------------------------ pytree
+    def tree_flatten(self):
+        children = (self.subsets, self.coefficients, self.stderr, self.dense)
+        aux = json.dumps(
+            {
+                "n": self.n,
+                "labels": self.labels,
+                "norm_sq": self.norm_sq,
+                "problem": _jsonable(dict(self.problem)),
+                "solver": _jsonable(dict(self.solver)),
+                "output_label": self.output_label,
+                "output_index": self.output_index,
+            }
+        )
+        return children, aux
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        meta = json.loads(aux)
+        subsets, coefficients, stderr, dense = children
+        labels = meta.pop("labels")
+        return cls(
+            subsets=subsets,
+            coefficients=coefficients,
+            stderr=stderr,
+            dense=dense,
+            labels=None if labels is None else tuple(labels),
+            **meta,
+        )
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SpectrumBatch(Sequence):
+    """Spectra of a batch of functions that shared every mask evaluation.
+
+    Index it like a list; ``batch.dense`` stacks the dense spectra (exact solver) into
+    ``float[B, 2^n]``; ``output_shape`` is the problem's output shape (``B = prod``).
+    """
+
+    spectra: tuple[Spectrum, ...]
+    output_shape: tuple[int, ...]
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self.spectra[index]
+
+    def __len__(self) -> int:
+        return len(self.spectra)
+
+    def __iter__(self) -> Iterator[Spectrum]:
+        return iter(self.spectra)
+
+    @property
+    def output_labels(self) -> tuple[str | None, ...]:
+        return tuple(s.output_label for s in self.spectra)
+
+    @property
+    def dense(self) -> np.ndarray | None:
+        if any(s.dense is None for s in self.spectra):
+            return None
+        return np.stack([np.asarray(s.dense) for s in self.spectra])
+
+    def to_dicts(self) -> list[dict[tuple[int, ...], float]]:
+        return [s.to_dict() for s in self.spectra]
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write all spectra as one JSON document (atomic)."""
+        path = Path(path)
+        doc = {
+            "format": BATCH_FORMAT,
+            "version": FORMAT_VERSION,
+            "output_shape": list(self.output_shape),
+            "spectra": [s.to_json_dict() for s in self.spectra],
+        }
+        text = json.dumps(doc, indent=1)
+        _atomic_write(path, lambda h: h.write(text), "w")
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SpectrumBatch:
+        result = load_results(path)
+        if not isinstance(result, SpectrumBatch):
+            raise SpectrumFormatError(f"{path} holds a single spectrum; use Spectrum.load.")
+        return result
+
+
+def _check_header(doc: Any, expected: str, source: str) -> None:
+    if not isinstance(doc, Mapping) or "format" not in doc:
+        raise SpectrumFormatError(
+            f"{source} is not an actspec_jax results file (no 'format' field); expected {expected!r}."
+        )
+    if doc["format"] != expected:
+        raise SpectrumFormatError(
+            f"{source} has format {doc['format']!r}, expected {expected!r}: not an actspec_jax "
+            "spectrum, or the wrong kind of results file."
+        )
+    version = doc.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise SpectrumFormatError(f"{source}: missing or invalid format version {version!r}.")
+    if version > FORMAT_VERSION:
+        raise SpectrumFormatError(
+            f"{source} was written by a newer actspec_jax (format version {version}; this one reads "
+            f"up to {FORMAT_VERSION}). Upgrade actspec_jax to read it."
+        )
+
+
+def load_results(path: str | os.PathLike) -> Spectrum | SpectrumBatch:
+    """Load a :class:`Spectrum` (``.json``/``.npz``) or :class:`SpectrumBatch` (``.json``)."""
+    path = Path(path)
+    source = str(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no results file at {source}.")
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                doc = json.loads(str(data["metadata"]))
+                dense = np.asarray(data["dense"]) if "dense" in data.files else None
+        except (ValueError, KeyError, OSError, json.JSONDecodeError) as err:
+            raise SpectrumFormatError(f"{source} is not a readable actspec_jax .npz file ({err}).") from err
+        spectrum = Spectrum.from_json_dict(doc, source=source)
+        if dense is not None:
+            if dense.shape != (1 << spectrum.n,):
+                raise SpectrumFormatError(f"{source}: dense spectrum has shape {dense.shape}.")
+            spectrum = dataclasses.replace(spectrum, dense=dense)
+        return spectrum
+    try:
+        doc = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SpectrumFormatError(
+            f"{source} is not valid JSON ({err}); the file is truncated, corrupt or not a results file."
+        ) from err
+    if isinstance(doc, Mapping) and doc.get("format") == BATCH_FORMAT:
+        _check_header(doc, BATCH_FORMAT, source)
+        items = doc.get("spectra")
+        if not isinstance(items, list):
+            raise SpectrumFormatError(f"{source}: 'spectra' must be a list.")
+        spectra = tuple(
+            Spectrum.from_json_dict(item, source=f"{source}[{i}]") for i, item in enumerate(items)
+        )
+        return SpectrumBatch(spectra=spectra, output_shape=tuple(doc.get("output_shape") or ()))
+    return Spectrum.from_json_dict(doc, source=source)

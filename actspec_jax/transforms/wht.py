@@ -1,0 +1,129 @@
+"""Fast Walsh–Hadamard transform (Sylvester order), batched and jit-compiled.
+
+``fwht(v)[S] = Σ_k v[k] (−1)^{popcount(k & S)}`` over the last axis, whose length must be
+``2^n``. With the value table of a pseudo-Boolean function in the index order of
+:mod:`actspec_jax.transforms.indexing`, ``fwht(v) / 2^n`` is its Fourier spectrum.
+The transform is its own inverse up to ``2^n``: ``ifwht(fwht(v)) == v``.
+
+Two formulations:
+
+* ``"kronecker"`` — ``H_{2^n} = H_{2^{k_1}} ⊗ … ⊗ H_{2^{k_p}}``. Each of the ``p`` passes
+  multiplies the leading ``k`` index bits by a small dense Hadamard matrix and rotates
+  them to the back (Good's shuffle), so a pass is one matrix product plus one transpose:
+  ``p = ⌈n / k⌉`` memory passes instead of ``n``, and the work lands on matrix units
+  (MXU / tensor cores). Products run at ``Precision.HIGHEST`` so float32 stays float32.
+* ``"radix2"`` — the textbook ``n`` butterfly passes; simplest, used as a reference.
+
+Memory: at most two arrays of the input's size are live (no ``n``-fold copies).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["MAX_WHT_BITS", "default_block_bits", "fwht", "hadamard_matrix", "ifwht"]
+
+MAX_WHT_BITS = 30
+Method = Literal["auto", "kronecker", "radix2"]
+
+
+@functools.lru_cache(maxsize=64)
+def _hadamard_numpy(bits: int) -> np.ndarray:
+    h = np.ones((1, 1), dtype=np.float64)
+    for _ in range(bits):
+        h = np.block([[h, h], [h, -h]])
+    return h
+
+
+def hadamard_matrix(bits: int, dtype=jnp.float32) -> jax.Array:
+    """Unnormalised Sylvester Hadamard matrix ``H[i, j] = (−1)^{popcount(i & j)}``, size ``2^bits``."""
+    return jnp.asarray(_hadamard_numpy(bits), dtype=dtype)
+
+
+def default_block_bits(backend: str | None = None) -> int:
+    """Bits per Kronecker factor for a backend: 5 (32×32) on CPU, 7 (128×128) on GPU/TPU.
+
+    Measured on a 2-core AVX-512 CPU at n = 24: 5 bits beats 4, 6 and 8 (fewer passes vs
+    more FLOPs per pass). On matrix units 128 matches the systolic array / MMA tile width.
+    """
+    backend = backend or jax.default_backend()
+    return 5 if backend == "cpu" else 7
+
+
+def _check_length(length: int) -> int:
+    bits = int(length).bit_length() - 1
+    if length < 1 or (1 << bits) != length:
+        raise ValueError(
+            f"fwht needs a last axis of length 2^n, got {length}. Pad the value table to the "
+            "next power of two or check which axis holds the masks."
+        )
+    if bits > MAX_WHT_BITS:
+        raise ValueError(f"fwht supports lengths up to 2^{MAX_WHT_BITS}, got 2^{bits}.")
+    return bits
+
+
+def _split_bits(bits: int, block: int) -> tuple[int, ...]:
+    """Split ``bits`` into near-equal factors of at most ``block`` bits each."""
+    if bits == 0:
+        return ()
+    passes = -(-bits // block)
+    base, extra = divmod(bits, passes)
+    return tuple(base + (1 if i < extra else 0) for i in range(passes))
+
+
+def _kronecker(values: jax.Array, bits: int, block: int) -> jax.Array:
+    batch = values.shape[:-1]
+    x = values.reshape((-1, 1 << bits))
+    for k in _split_bits(bits, block):
+        h = hadamard_matrix(k, x.dtype)
+        x = x.reshape((x.shape[0], 1 << k, -1))
+        # Contract the leading k bits, then move them to the back (Good's shuffle):
+        # after every factor has been applied once, the bit order is the original one.
+        x = jnp.einsum("ij,bjr->bri", h, x, precision=jax.lax.Precision.HIGHEST)
+        x = x.reshape((x.shape[0], -1))
+    return x.reshape((*batch, 1 << bits))
+
+
+def _radix2(values: jax.Array, bits: int) -> jax.Array:
+    batch = values.shape[:-1]
+    x = values.reshape((-1, 1 << bits))
+    for i in range(bits):
+        x = x.reshape((x.shape[0], -1, 2, 1 << i))
+        x = jnp.stack([x[:, :, 0] + x[:, :, 1], x[:, :, 0] - x[:, :, 1]], axis=2)
+    return x.reshape((*batch, 1 << bits))
+
+
+@functools.partial(jax.jit, static_argnames=("method", "block_bits"))
+def fwht(values: jax.Array, *, method: Method = "auto", block_bits: int | None = None) -> jax.Array:
+    """Unnormalised Walsh–Hadamard transform over the last axis.
+
+    Args:
+      values: ``float[..., 2^n]`` (float32 or float64; integer input is promoted to float32).
+      method: ``"kronecker"`` (matrix-unit friendly), ``"radix2"``, or ``"auto"`` (kronecker).
+      block_bits: bits per Kronecker factor; default :func:`default_block_bits`.
+
+    Returns:
+      Array of the same shape: ``out[..., S] = Σ_k values[..., k] (−1)^{popcount(k & S)}``.
+    """
+    if not jnp.issubdtype(values.dtype, jnp.floating):
+        values = values.astype(jnp.float32)
+    bits = _check_length(values.shape[-1])
+    if method == "radix2":
+        return _radix2(values, bits)
+    if method not in ("auto", "kronecker"):
+        raise ValueError(f"unknown fwht method {method!r}; use 'auto', 'kronecker' or 'radix2'.")
+    block = block_bits if block_bits is not None else default_block_bits()
+    if block < 1:
+        raise ValueError(f"block_bits must be >= 1, got {block}.")
+    return _kronecker(values, bits, block)
+
+
+def ifwht(coefficients: jax.Array, *, method: Method = "auto", block_bits: int | None = None) -> jax.Array:
+    """Inverse of :func:`fwht`: ``fwht(c) / 2^n``."""
+    out = fwht(coefficients, method=method, block_bits=block_bits)
+    return out / out.shape[-1]
