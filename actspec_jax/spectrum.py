@@ -229,9 +229,7 @@ class Spectrum:
         degrees, weights, member = self._weights_by_term()
         total = weights[degrees > 0].sum()
         if member is None:
-            out = np.array(
-                [weights.reshape(-1, 2, 1 << i)[:, 1, :].sum() for i in range(self.n)]
-            )
+            out = np.array([weights.reshape(-1, 2, 1 << i)[:, 1, :].sum() for i in range(self.n)])
         else:
             out = member.T.astype(np.float64) @ weights
         return out / total if total > 0 else np.zeros(self.n)

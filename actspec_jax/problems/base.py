@@ -84,9 +84,7 @@ class Problem(abc.ABC):
         """A label per flattened output (``('value',)`` for a single function)."""
         if not self.output_shape:
             return ("value",)
-        return tuple(
-            ",".join(str(i) for i in idx) for idx in np.ndindex(*self.output_shape)
-        )
+        return tuple(",".join(str(i) for i in idx) for idx in np.ndindex(*self.output_shape))
 
     @abc.abstractmethod
     def evaluate_unchecked(self, masks: jax.Array) -> jax.Array:

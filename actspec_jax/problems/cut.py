@@ -181,11 +181,7 @@ def cut_linen(
 
 
 def _nnx_paths(model: nnx.Module) -> dict[str, tuple]:
-    return {
-        "/".join(str(p) for p in path): tuple(path)
-        for path, _ in nnx.iter_modules(model)
-        if path
-    }
+    return {"/".join(str(p) for p in path): tuple(path) for path, _ in nnx.iter_modules(model) if path}
 
 
 class _NnxPatch:
@@ -305,8 +301,6 @@ def list_layers(model: Any, params: Params = None, inputs: Inputs = None, **kwar
         )
     if isinstance(model, nnx.Module):
         return {
-            "/".join(str(p) for p in path): type(m).__name__
-            for path, m in nnx.iter_modules(model)
-            if path
+            "/".join(str(p) for p in path): type(m).__name__ for path, m in nnx.iter_modules(model) if path
         }
     raise TypeError(f"list_layers supports flax.linen and flax.nnx modules, got {type(model).__name__}.")

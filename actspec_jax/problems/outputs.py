@@ -23,9 +23,9 @@ __all__ = [
     "AllLogProbs",
     "AllLogits",
     "ClassIndicator",
+    "LogProb",
     "Logit",
     "LogitDiff",
-    "LogProb",
     "OutputSelector",
     "Prob",
     "parse_output",
@@ -201,6 +201,5 @@ def parse_output(spec: Any) -> OutputSelector:
     except ValueError:
         pass
     raise ActSpecError(
-        f"cannot parse output {spec!r}. Use one of {known}, e.g. 'indicator:7', 'logit_diff:1-0', "
-        "'logits'."
+        f"cannot parse output {spec!r}. Use one of {known}, e.g. 'indicator:7', 'logit_diff:1-0', 'logits'."
     )

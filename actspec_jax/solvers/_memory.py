@@ -97,5 +97,5 @@ def chunk_size_for_budget(per_item: int, budget: int, *, limit: int, what: str =
             f"(needs at least {format_bytes(per_item)}, i.e. memory_budget >= {per_item} bytes). "
             "Raise memory_budget, or use fewer inputs in the problem."
         )
-    chunk = 1 << int(math.floor(math.log2(budget // per_item)))
-    return max(1, min(chunk, 1 << int(math.floor(math.log2(max(1, limit))))))
+    chunk = 1 << math.floor(math.log2(budget // per_item))
+    return max(1, min(chunk, 1 << math.floor(math.log2(max(1, limit)))))

@@ -117,9 +117,7 @@ def subsets_from_indices(indices: np.ndarray, n: int) -> np.ndarray:
     words = num_words(n)
     out = np.zeros((indices.shape[0], words), dtype=np.uint32)
     for w in range(words):
-        out[:, w] = ((indices >> np.uint64(WORD_BITS * w)) & np.uint64(0xFFFFFFFF)).astype(
-            np.uint32
-        )
+        out[:, w] = ((indices >> np.uint64(WORD_BITS * w)) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
     return out
 
 
