@@ -4,10 +4,16 @@ Every kernel has fixed shapes for a given problem and configuration (the live se
 padded to the beam, the search order to a whole number of blocks, sample sets to whole
 chunks with a validity weight), so each compiles once and every level reuses it.
 
+Only the ``evaluate_*`` kernels and :func:`influence` trace the problem; the heavier
+statistics kernels see only arrays, so they compile once per configuration and are shared
+by every problem of the same size (e.g. every class of one layer). Randomness is drawn
+up front per round (``uint32`` words of 32 signs, or data-row numbers), so it does not
+depend on how the work is chunked.
+
 Symbols: ``n`` neurons; ``B`` beam slots; ``D`` maximum ``|S|``; ``b`` coordinates split per
-level, ``T = 2^b`` children per bucket; ``m`` base draws ``z`` per level, ``r`` prefix draws
-``y`` per base draw; ``c`` base draws per chunk. Padding neuron index: ``n`` (its pattern
-column is the constant +1, so it never changes a character).
+level, ``T = 2^b`` children per bucket; ``m`` base draws ``z`` per round, ``r`` prefix draws
+``y`` per base draw; ``W = ⌈n/32⌉``. Padding neuron index: ``n`` (its pattern column is the
+constant +1, so it never changes a character).
 """
 
 from __future__ import annotations
@@ -18,22 +24,29 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from actspec_jax.solvers.paper import paper_rows, paper_sample
+from actspec_jax.solvers.paper import paper_rows, paper_values
 from actspec_jax.solvers.redundancy import predictability
 
 __all__ = [
     "block_characters",
-    "design",
-    "estimate_children",
+    "child_stats",
+    "design_characters",
+    "draw",
+    "evaluate_design",
+    "evaluate_round",
     "influence",
     "postcheck_trim",
     "random_signs",
     "select_children",
+    "signs_from_words",
     "subset_characters",
 ]
 
 MASK = "mask"
 PAPER = "paper"
+
+
+# --------------------------------------------------------------------------- helpers
 
 
 def random_words(key: jax.Array, shape: tuple[int, ...], n: int) -> jax.Array:
@@ -49,12 +62,8 @@ def signs_from_words(words: jax.Array, n: int) -> jax.Array:
 
 
 def random_signs(key: jax.Array, shape: tuple[int, ...], n: int) -> jax.Array:
-    """Uniform ``±1`` ``float32[*shape, n]`` from 32 random bits per word (cheap on CPU)."""
+    """Uniform ``±1`` ``float32[*shape, n]``."""
     return signs_from_words(random_words(key, shape, n), n)
-
-
-def _pad_rows(x: jax.Array, rows: int) -> jax.Array:
-    return jnp.pad(x, [(0, rows - x.shape[0])] + [(0, 0)] * (x.ndim - 1))
 
 
 def extend(patterns: jax.Array) -> jax.Array:
@@ -79,38 +88,74 @@ def block_characters(patterns_ext: jax.Array, block: jax.Array) -> jax.Array:
     return chi
 
 
-def _sample(
-    problem: Any, patterns: Any, draws: jax.Array, prefix: jax.Array, *, mode: str, r: int
-) -> tuple[jax.Array, jax.Array]:
-    """``values float32[c, r]`` and the ``±1`` patterns ``float32[c, r, n]`` χ is read from,
-    for one chunk of pre-drawn randomness (``draws[c, r + 1, ...]``)."""
+def _chunked(x: jax.Array, c: int) -> jax.Array:
+    """Pad the leading axis to a multiple of ``c`` (zeros) and split it: ``[k, ...]`` → ``[k/c, c, ...]``."""
+    chunks = -(-x.shape[0] // c)
+    x = jnp.pad(x, [(0, chunks * c - x.shape[0])] + [(0, 0)] * (x.ndim - 1))
+    return x.reshape(chunks, c, *x.shape[1:])
+
+
+def _patterns(draws: jax.Array, patterns: Any, n: int, mode: str) -> jax.Array:
+    """``±1`` patterns χ is read from: unpacked words (mask) or binarised data rows (paper)."""
     if mode == PAPER:
-        return paper_sample(problem, patterns, draws[:, 0], draws[:, 1:], prefix)
-    n = prefix.shape[0]
-    c = draws.shape[0]
-    signs = signs_from_words(draws, n)  # [c, r + 1, n]
-    y = signs[:, 1:]
-    masks = jnp.where(prefix, y, signs[:, :1])
-    values = problem.evaluate_unchecked(masks.reshape(c * r, n)).reshape(c, r)
-    return values.astype(jnp.float32), y
+        return patterns[draws]
+    return signs_from_words(draws, n)
 
 
-@functools.partial(jax.jit, static_argnames=("mode", "m", "c", "r", "b"))
-def estimate_children(
-    problem: Any,
+# --------------------------------------------------------------------------- draws
+
+
+@functools.partial(jax.jit, static_argnames=("mode", "shape", "n", "rows"))
+def draw(key: jax.Array, *, mode: str, shape: tuple[int, ...], n: int, rows: int) -> jax.Array:
+    """All random draws of one round: mask mode ``uint32[*shape, W]`` words, paper mode
+    ``int32[*shape]`` data-row numbers in ``0 … rows − 1``."""
+    if mode == PAPER:
+        return jax.random.randint(key, shape, 0, rows)
+    return random_words(key, shape, n)
+
+
+# --------------------------------------------------------------------------- levels
+
+
+@functools.partial(jax.jit, static_argnames=("mode", "c", "b"))
+def evaluate_round(
+    problem: Any, draws: jax.Array, level: jax.Array, rank: jax.Array, *, mode: str, c: int, b: int
+) -> jax.Array:
+    """``f`` on the hybrids of one round: ``float32[m, r]`` for draws ``[m, r + 1, ...]``.
+
+    Hybrid ``(j, a)`` takes the neurons in the prefix (search rank ``< (level + 1)·b``) from
+    prefix draw ``a`` and all others from base draw ``j`` (column 0). Evaluated in chunks of
+    ``c`` base draws (``c·r`` masks or hybrid rows per call of the problem).
+    """
+    m, r = draws.shape[0], draws.shape[1] - 1
+    n = rank.shape[0]
+    prefix = rank < (level + 1) * b
+
+    def one(chunk: jax.Array) -> jax.Array:
+        if mode == PAPER:
+            return paper_values(problem, chunk[:, 0], chunk[:, 1:], prefix)
+        signs = signs_from_words(chunk, n)
+        masks = jnp.where(prefix, signs[:, 1:], signs[:, :1])
+        return problem.evaluate_unchecked(masks.reshape(c * r, n)).reshape(c, r).astype(jnp.float32)
+
+    values = jax.lax.map(one, _chunked(draws, c))
+    return values.reshape(-1, r)[:m]
+
+
+@functools.partial(jax.jit, static_argnames=("mode", "c", "b", "n"))
+def child_stats(
+    values: jax.Array,
+    draws: jax.Array,
     patterns: Any,
     members: jax.Array,
-    key: jax.Array,
     level: jax.Array,
-    rank: jax.Array,
     order: jax.Array,
     center: jax.Array,
     *,
     mode: str,
-    m: int,
     c: int,
-    r: int,
     b: int,
+    n: int,
 ) -> dict[str, jax.Array]:
     """Sufficient statistics of every child's weight estimate at one level.
 
@@ -123,48 +168,41 @@ def estimate_children(
 
     the U-statistic over ordered pairs ``a ≠ b`` of ``F_ja χ(y_ja) F_jb χ(y_jb)``, whose mean is
     ``E_z[(E_y f χ_{S∪T})²] = Σ_U f̂(S ∪ T ∪ U)²`` over ``U`` in the suffix. One evaluation batch
-    of ``c·r`` masks serves all ``B · 2^b`` children; the children's estimates are one batched
-    matrix product ``[B, r] @ [r, 2^b]`` per base draw.
+    serves all ``B · 2^b`` children; their estimates are one batched matrix product
+    ``[B, r] @ [r, 2^b]`` per base draw.
 
     Returns sums over the ``m`` base draws: ``su``, ``su2`` (``float32[B, 2^b]``), ``sf``, ``sf2``,
     ``fmax`` (of ``|F|``) and ``bad`` (number of non-finite values).
     """
-    prefix = rank < (level + 1) * b
+    m, r = values.shape
     block = jax.lax.dynamic_slice(order, (level * b,), (b,))
-    chunks = -(-m // c)
-    beam = members.shape[0]
-    if mode == PAPER:
-        draws = jax.random.randint(key, (m, r + 1), 0, problem.activations.shape[0])
-    else:
-        draws = random_words(key, (m, r + 1), rank.shape[0])
-    draws = _pad_rows(draws, chunks * c).reshape(chunks, c, *draws.shape[1:])
+    weight = _chunked(jnp.ones((m,), jnp.float32), c)
+    finite = jnp.isfinite(values)
+    centred = jnp.where(finite, values - center, 0.0)
 
-    def body(carry: tuple, j: jax.Array) -> tuple[tuple, None]:
-        su, su2, sf, sf2, fmax, bad = carry
-        index = j * c + jnp.arange(c)
-        values, pats = _sample(problem, patterns, draws[j], prefix, mode=mode, r=r)
-        weight = (index < m).astype(jnp.float32)
-        finite = jnp.isfinite(values)
-        bad = bad + jnp.sum(jnp.where(finite, 0.0, weight[:, None]))
-        values = jnp.where(finite, values - center, 0.0) * weight[:, None]
-        ext = extend(pats)
-        left = values[:, :, None] * subset_characters(ext, members)  # [c, r, B]
+    def body(carry: tuple, chunk: tuple) -> tuple[tuple, None]:
+        su, su2, sf, sf2, fmax = carry
+        vals, chunk_draws, w = chunk
+        vals = vals * w[:, None]
+        ext = extend(_patterns(chunk_draws[:, 1:], patterns, n, mode))
+        left = vals[:, :, None] * subset_characters(ext, members)  # [c, r, B]
         g = jnp.einsum("caB,caT->cBT", left, block_characters(ext, block))
-        q = jnp.sum(values * values, axis=1)
+        q = jnp.sum(vals * vals, axis=1)
         u = (g * g - q[:, None, None]) / (r * (r - 1))
         carry = (
             su + jnp.sum(u, axis=0),
             su2 + jnp.sum(u * u, axis=0),
-            sf + jnp.sum(values),
-            sf2 + jnp.sum(values * values),
-            jnp.maximum(fmax, jnp.max(jnp.abs(values))),
-            bad,
+            sf + jnp.sum(vals),
+            sf2 + jnp.sum(vals * vals),
+            jnp.maximum(fmax, jnp.max(jnp.abs(vals))),
         )
         return carry, None
 
-    zeros = jnp.zeros((beam, 1 << b), jnp.float32)
-    init = (zeros, zeros, jnp.float32(0), jnp.float32(0), jnp.float32(0), jnp.float32(0))
-    (su, su2, sf, sf2, fmax, bad), _ = jax.lax.scan(body, init, jnp.arange(chunks))
+    zeros = jnp.zeros((members.shape[0], 1 << b), jnp.float32)
+    init = (zeros, zeros, jnp.float32(0), jnp.float32(0), jnp.float32(0))
+    xs = (_chunked(centred, c), _chunked(draws, c), weight)
+    (su, su2, sf, sf2, fmax), _ = jax.lax.scan(body, init, xs)
+    bad = jnp.sum(~finite).astype(jnp.float32)
     return {"su": su, "su2": su2, "sf": sf, "sf2": sf2, "fmax": fmax, "bad": bad}
 
 
@@ -196,10 +234,9 @@ def select_children(
         |Ŵ − W| ≤ sqrt(2 V̂ ln(3/δ) / m) + 3 R ln(3/δ) / m,   R = (r + 1) F_max² / (r − 1),
 
     with ``V̂`` the empirical variance of ``u_j`` and ``R`` the range of ``u_j`` when
-    ``|F| ≤ F_max`` (the observed maximum).
+    ``|F| ≤ F_max`` (the observed maximum, so the bound is exact only if ``f`` never exceeds it).
     """
     depth = members.shape[1]
-    sentinel = n  # padding neuron index
     children = 1 << b
     m = jnp.asarray(m, jnp.float32)
     mean = stats["su"] / m
@@ -207,13 +244,12 @@ def select_children(
     block = jax.lax.dynamic_slice(order, (level * b,), (b,))
     t_bits = (jnp.arange(children)[:, None] >> jnp.arange(b)[None, :]) & 1  # [T, b]
     t_size = jnp.sum(t_bits, axis=1)
-    block_ok = jnp.all((t_bits == 0) | (block[None, :] != sentinel), axis=1)
+    block_ok = jnp.all((t_bits == 0) | (block[None, :] != n), axis=1)
     child_valid = valid[:, None] & block_ok[None, :]
     degree_ok = degree[:, None] + t_size[None, :] <= depth
     ok = child_valid & degree_ok
     above = ok & (mean >= threshold)
-    score = jnp.where(above, mean, -jnp.inf)
-    top, idx = jax.lax.top_k(score.ravel(), pool)
+    top, idx = jax.lax.top_k(jnp.where(above, mean, -jnp.inf).ravel(), pool)
     parent, t = idx // children, idx % children
     new_valid = jnp.isfinite(top)
     new_members = members[parent]
@@ -223,10 +259,9 @@ def select_children(
         bit = (((t >> j) & 1) == 1) & new_valid
         new_members = jnp.where((slots == new_degree[:, None]) & bit[:, None], block[j], new_members)
         new_degree = new_degree + bit.astype(new_degree.dtype)
-    new_members = jnp.where(new_valid[:, None], new_members, sentinel)
+    new_members = jnp.where(new_valid[:, None], new_members, n)
     new_degree = jnp.where(new_valid, new_degree, 0)
-    added = jnp.where((t_bits[t] == 1) & new_valid[:, None], block[None, :], sentinel)
-    se = jnp.sqrt(var / m).ravel()[idx]
+    added = jnp.where((t_bits[t] == 1) & new_valid[:, None], block[None, :], n)
 
     count = jnp.maximum(jnp.sum(ok), 1).astype(jnp.float32)
     log_term = jnp.log(3.0 * count / failure)
@@ -238,7 +273,7 @@ def select_children(
         "degree": new_degree,
         "valid": new_valid,
         "weights": jnp.where(new_valid, top, 0.0),
-        "stderr": jnp.where(new_valid, se, 0.0),
+        "stderr": jnp.where(new_valid, jnp.sqrt(var / m).ravel()[idx], 0.0),
         "added": added,
         "children": jnp.sum(ok),
         "above": jnp.sum(above),
@@ -248,47 +283,66 @@ def select_children(
     }
 
 
-@functools.partial(jax.jit, static_argnames=("beam",))
+@functools.partial(jax.jit, static_argnames=("beam", "checked", "n"))
 def postcheck_trim(
-    bits: jax.Array, selected: dict[str, jax.Array], delta: jax.Array, *, beam: int
+    bits: jax.Array, selected: dict[str, jax.Array], delta: jax.Array, *, beam: int, checked: int, n: int
 ) -> dict[str, jax.Array]:
-    """Apply the post-check to the candidate pool, then keep the ``beam`` heaviest accepted."""
-    stat = predictability(bits, selected["members"], selected["added"])
-    rejected = selected["valid"] & jnp.any(stat > delta, axis=1)
-    keep = selected["valid"] & ~rejected
+    """Apply the post-check to the candidate pool, then keep the ``beam`` heaviest accepted.
+
+    Only candidates that add a neuron (``T ≠ ∅``; the others equal their already checked
+    parent) are tested, the ``checked`` heaviest of them; further new candidates are dropped
+    (counted in ``unchecked``). With ``b = 1`` at most ``beam`` candidates are new, so
+    ``checked = beam`` tests them all.
+    """
+    is_new = selected["valid"] & jnp.any(selected["added"] != n, axis=1)
+    _, pick = jax.lax.top_k(is_new.astype(jnp.float32), checked)  # ties: lower index (heavier) first
+    stat_picked = predictability(bits, selected["members"][pick], selected["added"][pick])
+    stat_picked = jnp.where(is_new[pick][:, None], stat_picked, 0.0)
+    stat = jnp.zeros(selected["added"].shape, jnp.float32).at[pick].set(stat_picked)
+    was_checked = jnp.zeros(is_new.shape, bool).at[pick].set(is_new[pick])
+    rejected = is_new & was_checked & jnp.any(stat > delta, axis=1)
+    unchecked = is_new & ~was_checked
+    keep = selected["valid"] & ~rejected & ~unchecked
     top, idx = jax.lax.top_k(jnp.where(keep, selected["weights"], -jnp.inf), beam)
     out = {k: selected[k][idx] for k in ("members", "degree", "weights", "stderr")}
     out["valid"] = jnp.isfinite(top)
     out["rejected"] = rejected
+    out["unchecked"] = jnp.sum(unchecked)
     out["statistic"] = jnp.max(stat, axis=1)
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("mode", "total", "c"))
-def design(
-    problem: Any, patterns: Any, key: jax.Array, members: jax.Array, *, mode: str, total: int, c: int
-) -> tuple[jax.Array, jax.Array]:
-    """Values ``float32[total]`` and characters ``float32[total, B]`` of the buckets' ``S``.
+# --------------------------------------------------------------------------- norm pass and leaves
 
-    Mask mode: on ``total`` fresh uniform masks. Paper mode: on the data rows ``0 … total−1``
-    (unpatched). Used for the norm pre-pass (all-padding members) and for the leaves.
-    """
-    chunks = -(-total // c)
-    if mode != PAPER:
-        words = random_words(key, (total,), problem.n)
-        words = _pad_rows(words, chunks * c).reshape(chunks, c, -1)
 
-    def body(_: None, j: jax.Array) -> tuple[None, tuple[jax.Array, jax.Array]]:
-        index = j * c + jnp.arange(c)
+@functools.partial(jax.jit, static_argnames=("mode", "c"))
+def evaluate_design(problem: Any, draws: jax.Array, *, mode: str, c: int) -> jax.Array:
+    """``f`` on fresh uniform masks (mask mode, draws ``uint32[M, W]``) or on the unpatched
+    data rows (paper mode, draws ``int32[M]`` row numbers): ``float32[M]``."""
+    total = draws.shape[0]
+
+    def one(chunk: jax.Array) -> jax.Array:
         if mode == PAPER:
-            values, pats = paper_rows(problem, patterns, jnp.minimum(index, total - 1))
-        else:
-            pats = signs_from_words(words[j], problem.n)
-            values = problem.evaluate_unchecked(pats).astype(jnp.float32)
-        return None, (values, subset_characters(extend(pats), members))
+            return paper_rows(problem, chunk)
+        return problem.evaluate_unchecked(signs_from_words(chunk, problem.n)).astype(jnp.float32)
 
-    _, (values, chars) = jax.lax.scan(body, None, jnp.arange(chunks))
-    return values.reshape(-1)[:total], chars.reshape(chunks * c, -1)[:total]
+    return jax.lax.map(one, _chunked(draws, c)).reshape(-1)[:total]
+
+
+@functools.partial(jax.jit, static_argnames=("mode", "c", "n"))
+def design_characters(
+    draws: jax.Array, patterns: Any, members: jax.Array, *, mode: str, c: int, n: int
+) -> jax.Array:
+    """``χ_S`` of every bucket on the design draws: ``float32[M, B]``."""
+    total = draws.shape[0]
+    chars = jax.lax.map(
+        lambda chunk: subset_characters(extend(_patterns(chunk, patterns, n, mode)), members),
+        _chunked(draws, c),
+    )
+    return chars.reshape(-1, members.shape[0])[:total]
+
+
+# --------------------------------------------------------------------------- influence
 
 
 @functools.partial(jax.jit, static_argnames=("samples", "c"))

@@ -368,19 +368,30 @@ class _Run:
 
     # ------------------------------------------------------------------ sizes
     def _chunks(self) -> None:
+        """Chunk sizes from the memory budget (they change speed and memory, never the draws)."""
         budget = self.solver.memory_budget or min(default_memory_budget(), 512 << 20)
         per_mask = bytes_per_mask(self.problem.evaluate_unchecked, self.n)
         if self.mode == "paper":
-            per_eval = per_mask // max(1, self.rows) + 4 * self.problem.activations.shape[-1] * 2
+            per_eval = per_mask // max(1, self.rows) + 8 * self.problem.activations.shape[-1]
         else:
-            per_eval = per_mask + 12 * self.n
-        tail = 4 * (self.beam * self.depth + self.n)
-        per_draw = self.r * (per_eval + tail) + 12 * self.beam * (1 << self.b)
-        self.c_level = int(max(1, min(self.cfg["num_samples"], budget // per_draw)))
+            per_eval = per_mask + 8 * self.n
+        chars = 4 * (self.beam * self.depth + self.n + self.beam)
+        m = self.cfg["num_samples"]
+        self.c_eval = int(max(1, min(m, budget // (self.r * per_eval))))
+        self.c_stats = int(max(1, min(m, budget // (self.r * chars + 12 * self.beam * (1 << self.b)))))
         total = self.rows if self.mode == "paper" else self.cfg["leaf_samples"]
         self.design_total = total
-        self.c_design = int(max(1, min(total, budget // (per_eval + tail))))
+        self.c_design = int(max(1, min(total, budget // per_eval)))
+        self.c_chars = int(max(1, min(total, budget // chars)))
         self.c_influence = int(max(1, min(self.n, budget // (per_mask + 8 * self.n))))
+
+    def chunk_sizes(self) -> list[int]:
+        return [self.c_eval, self.c_stats, self.c_design, self.c_chars, self.c_influence]
+
+    def design_draws(self, tag: int) -> jax.Array:
+        if self.mode == "paper":
+            return jnp.arange(self.design_total, dtype=jnp.int32)
+        return K.draw(self._sub(tag), mode="mask", shape=(self.design_total,), n=self.n, rows=0)
 
     def fingerprint(self) -> str:
         probe = np.stack([np.ones(self.n, np.float32), -np.ones(self.n, np.float32)])
@@ -402,7 +413,7 @@ class _Run:
         """Norm pass, order (influence pre-pass, pruning), prescreen → setup and metadata."""
         cfg, n = self.cfg, self.n
         meta: dict[str, Any] = {"evaluations": {"norm": 0, "influence": 0, "levels": 0, "leaves": 0}}
-        values = self._design_values(self._sub(TAG_NORM))
+        values = self._design_values(self.design_draws(TAG_NORM))
         meta["evaluations"]["norm"] = int(values.shape[0]) if self.mode == "mask" else 0
         mean, second = float(values.mean()), float((values * values).mean())
         var = max(second - mean * mean, 0.0)
@@ -464,28 +475,20 @@ class _Run:
             removed=removed,
             removed_count=len(removed),
             stats={},
-            chunks=[self.c_level, self.c_design, self.c_influence],
+            chunks=self.chunk_sizes(),
             wall_time_s=0.0,
         )
         return setup, meta
 
-    def _design_values(self, key: jax.Array) -> np.ndarray:
-        members = jnp.full((self.beam, self.depth), self.n, jnp.int32)
-        values, _ = K.design(
-            self.problem,
-            self.patterns,
-            key,
-            members,
-            mode=self.mode,
-            total=self.design_total,
-            c=self.c_design,
-        )
+    def _design_values(self, draws: jax.Array) -> np.ndarray:
+        values = K.evaluate_design(self.problem, draws, mode=self.mode, c=self.c_design)
         values = np.asarray(values, np.float64)
         if not np.all(np.isfinite(values)):
-            where = "masks" if self.mode == "mask" else "data rows"
+            where = "uniform masks" if self.mode == "mask" else "data rows"
+            bad = int((~np.isfinite(values)).sum())
             raise NonFiniteOutputError(
-                f"the model output is NaN/inf on {int((~np.isfinite(values)).sum())} of {values.size} {where}; "
-                "check the fill values, the inputs and the output selector (e.g. log of a zero probability)."
+                f"the model output is NaN/inf on {bad} of {values.size} {where}; check the fill values, "
+                "the inputs and the output selector (e.g. log of a zero probability)."
             )
         return values
 
@@ -521,7 +524,7 @@ class _Run:
         if self.path is not None and self.path.exists():
             state, setup, meta = self._load(fingerprint)
             resumed_from = int(state.level)
-            self.c_level, self.c_design, self.c_influence = meta["chunks"]
+            (self.c_eval, self.c_stats, self.c_design, self.c_chars, self.c_influence) = meta["chunks"]
         else:
             setup, meta = self.prepare()
             state = self.initial_state()
@@ -581,20 +584,28 @@ class _Run:
         used = 0
         rounds = 0
         while True:
-            stats = K.estimate_children(
-                self.problem,
+            draws = K.draw(
+                jax.random.fold_in(level_key, rounds),
+                mode=self.mode,
+                shape=(cfg["num_samples"], self.r + 1),
+                n=self.n,
+                rows=self.rows,
+            )
+            values = K.evaluate_round(
+                self.problem, draws, jnp.int32(level), rank, mode=self.mode, c=self.c_eval, b=self.b
+            )
+            stats = K.child_stats(
+                values,
+                draws,
                 self.patterns,
                 members,
-                jax.random.fold_in(level_key, rounds),
                 jnp.int32(level),
-                rank,
                 order,
                 jnp.float32(center),
                 mode=self.mode,
-                m=cfg["num_samples"],
-                c=self.c_level,
-                r=self.r,
+                c=self.c_stats,
                 b=self.b,
+                n=self.n,
             )
             if totals is None:
                 totals = stats
@@ -627,10 +638,18 @@ class _Run:
             if not cfg["adaptive"] or int(selected["undecided"]) == 0 or used >= cfg["max_samples"]:
                 break
         removals: list[dict[str, Any]] = []
-        rejected = 0
+        rejected = unchecked = 0
         if post_bits is not None:
             check = self.constraints["postcheck"]
-            trimmed = K.postcheck_trim(post_bits, selected, jnp.float32(check.delta), beam=self.beam)
+            trimmed = K.postcheck_trim(
+                post_bits,
+                selected,
+                jnp.float32(check.delta),
+                beam=self.beam,
+                checked=self.beam if self.b == 1 else self.pool,
+                n=self.n,
+            )
+            unchecked = int(trimmed["unchecked"])
             mask = np.asarray(trimmed["rejected"])
             rejected = int(mask.sum())
             if rejected:
@@ -681,6 +700,7 @@ class _Run:
             "above_threshold": int(selected["above"]),
             "kept": kept,
             "rejected_postcheck": rejected,
+            "unchecked_postcheck": unchecked,
             "degree_dropped": int(selected["degree_dropped"]),
             "undecided": int(selected["undecided"]),
             "samples": used,
@@ -706,18 +726,11 @@ class _Run:
         valid = np.asarray(state.valid)
         members = np.asarray(state.members)
         leaves = [tuple(sorted(int(i) for i in members[row] if i != n)) for row in np.flatnonzero(valid)]
-        values, chars = K.design(
-            self.problem,
-            self.patterns,
-            self._sub(TAG_LEAVES),
-            jnp.asarray(members),
-            mode=self.mode,
-            total=self.design_total,
-            c=self.c_design,
+        draws = self.design_draws(TAG_LEAVES)
+        values = self._design_values(draws)
+        chars = K.design_characters(
+            draws, self.patterns, jnp.asarray(members), mode=self.mode, c=self.c_chars, n=self.n
         )
-        values = np.asarray(values, np.float64)
-        if not np.all(np.isfinite(values)):
-            raise NonFiniteOutputError("the model output is NaN/inf on some masks of the leaf estimate.")
         chars = np.asarray(chars, np.float64)[:, np.flatnonzero(valid)]
         if () not in leaves:
             leaves = [(), *leaves]
@@ -758,7 +771,7 @@ class _Run:
             "wall_time_s": wall,
             "resumed_from_level": resumed_from,
             "backend": jax.default_backend(),
-            "chunks": {"level": self.c_level, "design": self.c_design, "influence": self.c_influence},
+            "chunks": dict(zip(("eval", "stats", "design", "characters", "influence"), self.chunk_sizes())),
             "tau_abs": tau_abs,
             "weight_threshold": tau_abs**2 / 2.0,
             "center_value": center,
@@ -801,11 +814,11 @@ def _fit(values: np.ndarray, chars: np.ndarray, refit: bool) -> tuple[np.ndarray
     """
     total, width = chars.shape
     if refit:
-        coef, *_ = np.linalg.lstsq(chars, values, rcond=None)
-        resid = values - chars @ coef
-        bread = np.linalg.pinv(chars.T @ chars)
-        meat = (chars * (resid**2)[:, None]).T @ chars
-        cov = bread @ meat @ bread * total / max(total - width, 1)
+        gram = chars.T @ chars
+        bread = np.linalg.pinv(gram, hermitian=True)
+        coef = bread @ (chars.T @ values)
+        scaled = chars * (values - chars @ coef)[:, None]
+        cov = bread @ (scaled.T @ scaled) @ bread * total / max(total - width, 1)
         return coef, np.sqrt(np.maximum(np.diag(cov), 0.0))
     prod = chars * values[:, None]
     return prod.mean(axis=0), prod.std(axis=0, ddof=1) / math.sqrt(total)

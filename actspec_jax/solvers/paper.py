@@ -55,7 +55,7 @@ import jax.numpy as jnp
 from actspec_jax.errors import ActSpecError
 from actspec_jax.solvers.redundancy import patterns_from_problem
 
-__all__ = ["PAPER_DEFAULTS", "check_paper_problem", "paper_patterns", "paper_rows", "paper_sample"]
+__all__ = ["PAPER_DEFAULTS", "check_paper_problem", "paper_patterns", "paper_rows", "paper_values"]
 
 PAPER_DEFAULTS: dict[str, Any] = {
     "tau": 0.2,
@@ -114,24 +114,20 @@ def _outputs(problem: Any, activations: jax.Array, rows: jax.Array) -> jax.Array
     return problem.selector(problem.head(problem.params, activations, context))
 
 
-def paper_sample(
-    problem: Any, patterns: jax.Array, base: jax.Array, source: jax.Array, prefix: jax.Array
-) -> tuple[jax.Array, jax.Array]:
-    """Hybrid samples (jittable): base rows ``int32[c]``, prefix rows ``int32[c, r]``.
+def paper_values(problem: Any, base: jax.Array, source: jax.Array, prefix: jax.Array) -> jax.Array:
+    """``f`` on hybrids (jittable): base rows ``int32[c]``, prefix rows ``int32[c, r]`` → ``float32[c, r]``.
 
-    Returns ``values float32[c, r]`` (f on the hybrid of prefix row ``a`` and base row ``z``)
-    and ``patterns float32[c, r, n]`` (binarised prefix rows; only the prefix is read).
+    Hybrid ``(j, a)`` is row ``base[j]``'s activation vector with the prefix neurons replaced by
+    row ``source[j, a]``'s, run through the head with row ``base[j]``'s inputs.
     """
     c, r = source.shape
     acts = problem.activations
     full = _full_prefix(problem, prefix)
     hybrid = jnp.where(full, acts[source], acts[base][:, None, :])  # [c, r, N]
-    base_rows = jnp.repeat(base, r)
-    values = _outputs(problem, hybrid.reshape(c * r, -1), base_rows).reshape(c, r)
-    return values.astype(jnp.float32), patterns[source]
+    values = _outputs(problem, hybrid.reshape(c * r, -1), jnp.repeat(base, r)).reshape(c, r)
+    return values.astype(jnp.float32)
 
 
-def paper_rows(problem: Any, patterns: jax.Array, rows: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Unpatched data rows: ``values float32[k]`` and ``patterns float32[k, n]`` (jittable)."""
-    values = _outputs(problem, problem.activations[rows], rows)
-    return values.astype(jnp.float32), patterns[rows]
+def paper_rows(problem: Any, rows: jax.Array) -> jax.Array:
+    """``f`` on unpatched data rows ``int32[k]`` → ``float32[k]`` (jittable)."""
+    return _outputs(problem, problem.activations[rows], rows).astype(jnp.float32)
