@@ -30,11 +30,12 @@ from actspec_jax.solvers.redundancy import predictability
 __all__ = [
     "block_characters",
     "child_stats",
-    "design_characters",
     "draw",
     "evaluate_design",
     "evaluate_round",
     "influence",
+    "leaf_meat",
+    "leaf_moments",
     "postcheck_trim",
     "random_signs",
     "select_children",
@@ -329,17 +330,59 @@ def evaluate_design(problem: Any, draws: jax.Array, *, mode: str, c: int) -> jax
     return jax.lax.map(one, _chunked(draws, c)).reshape(-1)[:total]
 
 
+def _design_xs(values: jax.Array, draws: jax.Array, c: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Chunked (values, draws, real-row indicator); padded rows get indicator 0."""
+    return _chunked(values, c), _chunked(draws, c), _chunked(jnp.ones_like(values), c)
+
+
+def _design_chars(
+    chunk_draws: jax.Array, real: jax.Array, patterns: Any, members: jax.Array, n: int, mode: str
+):
+    return subset_characters(extend(_patterns(chunk_draws, patterns, n, mode)), members) * real[:, None]
+
+
 @functools.partial(jax.jit, static_argnames=("mode", "c", "n"))
-def design_characters(
-    draws: jax.Array, patterns: Any, members: jax.Array, *, mode: str, c: int, n: int
+def leaf_moments(
+    values: jax.Array, draws: jax.Array, patterns: Any, members: jax.Array, *, mode: str, c: int, n: int
+) -> tuple[jax.Array, jax.Array]:
+    """Normal equations of ``values ≈ Φ coef`` with ``Φ[i, k] = χ_{S_k}(draw i)`` over the design:
+    ``ΦᵀΦ float32[K, K]`` (exact: integer sums of ±1) and ``Φᵀv float32[K]``."""
+
+    def step(carry: tuple, chunk: tuple) -> tuple[tuple, None]:
+        gram, xty = carry
+        vals, chunk_draws, real = chunk
+        chars = _design_chars(chunk_draws, real, patterns, members, n, mode)
+        return (gram + chars.T @ chars, xty + chars.T @ vals), None
+
+    k = members.shape[0]
+    init = (jnp.zeros((k, k), jnp.float32), jnp.zeros((k,), jnp.float32))
+    (gram, xty), _ = jax.lax.scan(step, init, _design_xs(values, draws, c))
+    return gram, xty
+
+
+@functools.partial(jax.jit, static_argnames=("mode", "c", "n"))
+def leaf_meat(
+    values: jax.Array,
+    draws: jax.Array,
+    patterns: Any,
+    members: jax.Array,
+    coef: jax.Array,
+    *,
+    mode: str,
+    c: int,
+    n: int,
 ) -> jax.Array:
-    """``χ_S`` of every bucket on the design draws: ``float32[M, B]``."""
-    total = draws.shape[0]
-    chars = jax.lax.map(
-        lambda chunk: subset_characters(extend(_patterns(chunk, patterns, n, mode)), members),
-        _chunked(draws, c),
-    )
-    return chars.reshape(-1, members.shape[0])[:total]
+    """``Φᵀ diag(e²) Φ`` with residuals ``e = values − Φ coef`` (the sandwich's meat): ``float32[K, K]``."""
+
+    def step(meat: jax.Array, chunk: tuple) -> tuple[jax.Array, None]:
+        vals, chunk_draws, real = chunk
+        chars = _design_chars(chunk_draws, real, patterns, members, n, mode)
+        scaled = chars * (vals - chars @ coef)[:, None]
+        return meat + scaled.T @ scaled, None
+
+    k = members.shape[0]
+    meat, _ = jax.lax.scan(step, jnp.zeros((k, k), jnp.float32), _design_xs(values, draws, c))
+    return meat
 
 
 # --------------------------------------------------------------------------- influence

@@ -112,8 +112,8 @@ TAU_MODES = ("relative", "centered", "absolute")
 ESTIMATORS = ("mask", "paper")
 MASK_DEFAULTS: dict[str, Any] = {
     "tau": 0.1,
-    "num_samples": 1000,
-    "draws_per_z": 4,
+    "num_samples": 256,
+    "draws_per_z": 16,
     "block_size": 4,
     "order": "influence",
     "refit": True,
@@ -481,7 +481,9 @@ class _Run:
         return setup, meta
 
     def _design_values(self, draws: jax.Array) -> np.ndarray:
-        values = K.evaluate_design(self.problem, draws, mode=self.mode, c=self.c_design)
+        return self._checked(K.evaluate_design(self.problem, draws, mode=self.mode, c=self.c_design))
+
+    def _checked(self, values: jax.Array) -> np.ndarray:
         values = np.asarray(values, np.float64)
         if not np.all(np.isfinite(values)):
             where = "uniform masks" if self.mode == "mask" else "data rows"
@@ -725,23 +727,27 @@ class _Run:
         center, mean, second, tau_abs = (float(v) for v in setup.scalars)
         valid = np.asarray(state.valid)
         members = np.asarray(state.members)
-        leaves = [tuple(sorted(int(i) for i in members[row] if i != n)) for row in np.flatnonzero(valid)]
+        # Column 0 is ∅ (all padding); column 1 + row is live bucket `row` (∅ itself is column 0).
+        design_members = np.full((self.beam + 1, self.depth), n, np.int32)
+        design_members[1:] = members
+        columns, leaves = [0], [()]
+        for row in np.flatnonzero(valid):
+            subset = tuple(sorted(int(i) for i in members[row] if i != n))
+            if subset:
+                columns.append(row + 1)
+                leaves.append(subset)
         draws = self.design_draws(TAG_LEAVES)
-        values = self._design_values(draws)
-        chars = K.design_characters(
-            draws, self.patterns, jnp.asarray(members), mode=self.mode, c=self.c_chars, n=self.n
-        )
-        chars = np.asarray(chars, np.float64)[:, np.flatnonzero(valid)]
-        if () not in leaves:
-            leaves = [(), *leaves]
-            chars = np.concatenate([np.ones((chars.shape[0], 1)), chars], axis=1)
+        values_dev = K.evaluate_design(self.problem, draws, mode=self.mode, c=self.c_design)
+        values = self._checked(values_dev)
         if self.mode == "mask":
             meta["evaluations"]["leaves"] = int(values.shape[0])
-        coef, err = _fit(values, chars, cfg["refit"])
+        fit = _LeafFit(self, values_dev, values, draws, jnp.asarray(design_members))
+        columns = np.asarray(columns)
+        coef, err = fit(columns, cfg["refit"])
         keep = np.array([s == () or abs(c) >= tau_abs / math.sqrt(2.0) for s, c in zip(leaves, coef)])
         dropped = int((~keep).sum())
         if dropped and cfg["refit"]:
-            coef_k, err_k = _fit(values, chars[:, keep], True)
+            coef_k, err_k = fit(columns[keep], True)
         else:
             coef_k, err_k = coef[keep], err[keep]
         subsets = [s for s, k in zip(leaves, keep) if k]
@@ -771,7 +777,7 @@ class _Run:
             "wall_time_s": wall,
             "resumed_from_level": resumed_from,
             "backend": jax.default_backend(),
-            "chunks": dict(zip(("eval", "stats", "design", "characters", "influence"), self.chunk_sizes())),
+            "chunks": dict(zip(("eval", "stats", "design", "leaf", "influence"), self.chunk_sizes())),
             "tau_abs": tau_abs,
             "weight_threshold": tau_abs**2 / 2.0,
             "center_value": center,
@@ -806,19 +812,47 @@ class _Run:
         )
 
 
-def _fit(values: np.ndarray, chars: np.ndarray, refit: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Coefficients and standard errors of ``values ≈ chars @ coef`` (float64, host).
+class _LeafFit:
+    """Leaf coefficients from one design (uniform masks, or the data rows in paper mode).
 
-    ``refit``: least squares with HC1 sandwich errors ``(ΦᵀΦ)⁻¹ Φᵀ diag(e²) Φ (ΦᵀΦ)⁻¹ · M/(M−K)``;
-    otherwise independent means ``mean(v χ)`` with errors ``std(v χ)/√M``.
+    The heavy work (``ΦᵀΦ``, ``Φᵀv`` and the sandwich's ``Φᵀ diag(e²) Φ``, with ``Φ`` the
+    characters of every beam slot plus ∅) runs on device; the small ``K × K`` algebra in
+    float64 on the host. ``ΦᵀΦ`` is exact in float32 (integer sums of ±1).
     """
-    total, width = chars.shape
-    if refit:
-        gram = chars.T @ chars
-        bread = np.linalg.pinv(gram, hermitian=True)
-        coef = bread @ (chars.T @ values)
-        scaled = chars * (values - chars @ coef)[:, None]
-        cov = bread @ (scaled.T @ scaled) @ bread * total / max(total - width, 1)
+
+    def __init__(
+        self, run: _Run, values_dev: jax.Array, values: np.ndarray, draws: jax.Array, members: jax.Array
+    ):
+        self.run, self.values_dev, self.draws, self.members = run, values_dev, draws, members
+        self.total = values.shape[0]
+        self.sum_sq = float((values * values).sum())
+        kw = {"mode": run.mode, "c": run.c_chars, "n": run.n}
+        gram, xty = K.leaf_moments(values_dev, draws, run.patterns, members, **kw)
+        self.gram, self.xty = np.asarray(gram, np.float64), np.asarray(xty, np.float64)
+        self.kw = kw
+
+    def __call__(self, columns: np.ndarray, refit: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Coefficients and standard errors of the characters in ``columns``.
+
+        ``refit``: least squares with HC1 sandwich errors ``(ΦᵀΦ)⁻¹ Φᵀdiag(e²)Φ (ΦᵀΦ)⁻¹ · M/(M−K)``;
+        otherwise independent means ``mean(v χ)`` with errors ``std(v χ)/√M``.
+        """
+        total, width = self.total, len(columns)
+        xty = self.xty[columns]
+        if not refit:
+            coef = xty / total
+            var = np.maximum(self.sum_sq / total - coef**2, 0.0) * total / max(total - 1, 1)
+            return coef, np.sqrt(var / total)
+        gram = self.gram[np.ix_(columns, columns)]
+        vals, vecs = np.linalg.eigh(gram)  # symmetric PSD; pseudo-inverse if (near-)singular
+        inv = np.where(vals > 1e-9 * max(vals.max(), 1.0), 1.0 / np.maximum(vals, 1e-300), 0.0)
+        bread = (vecs * inv) @ vecs.T
+        coef = bread @ xty
+        full = np.zeros(self.gram.shape[0], np.float32)
+        full[columns] = coef
+        meat = K.leaf_meat(
+            self.values_dev, self.draws, self.run.patterns, self.members, jnp.asarray(full), **self.kw
+        )
+        meat = np.asarray(meat, np.float64)[np.ix_(columns, columns)]
+        cov = bread @ meat @ bread * total / max(total - width, 1)
         return coef, np.sqrt(np.maximum(np.diag(cov), 0.0))
-    prod = chars * values[:, None]
-    return prod.mean(axis=0), prod.std(axis=0, ddof=1) / math.sqrt(total)
