@@ -108,7 +108,9 @@ def test_exact_reference_matches_independent_truth(name: str) -> None:
     got = ref.to_dict()
     for subset, value in planted.truth.items():
         assert got.get(subset, 0.0) == pytest.approx(value, abs=1e-5)
-    assert sum(v * v for v in got.values()) == pytest.approx(sum(v * v for v in planted.truth.values()), rel=1e-5)
+    assert sum(v * v for v in got.values()) == pytest.approx(
+        sum(v * v for v in planted.truth.values()), rel=1e-5
+    )
 
 
 @pytest.mark.parametrize("solver", sorted(SOLVERS))
