@@ -69,5 +69,5 @@ def test_characters_are_products_of_mask_entries(rng):
 
 
 def test_tuple_outside_range_is_rejected():
-    with pytest.raises(ValueError, match="outside 0..3"):
+    with pytest.raises(ValueError, match=r"outside 0\.\.3"):
         packed_from_tuples([(1, 4)], 4)
