@@ -109,9 +109,10 @@ def _patterns(draws: jax.Array, patterns: Any, n: int, mode: str) -> jax.Array:
 @functools.partial(jax.jit, static_argnames=("mode", "shape", "n", "rows"))
 def draw(key: jax.Array, *, mode: str, shape: tuple[int, ...], n: int, rows: int) -> jax.Array:
     """All random draws of one round: mask mode ``uint32[*shape, W]`` words, paper mode
-    ``int32[*shape]`` data-row numbers in ``0 … rows − 1``."""
+    ``int32[*shape]`` data-row numbers in ``0 … rows − 1`` (32 random bits modulo ``rows``:
+    a bias below ``rows / 2³²``, negligible next to the sampling error)."""
     if mode == PAPER:
-        return jax.random.randint(key, shape, 0, rows)
+        return (jax.random.bits(key, shape, jnp.uint32) % jnp.uint32(rows)).astype(jnp.int32)
     return random_words(key, shape, n)
 
 

@@ -15,6 +15,7 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -96,14 +97,18 @@ def save_checkpoint(path: str | os.PathLike, state: SearchState, setup: SearchSe
 
 
 def load_checkpoint(
-    path: str | os.PathLike, *, fingerprint: str, shapes: dict[str, tuple[int, ...]]
+    path: str | os.PathLike,
+    *,
+    fingerprint: str,
+    shapes: Callable[[dict[str, Any]], dict[str, tuple[int, ...]]],
 ) -> tuple[SearchState, SearchSetup, dict[str, Any]]:
     """Read and validate a checkpoint written by :func:`save_checkpoint`.
 
     Args:
       fingerprint: the fingerprint of the current problem + settings + key; a checkpoint
         with another one is refused (resuming it would mix two different searches).
-      shapes: expected shape of every array (``'state_members'`` → ``(beam, D)``, …).
+      shapes: expected shape of every array (``'state_members'`` → ``(beam, D)``, …) given the
+        checkpoint's metadata.
 
     Raises:
       CheckpointError: unreadable, not a GL checkpoint, newer version, other search, or
@@ -136,7 +141,11 @@ def load_checkpoint(
             f"{source} was written by a different search (another problem, solver setting or key), so "
             f"it cannot be resumed here. {fix}"
         )
-    for name, shape in shapes.items():
+    try:
+        expected = shapes(meta)
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{source}: incomplete checkpoint metadata ({err}). {fix}") from err
+    for name, shape in expected.items():
         if name not in arrays:
             raise CheckpointError(f"{source}: missing array {name!r}. {fix}")
         if tuple(arrays[name].shape) != tuple(shape):

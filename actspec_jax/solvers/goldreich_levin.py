@@ -92,7 +92,7 @@ from actspec_jax.solvers._gl_state import (
     load_checkpoint,
     save_checkpoint,
 )
-from actspec_jax.solvers._memory import bytes_per_mask, default_memory_budget
+from actspec_jax.solvers._memory import bytes_per_mask, default_block_size, default_memory_budget
 from actspec_jax.solvers.paper import PAPER_DEFAULTS, check_paper_problem, paper_patterns
 from actspec_jax.solvers.redundancy import (
     PostCheck,
@@ -118,6 +118,24 @@ MASK_DEFAULTS: dict[str, Any] = {
     "order": "influence",
     "refit": True,
 }
+LEVEL_STATS = (
+    "level",
+    "prefix",
+    "live_in",
+    "children",
+    "above_threshold",
+    "kept",
+    "rejected_postcheck",
+    "unchecked_postcheck",
+    "degree_dropped",
+    "undecided",
+    "samples",
+    "rounds",
+    "evaluations",
+    "max_weight",
+    "min_kept_weight",
+    "seconds",
+)
 MAX_RECORDS = 10_000  # removal records kept in the result (the count is always exact)
 
 
@@ -368,22 +386,29 @@ class _Run:
 
     # ------------------------------------------------------------------ sizes
     def _chunks(self) -> None:
-        """Chunk sizes from the memory budget (they change speed and memory, never the draws)."""
+        """Chunk sizes (they change speed and memory, never the draws).
+
+        Problem evaluations run in chunks whose intermediates fit the memory budget, and on CPU
+        in cache-sized blocks (:func:`~actspec_jax.solvers._memory.default_block_size`), which
+        keeps the masked activations out of DRAM.
+        """
         budget = self.solver.memory_budget or min(default_memory_budget(), 512 << 20)
         per_mask = bytes_per_mask(self.problem.evaluate_unchecked, self.n)
         if self.mode == "paper":
             per_eval = per_mask // max(1, self.rows) + 8 * self.problem.activations.shape[-1]
         else:
             per_eval = per_mask + 8 * self.n
+        block = default_block_size(per_eval)
+        evals = max(1, min(budget // per_eval, block or budget))
         chars = 4 * (self.beam * self.depth + self.n + self.beam)
         m = self.cfg["num_samples"]
-        self.c_eval = int(max(1, min(m, budget // (self.r * per_eval))))
+        self.c_eval = int(max(1, min(m, evals // self.r)))
         self.c_stats = int(max(1, min(m, budget // (self.r * chars + 12 * self.beam * (1 << self.b)))))
         total = self.rows if self.mode == "paper" else self.cfg["leaf_samples"]
         self.design_total = total
-        self.c_design = int(max(1, min(total, budget // per_eval)))
+        self.c_design = int(max(1, min(total, evals)))
         self.c_chars = int(max(1, min(total, budget // chars)))
-        self.c_influence = int(max(1, min(self.n, budget // (per_mask + 8 * self.n))))
+        self.c_influence = int(max(1, min(self.n, evals)))
 
     def chunk_sizes(self) -> list[int]:
         return [self.c_eval, self.c_stats, self.c_design, self.c_chars, self.c_influence]
@@ -394,14 +419,21 @@ class _Run:
         return K.draw(self._sub(tag), mode="mask", shape=(self.design_total,), n=self.n, rows=0)
 
     def fingerprint(self) -> str:
-        probe = np.stack([np.ones(self.n, np.float32), -np.ones(self.n, np.float32)])
-        values = np.asarray(self.problem.evaluate_unchecked(jnp.asarray(probe)), np.float64)
+        """Digest of the problem (description and every array it holds), settings and key.
+
+        Resuming from a checkpoint with another fingerprint would splice two searches.
+        """
+        digest = hashlib.sha256()
+        for leaf in jax.tree_util.tree_leaves(self.problem):
+            array = np.asarray(leaf)
+            digest.update(f"{array.dtype}{array.shape}".encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
         doc = {
             "settings": self.cfg,
             "problem": self.problem.describe(),
             "n": self.n,
             "key": _key_data(self.key).tolist(),
-            "probe": [repr(float(v)) for v in values.ravel()],
+            "arrays": digest.hexdigest(),
         }
         return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -419,17 +451,15 @@ class _Run:
         var = max(second - mean * mean, 0.0)
         scale = {"relative": math.sqrt(second), "centered": math.sqrt(var), "absolute": 1.0}[cfg["tau_mode"]]
         tau_abs = cfg["tau"] * scale
+        constant = var <= 1e-12 * max(second, 1e-30)  # every sampled value equal: nothing to search
         if tau_abs <= 0:
-            raise ActSpecError(
-                f"the function is constant (E[f] = {mean:.6g}, variance 0), so tau_mode={cfg['tau_mode']!r} "
-                "gives a zero threshold; use tau_mode='absolute' or check the output selector."
-            )
+            tau_abs = cfg["tau"]  # only reached for a constant function, whose search is skipped
         center = mean if cfg["center"] else 0.0
-        candidates = np.ones(n, bool)
+        candidates = np.full(n, not constant)
         removed: list[dict[str, Any]] = []
         influence = np.zeros(n, np.float32)
         pruned = 0
-        if cfg["order"] == "influence":
+        if cfg["order"] == "influence" and not constant:
             out = K.influence(
                 self.problem, self._sub(TAG_INFLUENCE), samples=cfg["influence_samples"], c=self.c_influence
             )
@@ -450,8 +480,6 @@ class _Run:
             )
             candidates, removed = keep, records
         if isinstance(cfg["order"], list):
-            listed = np.zeros(n, bool)
-            listed[cfg["order"]] = True
             sequence = [i for i in cfg["order"] if candidates[i]]
         elif cfg["order"] == "influence":
             sequence = [int(i) for i in np.argsort(-influence, kind="stable") if candidates[i]]
@@ -470,11 +498,12 @@ class _Run:
         )
         meta.update(
             levels_total=levels,
+            constant_function=bool(constant),
             searched=len(sequence),
             pruned=pruned,
             removed=removed,
             removed_count=len(removed),
-            stats={},
+            stats={name: [] for name in LEVEL_STATS},
             chunks=self.chunk_sizes(),
             wall_time_s=0.0,
         )
@@ -508,7 +537,8 @@ class _Run:
             key=_key_data(self.key).astype(np.uint32),
         )
 
-    def shapes(self, levels: int) -> dict[str, tuple[int, ...]]:
+    def shapes(self, meta: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        levels = int(meta["levels_total"])
         return {
             "state_members": (self.beam, self.depth),
             "state_valid": (self.beam,),
@@ -563,14 +593,7 @@ class _Run:
         return spectrum
 
     def _load(self, fingerprint: str) -> tuple[SearchState, SearchSetup, dict[str, Any]]:
-        import zipfile
-
-        try:
-            with np.load(self.path, allow_pickle=False) as data:
-                levels = int(json.loads(str(data["meta"]))["levels_total"]) if "meta" in data.files else 0
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError, json.JSONDecodeError):
-            levels = 0  # load_checkpoint reports the precise problem
-        return load_checkpoint(self.path, fingerprint=fingerprint, shapes=self.shapes(levels))
+        return load_checkpoint(self.path, fingerprint=fingerprint, shapes=self.shapes)
 
     def _level(
         self, state: SearchState, setup: SearchSetup, post_bits: jax.Array | None
@@ -783,6 +806,7 @@ class _Run:
             "center_value": center,
             "mean_estimate": mean,
             "norm_sq_estimate": second,
+            "constant_function": bool(meta.get("constant_function", False)),
             "searched_neurons": int(meta["searched"]),
             "pruned_by_influence": int(meta["pruned"]),
             "search_order": [int(i) for i in np.asarray(setup.order) if i != n],

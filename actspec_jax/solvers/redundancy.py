@@ -207,7 +207,8 @@ def predictability(bits: jax.Array, members: jax.Array, new: jax.Array) -> jax.A
 class PostCheck:
     """(b) Reject a growing subset whose new neuron is predictable from the others (``delta``).
 
-    ``max_rows`` caps the data rows used (a fixed, key-derived subsample beyond it).
+    ``max_rows`` caps the data rows used (beyond it, a subsample drawn by numpy's generator
+    seeded with the key's data, so the same key picks the same rows).
     """
 
     delta: float = 0.2
@@ -226,8 +227,9 @@ class PostCheck:
         """``uint32[rows, n + 1]`` 0/1 patterns (padding column appended), subsampled to ``max_rows``."""
         x = np.asarray(patterns)
         if x.shape[0] > self.max_rows:
-            pick = np.sort(np.asarray(jax.random.choice(key, x.shape[0], (self.max_rows,), replace=False)))
-            x = x[pick]
+            seed = np.asarray(jax.random.key_data(key)).ravel().tolist()
+            pick = np.random.default_rng(seed).choice(x.shape[0], self.max_rows, replace=False)
+            x = x[np.sort(pick)]
         out = np.zeros((x.shape[0], x.shape[1] + 1), np.uint32)
         out[:, :-1] = x > 0
         return jnp.asarray(out)

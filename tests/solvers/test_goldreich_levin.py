@@ -140,6 +140,14 @@ def test_big_constant_term_is_centred() -> None:
     assert spec.to_dict()[(3, 8)] == pytest.approx(0.2, abs=1e-4)
 
 
+def test_constant_function_gives_only_the_constant() -> None:
+    constant = asj.FunctionProblem(lambda x: jnp.full(x.shape[0], 2.5), 8)
+    for mode in ("relative", "centered"):
+        spec = asj.GoldreichLevin(tau_mode=mode)(constant, key=jax.random.key(0))
+        assert spec.to_dict() == {(): pytest.approx(2.5)}
+        assert spec.solver["constant_function"] and spec.solver["num_levels"] == 0
+
+
 def test_adaptive_samples_grow_until_decided() -> None:
     planted = synthetic.sparse_polynomial(8, {(0, 1): 1.0, (4,): 0.5, (5, 6): 0.12})
     solver = asj.GoldreichLevin(
