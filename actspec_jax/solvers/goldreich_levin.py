@@ -16,13 +16,17 @@ sampling error (or a full beam) drops it.
 points ``y`` per ``z`` (``r = 2`` is the classical triple ``(y, y', z)``); ``f`` is evaluated on
 the ``m·r`` hybrid masks in one jitted, chunked batch, and every child's estimate is the
 U-statistic over pairs ``a ≠ b`` of ``F_a χ(y_a) F_b χ(y_b)`` — one batched matrix product for
-all live buckets (see :func:`actspec_jax.solvers._gl_kernels.estimate_children`). More
-prefix draws per base draw cost ``r`` evaluations and give ``r(r−1)/2`` pairs, which cuts the
-variance per evaluation when, as usual, most of ``f``'s energy lies outside the bucket.
-``f`` is centred by its estimated mean first (mask mode): this only changes the weight of
-the ``S = ∅`` bucket by ``(f̂(∅) − c)² − f̂(∅)²`` and removes the constant's large
-contribution to every estimate's variance (class indicators averaged over inputs have
-``f̂(∅)`` close to ±1).
+all live buckets (:func:`actspec_jax.solvers._gl_kernels.child_stats`). ``r`` prefix draws
+cost ``r`` evaluations and give ``r(r−1)/2`` pairs: when most of ``f``'s energy lies outside
+the bucket (the usual case — the noise comes from the other terms, given ``z``) the variance
+per evaluation falls like ``1/(r − 1)``; only the part due to ``z`` (large only for heavy
+buckets, which clear the threshold anyway) needs many ``z``. The mask-mode default
+``m = 256, r = 16`` (4096 evaluations per level) came from ``benchmarks/bench_gl.py``'s sweep
+at a fixed 4096 evaluations per level, where ``r = 2`` (the prototype's triples) loses most
+coefficients near ``2τ`` and ``r ≥ 16`` finds them. ``f`` is centred by its estimated mean
+first (mask mode): this only changes the weight of the ``S = ∅`` bucket by
+``(f̂(∅) − c)² − f̂(∅)²`` and removes the constant's large contribution to every estimate's
+variance (class indicators averaged over inputs have ``f̂(∅)`` close to ±1).
 
 **τ.** ``tau_mode='relative'`` (default): ``|f̂(S)| ≥ τ‖f‖₂`` with ``‖f‖₂² = E[f²] = Σ_S f̂(S)²``
 *including* the constant term; ``'centered'``: ``τ·std(f)`` (the constant excluded — use it
@@ -60,10 +64,17 @@ prototype; see :mod:`actspec_jax.solvers.paper` for the semantics and how they d
 
 **Stop and resume.** The state is a pytree (:class:`~actspec_jax.solvers._gl_state.SearchState`).
 Level ``l`` draws from ``fold_in(fold_in(key, 0), l)`` (round ``q`` of the adaptive rule from
-``fold_in`` of that with ``q``, sample ``i`` from ``fold_in`` with ``i``), so a search resumed from a
-checkpoint draws exactly what an uninterrupted one would: with ``checkpoint_path=`` the state
-is written atomically after every level, and calling again with the same path, problem,
-settings and key continues from it and returns the same spectrum.
+``fold_in`` of that with ``q``; a round's draws are made in one call, so chunking never changes
+them), so a search resumed from a checkpoint draws exactly what an uninterrupted one would:
+with ``checkpoint_path=`` the state is written atomically after every level, and calling
+again with the same path, problem, settings and key continues from it and returns the same
+spectrum. The file is kept after the search (a rerun returns at once, from the leaves).
+
+**Cost.** Evaluations: ``leaf_samples`` (norm pass) + ``influence_samples · (n + 1)``
+(influence order) + ``m · r`` per level × ``⌈searched / b⌉`` levels + ``leaf_samples``
+(leaves); paper mode counts hybrid rows instead (``1000 · 2`` per level, plus one pass over
+the data rows for the norm and one for the leaves). Only the evaluation kernels trace the
+problem; the statistics kernels compile once per (n, beam, D, b, r) and are shared.
 """
 
 from __future__ import annotations
@@ -163,8 +174,9 @@ class GoldreichLevin:
       tau: heaviness threshold in ``(0, 1]`` (0.1 | 0.2); see ``tau_mode``.
       tau_mode: ``'relative'`` (``τ‖f‖₂``), ``'centered'`` (``τ·std f``) or ``'absolute'``.
       beam: maximum number of live buckets (128).
-      num_samples: base draws ``z`` per level, ``≥ 2`` (1000 | 1000).
-      draws_per_z: prefix draws ``y`` per base draw, ``≥ 2`` (4 | 2).
+      num_samples: base draws ``z`` per level, ``≥ 2`` (256 | 1000).
+      draws_per_z: prefix draws ``y`` per base draw, ``≥ 2`` (16 | 2); evaluations per level are
+        ``num_samples · draws_per_z``.
       block_size: neurons split per level, ``b`` in 1…8 (4 | 1); ``2^b`` children per bucket.
       order: ``'index'``, ``'influence'`` (mask only) or a sequence of neuron indices.
       prune: with influence order, do not search neurons with ``Inf_i < τ²/8``.

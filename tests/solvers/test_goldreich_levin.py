@@ -89,6 +89,15 @@ def test_result_fields(small: synthetic.Planted) -> None:
     assert spec.to_dict()[()] == pytest.approx(0.3, abs=5e-3)  # the constant is always reported
 
 
+def test_result_saves_and_loads(tmp_path, small: synthetic.Planted) -> None:
+    spec = asj.GoldreichLevin(tau=0.1, leaf_samples=512)(small.problem, key=jax.random.key(0))
+    for name in ("gl.json", "gl.npz"):
+        back = asj.Spectrum.load(spec.save(tmp_path / name))
+        assert back.to_dict() == pytest.approx(spec.to_dict())
+        np.testing.assert_allclose(back.stderr, spec.stderr)
+        assert back.solver["levels"]["kept"] == spec.solver["levels"]["kept"]
+
+
 def test_same_key_same_result_other_key_other_sample(small: synthetic.Planted) -> None:
     solver = asj.GoldreichLevin(tau=0.1, leaf_samples=512)
     a = solver(small.problem, key=jax.random.key(1))

@@ -196,6 +196,18 @@ def test_paper_mode_interrupt_and_resume(tmp_path, rng: np.random.Generator) -> 
     assert any(r["neurons"] == [7] for r in straight.solver["redundancy"]["removed"])
 
 
+def test_paper_mode_compiles_once(rng: np.random.Generator, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    problem = data_problem(signed_rows(rng, 300, 12), parity_head([1, 7]))
+    solver = asj.GoldreichLevin.paper(num_samples=100)
+    solver(problem, key=jax.random.key(0))
+    caplog.clear()
+    with jax.log_compiles(True), caplog.at_level(logging.WARNING):
+        solver(problem, key=jax.random.key(1))
+    assert not [r for r in caplog.records if "Compiling" in r.getMessage()]
+
+
 @pytest.fixture(scope="module")
 def mnist_problem() -> asj.MaskedProblem:
     data = pytest.importorskip("actspec_jax.data")
