@@ -59,8 +59,9 @@ class SearchSetup(NamedTuple):
     """Fixed results of the pre-passes (a pytree of arrays).
 
     Attributes:
-      order: ``int32[L·b]`` searched neurons in search order, padded with ``n``.
-      rank: ``int32[n]`` position of each neuron in ``order`` (``L·b`` = never searched).
+      order: ``int32[⌈n/b⌉·b]`` searched neurons in search order, padded with ``n`` (a fixed
+        length, so no kernel shape depends on how many neurons are searched).
+      rank: ``int32[n]`` position of each neuron in ``order`` (``len(order)`` = never searched).
       influence: ``float32[n]`` estimated influences (zeros if not estimated).
       scalars: ``float64[4]`` = (centring constant, estimated E[f], E[f²], absolute τ).
     """

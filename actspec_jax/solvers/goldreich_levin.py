@@ -326,7 +326,7 @@ class GoldreichLevin:
         self,
         problem: Problem,
         *,
-        key: jax.Array,
+        key: jax.Array | None = None,
         progress: Progress | None = None,
         checkpoint_path: str | Path | None = None,
     ) -> Spectrum:
@@ -345,7 +345,7 @@ class GoldreichLevin:
         if key is None:
             raise ActSpecError("GoldreichLevin samples at random: pass key=jax.random.key(0) (any seed).")
         n = int(problem.n)
-        if problem.output_shape != ():
+        if cfg["estimator"] == "mask" and problem.output_shape != ():
             raise ActSpecError(
                 f"GoldreichLevin explains one function at a time, but this problem has outputs of shape "
                 f"{problem.output_shape}. Choose a single output (e.g. output='indicator:7' or 'logit:3') "
@@ -394,6 +394,7 @@ class _Run:
         self.beam, self.depth = cfg["beam"], min(cfg["max_degree"], self.n)
         self.b, self.r = cfg["block_size"], cfg["draws_per_z"]
         self.pool = 2 * self.beam if "postcheck" in self.constraints else self.beam
+        self.order_length = -(-self.n // self.b) * self.b
         self._chunks()
 
     # ------------------------------------------------------------------ sizes
@@ -498,9 +499,9 @@ class _Run:
         else:
             sequence = [int(i) for i in np.flatnonzero(candidates)]
         levels = -(-len(sequence) // self.b)
-        order = np.full(levels * self.b, n, np.int32)
+        order = np.full(self.order_length, n, np.int32)  # fixed length: shapes never depend on it
         order[: len(sequence)] = sequence
-        rank = np.full(n, levels * self.b, np.int32)
+        rank = np.full(n, self.order_length, np.int32)
         rank[sequence] = np.arange(len(sequence), dtype=np.int32)
         setup = SearchSetup(
             order=order,
@@ -550,14 +551,16 @@ class _Run:
         )
 
     def shapes(self, meta: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-        levels = int(meta["levels_total"])
+        """Expected checkpoint array shapes (and a sanity check of its level count)."""
+        if not 0 <= int(meta["levels_total"]) <= self.order_length // self.b:
+            raise ValueError(f"levels_total={meta['levels_total']} is impossible for n={self.n}")
         return {
             "state_members": (self.beam, self.depth),
             "state_valid": (self.beam,),
             "state_weights": (self.beam,),
             "state_degree": (self.beam,),
             "setup_rank": (self.n,),
-            "setup_order": (levels * self.b,),
+            "setup_order": (self.order_length,),
             "setup_scalars": (4,),
         }
 
@@ -674,10 +677,11 @@ class _Run:
             )
             if not cfg["adaptive"] or int(selected["undecided"]) == 0 or used >= cfg["max_samples"]:
                 break
-        removals: list[dict[str, Any]] = []
-        rejected = unchecked = 0
+        fields = ("members", "degree", "valid", "weights", "stderr")
+        counters = ("children", "above", "degree_dropped", "undecided", "max_weight")
+        fetch: dict[str, Any] = {k: selected[k] for k in fields + counters}
+        check = self.constraints.get("postcheck")
         if post_bits is not None:
-            check = self.constraints["postcheck"]
             trimmed = K.postcheck_trim(
                 post_bits,
                 selected,
@@ -686,46 +690,50 @@ class _Run:
                 checked=self.beam if self.b == 1 else self.pool,
                 n=self.n,
             )
-            unchecked = int(trimmed["unchecked"])
-            mask = np.asarray(trimmed["rejected"])
-            rejected = int(mask.sum())
-            if rejected:
-                cand_members = np.asarray(selected["members"])
-                cand_added = np.asarray(selected["added"])
-                cand_weights = np.asarray(selected["weights"])
-                statistic = np.asarray(trimmed["statistic"])
-                for row in np.flatnonzero(mask):
-                    subset = sorted(int(i) for i in cand_members[row] if i != self.n)
-                    new = [int(i) for i in cand_added[row] if i != self.n]
-                    removals.append(
-                        {
-                            "constraint": "postcheck",
-                            "kind": "subset",
-                            "subset": subset,
-                            "neurons": new,
-                            "level": level,
-                            "weight": float(cand_weights[row]),
-                            "reason": (
-                                f"new neuron(s) {new} predictable from the other members: pair agreement "
-                                f"{statistic[row]:.3f} > δ = {check.delta}"
-                            ),
-                            "statistic": float(statistic[row]),
-                            "threshold": float(check.delta),
-                        }
-                    )
-            selected = {
-                **selected,
-                **{k: trimmed[k] for k in ("members", "degree", "valid", "weights", "stderr")},
-            }
-        valid = np.asarray(selected["valid"])[: self.beam]
-        weights = np.asarray(selected["weights"])[: self.beam]
+            fetch.update({k: trimmed[k] for k in fields})
+            fetch.update(
+                rejected=trimmed["rejected"],
+                unchecked=trimmed["unchecked"],
+                statistic=trimmed["statistic"],
+                candidates=selected["members"],
+                added=selected["added"],
+                candidate_weights=selected["weights"],
+            )
+        host = jax.device_get(fetch)  # one transfer per level
+        removals: list[dict[str, Any]] = []
+        rejected = unchecked = 0
+        if post_bits is not None:
+            unchecked = int(host["unchecked"])
+            rejected = int(host["rejected"].sum())
+            for row in np.flatnonzero(host["rejected"]):
+                subset = sorted(int(i) for i in host["candidates"][row] if i != self.n)
+                new = [int(i) for i in host["added"][row] if i != self.n]
+                stat = float(host["statistic"][row])
+                removals.append(
+                    {
+                        "constraint": "postcheck",
+                        "kind": "subset",
+                        "subset": subset,
+                        "neurons": new,
+                        "level": level,
+                        "weight": float(host["candidate_weights"][row]),
+                        "reason": (
+                            f"new neuron(s) {new} predictable from the other members: pair agreement "
+                            f"{stat:.3f} > δ = {check.delta}"
+                        ),
+                        "statistic": stat,
+                        "threshold": float(check.delta),
+                    }
+                )
+        valid = np.asarray(host["valid"])[: self.beam]
+        weights = np.asarray(host["weights"])[: self.beam].astype(np.float32)
         new_state = SearchState(
             level=np.asarray(level + 1, np.int32),
-            members=np.asarray(selected["members"])[: self.beam].astype(np.int32),
-            degree=np.asarray(selected["degree"])[: self.beam].astype(np.int32),
+            members=np.asarray(host["members"])[: self.beam].astype(np.int32),
+            degree=np.asarray(host["degree"])[: self.beam].astype(np.int32),
             valid=valid,
-            weights=weights.astype(np.float32),
-            stderr=np.asarray(selected["stderr"])[: self.beam].astype(np.float32),
+            weights=weights,
+            stderr=np.asarray(host["stderr"])[: self.beam].astype(np.float32),
             key=state.key,
         )
         kept = int(valid.sum())
@@ -733,17 +741,17 @@ class _Run:
             "level": level,
             "prefix": min((level + 1) * self.b, int((np.asarray(setup.order) != self.n).sum())),
             "live_in": int(np.asarray(state.valid).sum()),
-            "children": int(selected["children"]),
-            "above_threshold": int(selected["above"]),
+            "children": int(host["children"]),
+            "above_threshold": int(host["above"]),
             "kept": kept,
             "rejected_postcheck": rejected,
             "unchecked_postcheck": unchecked,
-            "degree_dropped": int(selected["degree_dropped"]),
-            "undecided": int(selected["undecided"]),
+            "degree_dropped": int(host["degree_dropped"]),
+            "undecided": int(host["undecided"]),
             "samples": used,
             "rounds": rounds,
             "evaluations": used * self.r,
-            "max_weight": float(selected["max_weight"]),
+            "max_weight": float(host["max_weight"]),
             "min_kept_weight": float(weights[valid].min()) if kept else None,
         }
         return new_state, record, removals

@@ -63,12 +63,28 @@ def test_planted_recovery_512_index_order(seed: int) -> None:
     assert hits == 10 and not false
 
 
+def test_contract_call_verbatim() -> None:
+    """DESIGN.md §2a: the one-line call, on the contract's own example function."""
+
+    def f(x: jax.Array) -> jax.Array:
+        return 0.75 * x[:, 1] * x[:, 3] - 0.5 * x[:, 0] + 0.25
+
+    problem = asj.FunctionProblem(f, 5)
+    spec = asj.GoldreichLevin(tau=0.1)(problem, key=jax.random.key(0))
+    assert isinstance(spec, asj.Spectrum)
+    assert spec.to_dict() == {
+        (1, 3): pytest.approx(0.75, abs=1e-5),
+        (0,): pytest.approx(-0.5, abs=1e-5),
+        (): pytest.approx(0.25, abs=1e-5),
+    }
+
+
 # --------------------------------------------------------------------------- result contents
 
 
 @pytest.fixture(scope="module")
 def small() -> synthetic.Planted:
-    return synthetic.sparse_polynomial(10, {(0,): 0.9, (2, 5): -0.6, (1, 4, 7): 0.5, (): 0.3})
+    return synthetic.sparse_polynomial(12, {(0,): 0.9, (2, 5): -0.6, (1, 4, 7): 0.5, (): 0.3})
 
 
 def test_result_fields(small: synthetic.Planted) -> None:
@@ -90,7 +106,7 @@ def test_result_fields(small: synthetic.Planted) -> None:
 
 
 def test_result_saves_and_loads(tmp_path, small: synthetic.Planted) -> None:
-    spec = asj.GoldreichLevin(tau=0.1, leaf_samples=512)(small.problem, key=jax.random.key(0))
+    spec = asj.GoldreichLevin(tau=0.1)(small.problem, key=jax.random.key(0))
     for name in ("gl.json", "gl.npz"):
         back = asj.Spectrum.load(spec.save(tmp_path / name))
         assert back.to_dict() == pytest.approx(spec.to_dict())
@@ -99,7 +115,7 @@ def test_result_saves_and_loads(tmp_path, small: synthetic.Planted) -> None:
 
 
 def test_same_key_same_result_other_key_other_sample(small: synthetic.Planted) -> None:
-    solver = asj.GoldreichLevin(tau=0.1, leaf_samples=512)
+    solver = asj.GoldreichLevin(tau=0.1)
     a = solver(small.problem, key=jax.random.key(1))
     b = solver(small.problem, key=jax.random.key(1))
     c = solver(small.problem, key=jax.random.key(2))
@@ -111,18 +127,15 @@ def test_same_key_same_result_other_key_other_sample(small: synthetic.Planted) -
 
 def test_progress_callback(small: synthetic.Planted) -> None:
     calls, infos = [], []
-    asj.GoldreichLevin(tau=0.1, order="index", block_size=2)(
-        small.problem, key=jax.random.key(0), progress=lambda done, total: calls.append((done, total))
-    )
-    assert calls == [(i + 1, 5) for i in range(5)]
-    asj.GoldreichLevin(tau=0.1, order="index", block_size=2)(
-        small.problem, key=jax.random.key(0), progress=lambda d, t, info: infos.append(info)
-    )
-    assert len(infos) == 5 and {"kept", "samples", "evaluations"} <= set(infos[0])
+    solver = asj.GoldreichLevin(tau=0.1, order="index")  # 12 neurons, 4 per level: 3 levels
+    solver(small.problem, key=jax.random.key(0), progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    solver(small.problem, key=jax.random.key(0), progress=lambda d, t, info: infos.append(info))
+    assert len(infos) == 3 and {"kept", "samples", "evaluations"} <= set(infos[0])
 
 
 def test_tau_modes_set_the_threshold() -> None:
-    planted = synthetic.sparse_polynomial(8, {(): 3.0, (1,): 1.0, (2, 3): 0.25})
+    planted = synthetic.sparse_polynomial(12, {(): 3.0, (1,): 1.0, (2, 3): 0.25})
     norm_sq = 9.0 + 1.0 + 0.0625
     for mode, tau, expected in [
         ("relative", 0.3, 0.3 * math.sqrt(norm_sq)),
@@ -142,15 +155,13 @@ def test_tau_modes_set_the_threshold() -> None:
 def test_big_constant_term_is_centred() -> None:
     """An indicator-like function: a constant of 0.9 and one small interaction."""
     planted = synthetic.sparse_polynomial(12, {(): 0.9, (3, 8): 0.2})
-    spec = asj.GoldreichLevin(tau=0.1, num_samples=64, draws_per_z=4, order="index")(
-        planted.problem, key=jax.random.key(0)
-    )
+    spec = asj.GoldreichLevin(tau=0.1)(planted.problem, key=jax.random.key(0))
     assert spec.solver["center_value"] == pytest.approx(0.9, abs=0.02)
     assert spec.to_dict()[(3, 8)] == pytest.approx(0.2, abs=1e-4)
 
 
 def test_constant_function_gives_only_the_constant() -> None:
-    constant = asj.FunctionProblem(lambda x: jnp.full(x.shape[0], 2.5), 8)
+    constant = asj.FunctionProblem(lambda x: jnp.full(x.shape[0], 2.5), 12)
     for mode in ("relative", "centered"):
         spec = asj.GoldreichLevin(tau_mode=mode)(constant, key=jax.random.key(0))
         assert spec.to_dict() == {(): pytest.approx(2.5)}
@@ -158,7 +169,7 @@ def test_constant_function_gives_only_the_constant() -> None:
 
 
 def test_adaptive_samples_grow_until_decided() -> None:
-    planted = synthetic.sparse_polynomial(8, {(0, 1): 1.0, (4,): 0.5, (5, 6): 0.12})
+    planted = synthetic.sparse_polynomial(12, {(0, 1): 1.0, (4,): 0.5, (5, 6): 0.12})
     solver = asj.GoldreichLevin(
         tau=0.1, order="index", block_size=4, num_samples=16, draws_per_z=4, adaptive=True, max_samples=512
     )
@@ -171,7 +182,7 @@ def test_adaptive_samples_grow_until_decided() -> None:
 
 
 def test_max_degree_and_explicit_order() -> None:
-    planted = synthetic.sparse_polynomial(10, {(0, 2, 4, 6, 8): 1.0, (1,): 0.8})
+    planted = synthetic.sparse_polynomial(12, {(0, 2, 4, 6, 8): 1.0, (1,): 0.8})
     capped = asj.GoldreichLevin(tau=0.1, max_degree=3, order="index")(planted.problem, key=jax.random.key(0))
     assert (0, 2, 4, 6, 8) not in capped.to_dict()
     assert sum(capped.solver["levels"]["degree_dropped"]) > 0
@@ -246,13 +257,13 @@ class Stop(Exception):
 
 
 def test_interrupt_and_resume_gives_the_same_spectrum(tmp_path, small: synthetic.Planted) -> None:
-    solver = asj.GoldreichLevin(tau=0.1, order="index", block_size=1, num_samples=64, leaf_samples=1024)
+    solver = asj.GoldreichLevin(tau=0.1, order="index")  # 3 levels
     key = jax.random.key(5)
     straight = solver(small.problem, key=key)
     path = tmp_path / "gl.npz"
 
     def interrupt(done: int, total: int) -> None:
-        if done == 4:
+        if done == 2:
             raise Stop
 
     with pytest.raises(Stop):
@@ -260,8 +271,8 @@ def test_interrupt_and_resume_gives_the_same_spectrum(tmp_path, small: synthetic
     assert path.exists()
     seen = []
     resumed = solver(small.problem, key=key, checkpoint_path=path, progress=lambda d, t: seen.append(d))
-    assert resumed.solver["resumed_from_level"] == 4
-    assert seen == list(range(5, 11))
+    assert resumed.solver["resumed_from_level"] == 2
+    assert seen == [3]
     np.testing.assert_array_equal(resumed.subsets, straight.subsets)
     np.testing.assert_array_equal(resumed.coefficients, straight.coefficients)
     np.testing.assert_array_equal(resumed.stderr, straight.stderr)
@@ -272,15 +283,13 @@ def test_interrupt_and_resume_gives_the_same_spectrum(tmp_path, small: synthetic
 
 
 def test_foreign_and_corrupt_checkpoints(tmp_path, small: synthetic.Planted) -> None:
-    solver = asj.GoldreichLevin(tau=0.1, order="index", block_size=2, num_samples=32, leaf_samples=256)
+    solver = asj.GoldreichLevin(tau=0.1, order="index")
     path = tmp_path / "gl.npz"
     solver(small.problem, key=jax.random.key(0), checkpoint_path=path)
     with pytest.raises(asj.CheckpointError, match="different search"):
         solver(small.problem, key=jax.random.key(1), checkpoint_path=path)
     with pytest.raises(asj.CheckpointError, match="different search"):
-        asj.GoldreichLevin(tau=0.2, order="index", block_size=2, num_samples=32, leaf_samples=256)(
-            small.problem, key=jax.random.key(0), checkpoint_path=path
-        )
+        asj.GoldreichLevin(tau=0.2, order="index")(small.problem, key=jax.random.key(0), checkpoint_path=path)
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"not a checkpoint at all")
     with pytest.raises(asj.CheckpointError, match="not a readable checkpoint"):

@@ -114,12 +114,12 @@ def _parity_head(subset):
 
 
 def test_postcheck_rejects_a_predictable_newest_neuron(rng: np.random.Generator) -> None:
-    rows, n = 1500, 6
+    rows, n = 1000, 12  # the shapes of the paper-estimator tests: kernels compile once
     x = rng.choice([-1.0, 1.0], size=(rows, n))
     x[:, 3] = np.where(rng.random(rows) < 0.9, x[:, 1] * x[:, 2], -x[:, 1] * x[:, 2])
     acts = x * rng.uniform(0.5, 1.5, size=x.shape)
     problem = _data_problem(acts, _parity_head([1, 2, 3]))
-    solver = dict(estimator="paper", tau=0.2, num_samples=400)
+    solver = dict(estimator="paper", tau=0.2, num_samples=200)
     plain = asj.GoldreichLevin(**solver, redundancy="none")(problem, key=jax.random.key(0))
     assert (1, 2, 3) in plain.to_dict()
     checked = asj.GoldreichLevin(**solver, redundancy=[asj.PostCheck(delta=0.2)])(
