@@ -308,3 +308,32 @@ def test_bad_inputs_raise_clear_errors() -> None:
     batch = SpectrumBatch(spectra=(spec, spec), output_shape=(2,))
     with pytest.raises(ActSpecError, match="pick one output"):
         ix.shapley_values(batch)
+
+
+# --------------------------------------------------------------------------- optional dependency
+
+
+def test_core_never_imports_shapiq() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, actspec_jax, actspec_jax.indices, actspec_jax.metrics, actspec_jax.interop.shapiq\n"
+        "assert 'shapiq' not in sys.modules, 'shapiq imported at import time'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_missing_shapiq_gives_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from actspec_jax.interop import shapiq as bridge
+
+    monkeypatch.setitem(sys.modules, "shapiq", None)  # makes `import shapiq` fail
+    bridge._game_class.cache_clear()
+    spec = Spectrum.from_dict({(0,): 1.0}, 2)
+    with pytest.raises(ImportError, match=r"pip install 'actspec_jax\[interop\]'"):
+        bridge.to_interaction_values(spec, "SV")
+    with pytest.raises(ImportError, match=r"shapiq==1\.4\.1"):
+        bridge.as_shapiq_game(FunctionProblem(lambda x: x[:, 0], 2))
+    bridge._game_class.cache_clear()
