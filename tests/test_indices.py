@@ -337,3 +337,31 @@ def test_missing_shapiq_gives_install_command(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(ImportError, match=r"shapiq==1\.4\.1"):
         bridge.as_shapiq_game(FunctionProblem(lambda x: x[:, 0], 2))
     bridge._game_class.cache_clear()
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def test_index_plots_draw(tmp_path) -> None:
+    from matplotlib.figure import Figure
+
+    from actspec_jax.plots_indices import plot_interaction_network, plot_shapley_vs_fourier
+
+    n = 12
+    terms = {(0,): 0.5, (1, 2): 1.0, (3, 4, 5): -0.7, (6, 7): -0.4, (2, 8): 0.3, (): 0.1}
+    spec = Spectrum.from_dict(terms, n, labels=[f"u{i}" for i in range(n)])
+    fig = plot_shapley_vs_fourier(spec, top=6)
+    assert isinstance(fig, Figure)
+    left = fig.axes[0]
+    ticks = [t.get_text() for t in left.get_yticklabels()]
+    assert len(ticks) == 6 and ticks[0] == "u0" and set(ticks[1:4]) == {"u3", "u4", "u5"}  # φ = 1, −0.47
+    fig.savefig(tmp_path / "sv.png")
+    net = plot_interaction_network(spec, max_edges=3)
+    lines = [ln for ln in net.axes[0].get_lines() if len(ln.get_xdata()) == 2]
+    assert len(lines) == 3  # the three strongest pairs
+    net.savefig(tmp_path / "net.png")
+    from_dict = plot_interaction_network(ix.interaction_index(spec, "STII", 2), n=n, max_edges=50)
+    assert isinstance(from_dict, Figure)
+    with pytest.raises(ActSpecError, match="max_edges"):
+        plot_interaction_network(spec, max_edges=0)
+    assert (tmp_path / "sv.png").stat().st_size > 1000
