@@ -1,0 +1,1 @@
+"""Sub-commands of the ``actspec`` command line (one module each)."""

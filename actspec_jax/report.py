@@ -1,0 +1,171 @@
+"""Report folders: ``summary.md``, PNG figures, JSON results and a self-contained ``report.html``.
+
+A :class:`Report` collects blocks (headings, paragraphs, tables, figures, code) and writes
+them twice: as Markdown next to the PNG files, and as one HTML page with the figures
+embedded (base64), so the page can be mailed or opened anywhere without the folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from actspec_jax.spectrum import Spectrum, SpectrumBatch, _atomic_write, _jsonable
+
+__all__ = ["Report"]
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:980px;
+margin:2em auto;padding:0 1em;color:#1d1d1f;line-height:1.45}
+h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f3f3f3}
+td:first-child,th:first-child{text-align:left}
+figure{margin:1em 0}figcaption{font-size:.9em;color:#555}img{max-width:100%}
+pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.88em}
+"""
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+class Report:
+    """Accumulate a report, then :meth:`write` it into ``out_dir``.
+
+    Args:
+      out_dir: folder to create (parents too); existing files of the same names are replaced.
+      title: page title (first heading).
+    """
+
+    def __init__(self, out_dir: str | Path, title: str) -> None:
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.title = title
+        self._md: list[str] = [f"# {title}\n"]
+        self._html: list[str] = [f"<h1>{html.escape(title)}</h1>"]
+
+    # ------------------------------------------------------------------ blocks
+    def heading(self, text: str, level: int = 2) -> None:
+        self._md.append(f"{'#' * level} {text}\n")
+        self._html.append(f"<h{level}>{html.escape(text)}</h{level}>")
+
+    def text(self, paragraph: str) -> None:
+        """A plain paragraph (no markup interpretation)."""
+        self._md.append(paragraph.strip() + "\n")
+        self._html.append(f"<p>{html.escape(paragraph.strip())}</p>")
+
+    def code(self, text: str) -> None:
+        """Preformatted text, e.g. a spectrum summary table."""
+        self._md.append("```\n" + text.rstrip() + "\n```\n")
+        self._html.append(f"<pre>{html.escape(text.rstrip())}</pre>")
+
+    def table(
+        self, headers: Sequence[str], rows: Sequence[Sequence[Any]], caption: str | None = None
+    ) -> None:
+        md = ["| " + " | ".join(map(str, headers)) + " |", "|" + "---|" * len(headers)]
+        md += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+        if caption:
+            md.insert(0, f"*{caption}*\n")
+        self._md.append("\n".join(md) + "\n")
+        head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows
+        )
+        cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+        self._html.append(f"<table>{cap}<tr>{head}</tr>{body}</table>")
+
+    def figure(self, fig: Figure, name: str, caption: str, dpi: int = 130) -> Path:
+        """Save ``fig`` as ``<name>.png`` and add it with a caption."""
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+        data = buffer.getvalue()
+        path = self.out_dir / f"{name}.png"
+        path.write_bytes(data)
+        self._md.append(f"![{caption}]({path.name})\n\n*{caption}*\n")
+        encoded = base64.b64encode(data).decode("ascii")
+        self._html.append(
+            f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{encoded}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+        return path
+
+    # ------------------------------------------------------------------ files
+    def save_json(self, name: str, obj: Any) -> Path:
+        path = self.out_dir / name
+        text = json.dumps(_jsonable(obj), indent=1)
+        _atomic_write(path, lambda h: h.write(text), "w")
+        return path
+
+    def save_spectrum(self, spectrum: Spectrum | SpectrumBatch, name: str = "spectrum.json") -> Path:
+        return spectrum.save(self.out_dir / name)
+
+    def write(self) -> Path:
+        """Write ``summary.md`` and ``report.html``; returns the HTML path."""
+        md = "\n".join(self._md)
+        _atomic_write(self.out_dir / "summary.md", lambda h: h.write(md), "w")
+        page = (
+            "<!doctype html><html><head><meta charset='utf-8'>"
+            f"<title>{html.escape(self.title)}</title><style>{_CSS}</style></head><body>"
+            + "\n".join(self._html)
+            + "</body></html>"
+        )
+        path = self.out_dir / "report.html"
+        _atomic_write(path, lambda h: h.write(page), "w")
+        return path
+
+
+def add_spectrum_sections(
+    report: Report,
+    spectrum: Spectrum,
+    *,
+    top: int = 20,
+    heatmap_shape: tuple[int, int] | None = None,
+    heatmap: bool = False,
+) -> None:
+    """The standard sections for one spectrum: top terms, distributedness, figures."""
+    from actspec_jax import plots
+
+    report.heading("Top subsets")
+    report.code(spectrum.summary(top))
+    d = spectrum.distributedness()
+    report.heading("How distributed")
+    report.table(
+        ["measure", "value"],
+        [
+            ["share of non-constant energy at degree ≥ 2", d["higher_order_share"]],
+            ["energy-weighted mean degree", d["mean_degree"]],
+            ["effective number of terms", d["effective_terms"]],
+            ["captured share of E[f²] by the listed terms", d["captured_share"]],
+        ],
+    )
+    energy = spectrum.energy_by_degree()
+    report.table(
+        ["degree", "energy W^k"], [[k, float(e)] for k, e in enumerate(energy)], caption="Energy by degree"
+    )
+    report.figure(
+        plots.plot_energy_by_degree(spectrum),
+        "energy_by_degree",
+        "Share of the non-constant Fourier energy carried by subsets of each size.",
+    )
+    report.figure(
+        plots.plot_top_coefficients(spectrum, k=top),
+        "top_coefficients",
+        "Largest Fourier coefficients; positive = keeping the neurons together raises the output.",
+    )
+    if heatmap:
+        report.figure(
+            plots.plot_participation_heatmap(spectrum, shape=heatmap_shape),
+            "participation_heatmap",
+            "Per-neuron participation: share of non-constant energy in subsets containing the neuron.",
+        )
+        report.figure(plots.plot_subset_sizes(spectrum), "subset_sizes", "Sizes of the subsets found.")
