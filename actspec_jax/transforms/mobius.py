@@ -148,7 +148,7 @@ def _transform(values: jax.Array, factor: Factor, method: Method, block_bits: in
     return x.reshape((*batch, 1 << bits))
 
 
-def _dense(factor: Factor, doc: str) -> Callable[..., jax.Array]:
+def _dense(name: str, factor: Factor, doc: str) -> Callable[..., jax.Array]:
     def transform(values: Any, *, method: Method = "auto", block_bits: int | None = None) -> jax.Array:
         return _transform(jnp.asarray(values), factor, method, block_bits)
 
@@ -167,25 +167,34 @@ def _dense(factor: Factor, doc: str) -> Callable[..., jax.Array]:
       ``float[..., 2^n]`` in the same subset-index order; jit-compiled, cost ``O(n 2^n)``.
     """
     )
+    transform.__name__ = transform.__qualname__ = name
     return transform
 
 
-subset_sum = _dense(_ZETA, "Zeta transform over subsets: ``out[T] = Σ_{U⊆T} values[U]``.")
-superset_sum = _dense(_SUPERSET, "Zeta transform over supersets: ``out[S] = Σ_{R⊇S} values[R]``.")
+subset_sum = _dense("subset_sum", _ZETA, "Zeta transform over subsets: ``out[T] = Σ_{U⊆T} values[U]``.")
+superset_sum = _dense(
+    "superset_sum", _SUPERSET, "Zeta transform over supersets: ``out[S] = Σ_{R⊇S} values[R]``."
+)
 moebius_transform = _dense(
+    "moebius_transform",
     _MOEBIUS,
     "Fast Möbius transform of a game table: ``a[T] = Σ_{U⊆T} (−1)^{|T|−|U|} g[U]``.\n\n"
     "    ``g`` is indexed by the bitmask of present players (see :func:`game_table`).",
 )
 inverse_moebius_transform = _dense(
-    _ZETA, "Inverse fast Möbius transform: the game ``g[T] = Σ_{U⊆T} a[U]`` from its Möbius coefficients."
+    "inverse_moebius_transform",
+    _ZETA,
+    "Inverse fast Möbius transform: the game ``g[T] = Σ_{U⊆T} a[U]`` from its Möbius coefficients.",
 )
 fourier_to_moebius_dense = _dense(
+    "fourier_to_moebius_dense",
     _F2M,
     "Möbius coefficients from a dense Fourier spectrum: ``a[T] = (−2)^{|T|} Σ_{R⊇T} (−1)^{|R|} f̂[R]``.",
 )
 moebius_to_fourier_dense = _dense(
-    _M2F, "Fourier spectrum from dense Möbius coefficients: ``f̂[R] = Σ_{T⊇R} 2^{−|T|} a[T]``."
+    "moebius_to_fourier_dense",
+    _M2F,
+    "Fourier spectrum from dense Möbius coefficients: ``f̂[R] = Σ_{T⊇R} 2^{−|T|} a[T]``.",
 )
 
 
