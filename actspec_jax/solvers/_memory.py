@@ -127,3 +127,28 @@ def evaluate_blocked(evaluate: Any, masks: jax.Array, block: int | None) -> jax.
     blocks = masks.reshape((count // block, block, masks.shape[1]))
     out = jax.lax.map(evaluate, blocks)
     return out.reshape((count, *out.shape[2:]))
+
+
+@jax.jit
+def _evaluate_compiled(problem: Any, masks: jax.Array) -> jax.Array:
+    return problem.evaluate_unchecked(masks)
+
+
+def evaluate_in_chunks(problem: Any, masks: jax.Array, *, memory_budget: int | None = None) -> jax.Array:
+    """``problem.evaluate_unchecked(masks)`` in compiled chunks that fit ``memory_budget``.
+
+    Every chunk has the same (power-of-two) size, the last one padded with all-kept masks,
+    so a long batch compiles once.
+    """
+    count = int(masks.shape[0])
+    if count == 0:
+        return problem.evaluate_unchecked(masks)
+    budget = memory_budget if memory_budget is not None else default_memory_budget()
+    per_mask = bytes_per_mask(problem.evaluate_unchecked, problem.n)
+    chunk = chunk_size_for_budget(per_mask, budget, limit=count)
+    if chunk >= count:
+        return _evaluate_compiled(problem, masks)
+    padded = -(-count // chunk) * chunk
+    masks = jnp.concatenate([masks, jnp.ones((padded - count, masks.shape[1]), masks.dtype)])
+    parts = [_evaluate_compiled(problem, masks[i : i + chunk]) for i in range(0, padded, chunk)]
+    return jnp.concatenate(parts)[:count]

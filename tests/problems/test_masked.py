@@ -146,3 +146,17 @@ def test_planted_mlp_problem_with_mean_fill_is_constant():
     planted = synthetic.planted_mlp(6, {(0, 1): 1.0})
     spec = asj.ExactSolver()(planted.problem(fill="mean"))  # mean of a constant activation = itself
     assert [s for s in spec.to_dict() if s] == []
+
+
+def test_long_mask_batches_are_chunked_to_the_budget(cut_and_inputs):
+    cut, x = cut_and_inputs
+    problem = asj.masked_problem(cut, x, output="logit:0")
+    masks = asj.metrics.uniform_masks(jax.random.key(0), 1000, 6)
+    whole = problem.evaluate_unchecked(masks)
+    per_mask = asj.solvers._memory.bytes_per_mask(problem.evaluate_unchecked, 6)
+    chunked = problem.evaluate(masks, memory_budget=16 * per_mask)  # 63 chunks of 16, one padded
+    np.testing.assert_allclose(chunked, whole, rtol=1e-6)
+    with pytest.raises(asj.MemoryBudgetError, match="too small for one mask"):
+        problem.evaluate(masks, memory_budget=per_mask // 2)
+    traced = jax.jit(problem.evaluate)(masks)  # traced masks: one batch inside the caller's jit
+    np.testing.assert_allclose(traced, whole, rtol=1e-6)
