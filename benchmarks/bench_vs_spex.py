@@ -35,9 +35,7 @@ Usage: ``python benchmarks/bench_vs_spex.py [--ns 100 500] [--kinds poly mlp]``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 import warnings
@@ -46,11 +44,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+from _common import save, table  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
 NUM_TERMS, MAX_DEGREE, MIN_ABS = 20, 4, 0.3
 HELD_OUT = 4096
 
@@ -200,9 +199,7 @@ def main() -> None:
         "false pos.",
         "wall s (1st / 2nd)",
     ]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    print("\n" + "\n".join(lines))
+    print("\n" + table(headers, rows))
     payload = {
         "benchmark": "bench_vs_spex",
         "gl_settings": GL_SETTINGS,
@@ -214,19 +211,11 @@ def main() -> None:
         },
         "planted": {"num_terms": NUM_TERMS, "max_degree": MAX_DEGREE, "min_abs": MIN_ABS},
         "held_out_masks": HELD_OUT,
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "loadavg_at_end": os.getloadavg(),
-            "platform": platform.platform(),
-            "backend": jax.default_backend(),
-            "jax": jax.__version__,
-            "note": "2 CPU cores shared with other jobs; times are noisy, ratios are same-run",
-        },
+        "load_average_at_end": os.getloadavg(),
+        "note": "2 CPU cores shared with other jobs; times are noisy, ratios are same-run",
         "records": records,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "bench_vs_spex.json"
-    path.write_text(json.dumps(payload, indent=1) + "\n")
+    path = save("bench_vs_spex", payload)
     print(f"saved {path.relative_to(ROOT)}")
 
 
