@@ -30,7 +30,10 @@ matrix-unit friendly). All are batched over leading axes and jit-compiled.
 **Sparse terms** (a :class:`~actspec_jax.Spectrum` or :class:`SparseTerms` of ``K``
 subsets of any ``n``, bit-packed): a term of size ``d`` expands into its ``2^d`` subsets
 (F→M) or the ``2^d`` subsets of a Möbius term become Fourier terms (M→F); the cost is
-``O(K · 2^d · ⌈n/32⌉)`` — the size of the output — and never ``2^n``.
+``O(K · 2^d · ⌈n/32⌉)`` — the size of the output (one parity of degree ``d`` has ``2^d``
+Möbius terms, so no conversion can do better) — and never ``2^n``. Interaction indices of
+order ``k`` (:mod:`actspec_jax.indices`) need only the ``Σ_{s≤k} C(d, s)`` small subsets of
+each term: polynomial in ``K`` and ``d``.
 """
 
 from __future__ import annotations
