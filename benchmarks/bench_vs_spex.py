@@ -19,6 +19,9 @@ Protocol, in one run, on each problem:
   the truth); that it stayed within ``E_SPEX`` is checked and reported.
 * **Part B — GL's budget** (context). GL at its defaults (``τ = 0.05``), then SPEX at the
   smallest budget it accepts that is ≥ GL's evaluations.
+* **Part C — GL until confident** (context). GL with ``adaptive=True`` (samples per level
+  grow until every keep/drop decision is confident), against part A's SPEX run: no budget
+  cap, so GL may use many more evaluations; reported to show the time/queries trade-off.
 
 SPEX's FBII values of order 4 are the Möbius form of the degree-≤4 truncation of its
 recovered function (all planted terms have degree ≤ 4); they are imported back as a Fourier
@@ -61,6 +64,7 @@ HELD_OUT = 4096
 # GL for part B: τ relative to ‖f‖₂, below the smallest planted term (|c| ≥ 0.3 against
 # ‖f‖₂ ≈ 3); everything else is the solver's mask-mode default.
 GL_DEFAULTS: dict[str, Any] = {"tau": 0.05}
+GL_ADAPTIVE: dict[str, Any] = {"tau": 0.05, "adaptive": True}  # part C
 ASSUMED_LEVELS = 16  # part A's a-priori guess: ≤ 64 influential neurons searched, 4 per level
 
 
@@ -221,6 +225,7 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", default=["poly", "mlp"], choices=["poly", "mlp"])
     parser.add_argument("--spex-budget", type=int, default=20000, help="budget requested from SPEX (part A)")
     parser.add_argument("--skip-part-b", action="store_true", help="skip GL defaults vs SPEX at GL's budget")
+    parser.add_argument("--skip-part-c", action="store_true", help="skip adaptive GL vs part A's SPEX")
     args = parser.parse_args()
     from actspec_jax.metrics import uniform_masks
 
@@ -261,6 +266,16 @@ def main() -> None:
                     "targets": targets_b,
                 }
                 rows += _rows(n, kind, "B: GL budget", gl_b, sp_b, targets_b)
+            if not args.skip_part_c:
+                gl_c = _runs("gl", problem, GL_ADAPTIVE, (1, 2), truth, masks, values)
+                targets_c = _targets(gl_c, sp)
+                record["part_c"] = {
+                    "gl_settings": GL_ADAPTIVE,
+                    "gl": gl_c,
+                    "spex": "part_a",
+                    "targets": targets_c,
+                }
+                rows += _rows(n, kind, "C: GL adaptive", gl_c, sp, targets_c)
             records.append(record)
 
     headers = [
