@@ -31,8 +31,8 @@ planted subsets (estimate within 50 % of the true coefficient) and **false posit
 (unplanted terms with |estimate| ≥ 0.15); evaluations are GL's own count
 (``spectrum.solver['evaluations']``) and the coalitions SPEX asked the game for. **Wall
 time**: two runs per method with different seeds; the first includes one-time compilation
-(JAX for GL; numba for SPEX's BCH decoder, paid once per process), the last is the steady
-state the ratio uses.
+(JAX for GL; numba for SPEX's BCH decoder, paid once per process); the ratio compares the
+best run of each method (the machine is shared, so single runs are noisy).
 
 Targets (issue 5): GL recall and R² ≥ SPEX's, at ≤ 1/10 of SPEX's wall time, with
 ``E_GL ≤ E_SPEX``. The machine has 2 CPU cores shared with other jobs: times are noisy; the
@@ -187,13 +187,13 @@ def _runs(method: str, problem: Any, arg: Any, seeds: tuple[int, ...], truth: di
 
 
 def _targets(gl: dict, sp: dict) -> dict[str, Any]:
-    ratio = gl["seconds"][-1] / sp["seconds"][-1]
+    ratio = min(gl["seconds"]) / min(sp["seconds"])
     return {
-        "time_ratio_steady": ratio,
+        "time_ratio_best": ratio,
         "recall_ge": min(g["recall"] for g in gl["scores"]) >= max(s["recall"] for s in sp["scores"]),
         "r2_ge": min(g["r2"] for g in gl["scores"]) >= max(s["r2"] for s in sp["scores"]) - 1e-4,
         "evals_le": max(gl["evaluations"]) <= min(sp["evaluations"]),
-        "time_le_tenth_steady": ratio <= 0.1,
+        "time_le_tenth": ratio <= 0.1,
     }
 
 
@@ -213,9 +213,7 @@ def _rows(n: int, kind: str, part: str, gl: dict, sp: dict, targets: dict) -> li
                 " / ".join(f"{t:.2f}" for t in res["seconds"]),
             ]
         )
-    rows.append(
-        ["", "", "", "GL/SPEX time (last run)", "", "", "", "", f"{targets['time_ratio_steady']:.3f}"]
-    )
+    rows.append(["", "", "", "GL/SPEX time (best runs)", "", "", "", "", f"{targets['time_ratio_best']:.3f}"])
     return rows
 
 
