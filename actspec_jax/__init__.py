@@ -16,7 +16,7 @@ The contract::
     spec.to_dict()                           # {tuple(sorted neuron indices): coefficient}
 """
 
-from actspec_jax import errors, metrics, problems, solvers, transforms
+from actspec_jax import errors, indices, metrics, problems, solvers, transforms
 from actspec_jax.errors import (
     ActSpecError,
     MaskError,
@@ -81,6 +81,7 @@ __all__ = [
     "errors",
     "fwht",
     "ifwht",
+    "indices",
     "list_layers",
     "load_results",
     "masked_problem",
