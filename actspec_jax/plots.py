@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from actspec_jax.spectrum import Spectrum
 
@@ -39,6 +40,9 @@ def plot_energy_by_degree(spectrum: Spectrum, *, include_constant: bool = False)
         degrees, energy = degrees[1:], energy[1:]
     total = energy.sum()
     share = energy / total if total > 0 else energy
+    visible = np.flatnonzero(share > 1e-4)  # drop the negligible tail of high degrees
+    last = int(visible[-1]) + 1 if visible.size else 1
+    degrees, share = degrees[:last], share[:last]
     fig = Figure(figsize=(5.2, 3.2))
     ax = fig.subplots()
     ax.bar(degrees, share, color=[_degree_color(int(d)) for d in degrees])
@@ -78,7 +82,10 @@ def plot_top_coefficients(spectrum: Spectrum, k: int = 20, *, include_constant: 
     ax.set_yticks(ys, names, fontsize=8)
     ax.axvline(0.0, color="black", linewidth=0.6)
     ax.set_xlabel(f"Fourier coefficient f̂(S) of {_output_name(spectrum)} (+1 = neuron kept)")
-    ax.set_title(f"Top {len(rows)} subsets (colour = degree)", fontsize=10)
+    shown = sorted({len(s) for s, _, _ in rows})
+    handles = [Patch(color=_degree_color(d), label=f"|S| = {d}") for d in shown]
+    ax.legend(handles=handles, fontsize=8, loc="lower right")
+    ax.set_title(f"Top {len(rows)} subsets", fontsize=10)
     fig.tight_layout()
     return fig
 

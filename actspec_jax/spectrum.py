@@ -198,6 +198,19 @@ class Spectrum:
             stderr=None if self.stderr is None else self.stderr[:k],
         )
 
+    def select(self, *, min_degree: int = 0, max_degree: int | None = None) -> Spectrum:
+        """The listed terms with ``min_degree ≤ |S| ≤ max_degree`` (order kept; dense kept)."""
+        degrees = self.degrees
+        keep = degrees >= min_degree
+        if max_degree is not None:
+            keep &= degrees <= max_degree
+        return dataclasses.replace(
+            self,
+            subsets=self.subsets[keep],
+            coefficients=self.coefficients[keep],
+            stderr=None if self.stderr is None else self.stderr[keep],
+        )
+
     # ------------------------------------------------------------------ energy views
     def _weights_by_term(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """(degrees, squared coefficients, membership or None for dense) over all known terms."""

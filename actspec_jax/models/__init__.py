@@ -1,11 +1,17 @@
 """Flax models, their training loop and the shipped pretrained weights."""
 
 from actspec_jax.models.io import load_variables, save_variables
+from actspec_jax.models.mlp import MLP
 from actspec_jax.models.train import TrainResult, accuracy, predict_logits, train_classifier
+from actspec_jax.models.zoo import Pretrained, available_models, load_pretrained
 
 __all__ = [
+    "MLP",
+    "Pretrained",
     "TrainResult",
     "accuracy",
+    "available_models",
+    "load_pretrained",
     "load_variables",
     "predict_logits",
     "save_variables",

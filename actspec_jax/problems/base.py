@@ -93,9 +93,20 @@ class Problem(abc.ABC):
         This is the jittable kernel solvers call inside their own compiled loops.
         """
 
-    def evaluate(self, masks: jax.Array) -> jax.Array:
-        """Validate ``masks`` (``float[k, n]`` of ±1) and return ``float32[k, *output_shape]``."""
-        return self.evaluate_unchecked(check_masks(masks, self.n))
+    def evaluate(self, masks: jax.Array, *, memory_budget: int | None = None) -> jax.Array:
+        """Validate ``masks`` (``float[k, n]`` of ±1) and return ``float32[k, *output_shape]``.
+
+        Concrete mask batches are evaluated by a compiled kernel in chunks sized so that one
+        chunk's intermediates fit ``memory_budget`` bytes (default: see
+        :func:`actspec_jax.solvers._memory.default_memory_budget`), so any ``k`` fits. Inside a
+        caller's ``jit`` (traced masks) it evaluates in one batch.
+        """
+        masks = check_masks(masks, self.n)
+        if isinstance(masks, jax.core.Tracer):
+            return self.evaluate_unchecked(masks)
+        from actspec_jax.solvers._memory import evaluate_in_chunks
+
+        return evaluate_in_chunks(self, masks, memory_budget=memory_budget)
 
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable description stored with every spectrum."""

@@ -182,6 +182,7 @@ class MaskedProblem(Problem):
                 "units": None if unit_array is None else unit_list,
                 "output": selector.describe(),
                 "fill": fill_name,
+                "fill_key": None if key is None else np.asarray(jax.random.key_data(key)).tolist(),
                 "aggregate": aggregate,
                 "num_inputs": int(m),
                 "activation_shape": [int(s) for s in activations.shape],

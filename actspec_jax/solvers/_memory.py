@@ -99,3 +99,56 @@ def chunk_size_for_budget(per_item: int, budget: int, *, limit: int, what: str =
         )
     chunk = 1 << math.floor(math.log2(budget // per_item))
     return max(1, min(chunk, 1 << math.floor(math.log2(max(1, limit)))))
+
+
+CPU_CACHE_WORKING_SET = 8 << 20  # bytes of live intermediates per block on CPU (L2/L3-sized)
+
+
+def default_block_size(per_mask: int, backend: str | None = None) -> int | None:
+    """Masks per cache block: on CPU a power of two whose intermediates fit in ~8 MiB, so the
+    masked activations never round-trip through DRAM (measured ~8× faster than one big batch
+    for an MLP head); ``None`` (no blocking) on accelerators, which want the widest batch."""
+    backend = backend or jax.default_backend()
+    if backend != "cpu":
+        return None
+    return 1 << max(0, math.floor(math.log2(max(1, CPU_CACHE_WORKING_SET // max(1, per_mask)))))
+
+
+def evaluate_blocked(evaluate: Any, masks: jax.Array, block: int | None) -> jax.Array:
+    """``evaluate(masks)`` computed ``block`` masks at a time inside one compiled loop.
+
+    ``masks.shape[0]`` must be a multiple of ``block`` (callers use powers of two).
+    """
+    count = masks.shape[0]
+    if block is None or block >= count:
+        return evaluate(masks)
+    if count % block:
+        raise ValueError(f"{count} masks do not split into blocks of {block}.")
+    blocks = masks.reshape((count // block, block, masks.shape[1]))
+    out = jax.lax.map(evaluate, blocks)
+    return out.reshape((count, *out.shape[2:]))
+
+
+@jax.jit
+def _evaluate_compiled(problem: Any, masks: jax.Array) -> jax.Array:
+    return problem.evaluate_unchecked(masks)
+
+
+def evaluate_in_chunks(problem: Any, masks: jax.Array, *, memory_budget: int | None = None) -> jax.Array:
+    """``problem.evaluate_unchecked(masks)`` in compiled chunks that fit ``memory_budget``.
+
+    Every chunk has the same (power-of-two) size, the last one padded with all-kept masks,
+    so a long batch compiles once.
+    """
+    count = int(masks.shape[0])
+    if count == 0:
+        return problem.evaluate_unchecked(masks)
+    budget = memory_budget if memory_budget is not None else default_memory_budget()
+    per_mask = bytes_per_mask(problem.evaluate_unchecked, problem.n)
+    chunk = chunk_size_for_budget(per_mask, budget, limit=count)
+    if chunk >= count:
+        return _evaluate_compiled(problem, masks)
+    padded = -(-count // chunk) * chunk
+    masks = jnp.concatenate([masks, jnp.ones((padded - count, masks.shape[1]), masks.dtype)])
+    parts = [_evaluate_compiled(problem, masks[i : i + chunk]) for i in range(0, padded, chunk)]
+    return jnp.concatenate(parts)[:count]

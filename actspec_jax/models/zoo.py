@@ -1,0 +1,62 @@
+"""Pretrained models shipped inside the package (``actspec_jax/models/weights/``).
+
+Each entry is ``<name>.msgpack`` (Flax msgpack variables) plus ``<name>.json`` (the
+architecture, recipe, test accuracy and the weights' sha256, verified on load).
+Reproduce them with ``scripts/train_mnist_mlp.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+
+from actspec_jax.errors import ActSpecError
+from actspec_jax.models.io import load_variables
+from actspec_jax.models.mlp import MLP
+
+__all__ = ["MODEL_SPECS", "Pretrained", "available_models", "load_pretrained", "weights_path"]
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+# name -> constructor of the untrained module (the architecture the weights belong to).
+MODEL_SPECS: dict[str, Callable[[], nn.Module]] = {
+    "mnist_mlp": lambda: MLP(hidden=(256,), num_classes=10, dropout=0.2),
+    "mnist_mlp_deep": lambda: MLP(hidden=(256, 256, 256), num_classes=10, dropout=0.2),
+}
+
+
+class Pretrained(NamedTuple):
+    """A shipped model: the linen ``module``, its ``variables`` and the sidecar ``info``."""
+
+    module: nn.Module
+    variables: Any
+    info: dict[str, Any]
+
+
+def available_models() -> list[str]:
+    """Names accepted by :func:`load_pretrained`."""
+    return sorted(MODEL_SPECS)
+
+
+def weights_path(name: str) -> Path:
+    """Path (without suffix) of a shipped model's weight files."""
+    if name not in MODEL_SPECS:
+        raise ActSpecError(
+            f"unknown pretrained model {name!r}. Available models: {', '.join(available_models())}."
+        )
+    return WEIGHTS_DIR / name
+
+
+def load_pretrained(name: str) -> Pretrained:
+    """Load a shipped model by name (checksum verified).
+
+    Example::
+
+        model = load_pretrained("mnist_mlp")
+        logits = model.module.apply(model.variables, images)   # images float32[m, 14, 14]
+    """
+    variables, info = load_variables(weights_path(name))
+    return Pretrained(MODEL_SPECS[name](), variables, info)

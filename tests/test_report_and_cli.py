@@ -1,0 +1,47 @@
+import json
+
+import pytest
+
+import actspec_jax as asj
+from actspec_jax import plots
+from actspec_jax.cli import main
+from actspec_jax.problems import synthetic
+from actspec_jax.report import Report, add_spectrum_sections
+
+
+def test_report_folder_is_self_contained(tmp_path):
+    spec = asj.ExactSolver()(synthetic.majority(5, [0, 1, 2, 3, 4]).problem)
+    report = Report(tmp_path / "r", "Majority")
+    add_spectrum_sections(report, spec, heatmap=True, heatmap_shape=(1, 5))
+    report.save_spectrum(spec)
+    html = report.write()
+    page = html.read_text()
+    assert page.count("data:image/png;base64,") == 4 and "Majority" in page
+    for name in ["summary.md", "spectrum.json", "energy_by_degree.png", "participation_heatmap.png"]:
+        assert (tmp_path / "r" / name).exists()
+    assert "higher-order" in (tmp_path / "r" / "summary.md").read_text()
+
+
+def test_figures_draw_for_sparse_spectra_with_stderr():
+    spec = asj.Spectrum.build(256, [(1, 5), (7,), ()], [0.4, -0.2, 0.1], stderr=[0.01, 0.01, 0.01])
+    assert plots.plot_top_coefficients(spec).axes
+    assert plots.plot_participation_heatmap(spec).axes  # 16×16 grid for 256 units
+    assert plots.plot_subset_sizes(spec).axes
+    with pytest.raises(ValueError, match="too small"):
+        plots.plot_participation_heatmap(spec, shape=(2, 2))
+
+
+def test_demo_runs_end_to_end_at_a_tiny_size(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code = main(["demo", "--out", str(out), "--units", "6", "--inputs", "8", "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "Report written to" in printed and "higher-order energy share" in printed
+    doc = json.loads((out / "spectrum.json").read_text())
+    assert doc["n"] == 6 and doc["problem"]["output"] == "log_prob:7"
+    assert (out / "report.html").exists() and (out / "top_coefficients.png").exists()
+
+
+def test_cli_errors_are_reported_not_raised(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--target", "12", "--quiet"]) == 2
+    assert "--target must be a digit class" in capsys.readouterr().err
