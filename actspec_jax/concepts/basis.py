@@ -22,6 +22,7 @@ from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from actspec_jax.concepts.nmf import (
     check_activations,
@@ -80,6 +81,7 @@ def fit_basis(
     *,
     key: jax.Array,
     shift: Shift = "none",
+    token_mask: jax.Array | None = None,
     alpha: float = 1e-2,
     l1_ratio: float = 0.0,
     max_iter: int = 500,
@@ -93,6 +95,8 @@ def fit_basis(
       key: PRNG key for the NMF initialisation.
       shift: ``'none'`` (activations must be ≥ 0, e.g. after a ReLU) or ``'min'``
         (subtract each neuron's minimum first).
+      token_mask: optional ``float[inputs, tokens]`` (1 = real token) for ``[inputs, tokens,
+        N]`` activations: only real tokens become rows (padding is left out of the fit).
       alpha, l1_ratio, max_iter, tol: NMF settings (:func:`fit_nmf`; CRAFT defaults).
     """
     A = jnp.asarray(activations, jnp.float32)
@@ -100,7 +104,16 @@ def fit_basis(
         raise ActSpecError(
             f"activations must have a leading row axis and a neuron axis, got shape {tuple(A.shape)}."
         )
-    rows = A.reshape(-1, A.shape[-1])
+    if token_mask is not None:
+        keep = np.asarray(token_mask).reshape(-1) > 0
+        if A.ndim < 3 or keep.shape[0] != int(np.prod(A.shape[:-1])):
+            raise ActSpecError(
+                f"token_mask must be [inputs, tokens] matching the activations {tuple(A.shape)}, got "
+                f"{np.shape(token_mask)}."
+            )
+        rows = A.reshape(-1, A.shape[-1])[np.flatnonzero(keep)]
+    else:
+        rows = A.reshape(-1, A.shape[-1])
     if shift == "none":
         offset = jnp.zeros((rows.shape[1],), jnp.float32)
     elif shift == "min":

@@ -12,8 +12,10 @@ with tokens) and target class ``t_j`` (the model's own prediction by default):
 
 The *decision contribution* of either is the drop of the target logit ``z_t`` (and of
 the target probability ``p_t``) when it is nulled; we also report how often the decision
-flips (argmax changes) and the L2 norm of what was removed (to separate "a concept
-matters more" from "a concept removes more activation"). Colin et al. find that nulling
+flips (argmax changes) and the L2 norm of what was removed. A concept usually removes
+more activation than one unit, so a third, **norm-matched** arm nulls the most active
+units (in order of pooled activation) until at least the concept's removed norm is
+reached — it separates "a concept matters more" from "a concept removes more". Colin et al. find that nulling
 the top concept changes the decision more than nulling the top unit, increasingly with
 depth.
 """
@@ -83,8 +85,10 @@ def decision_contribution(
       ``concept_code`` (pooled scores), ``drop_logit_unit``, ``drop_logit_concept``,
       ``drop_prob_unit``, ``drop_prob_concept``, ``flip_unit``, ``flip_concept``,
       ``removed_norm_unit``, ``removed_norm_concept`` (Frobenius norm of the change of
-      ``A_j``). The summary averages them and adds ``concept_wins`` (share of inputs
-      where the concept's logit drop is larger), ``relative_error`` and sizes.
+      ``A_j``), and for the norm-matched arm ``drop_logit_matched``, ``drop_prob_matched``,
+      ``flip_matched``, ``removed_norm_matched``, ``units_matched`` (units nulled). The
+      summary averages them and adds ``concept_wins`` / ``concept_wins_matched`` (share of
+      inputs where the concept's logit drop is larger), ``relative_error`` and sizes.
     """
     leaves = jax.tree_util.tree_leaves(inputs)
     if not leaves:
@@ -110,13 +114,24 @@ def decision_contribution(
         A_unit = A * (1.0 - unit_hot)
         chosen_code = jnp.sum(U * _onehot_rows(concept, W.shape[0], U.shape), axis=-1, keepdims=True)
         A_concept = A - chosen_code * W[concept].reshape((A.shape[0],) + (1,) * (A.ndim - 2) + (W.shape[1],))
-        logits = [cut.head(params, x, batch) for x in (A, A_unit, A_concept)]
+        norm = lambda d: jnp.sqrt(jnp.sum(d.reshape(d.shape[0], -1) ** 2, axis=1))  # noqa: E731
+        # norm-matched arm: top units by pooled activation until the concept's norm is reached
+        target_sq = norm(A - A_concept) ** 2
+        column_sq = jnp.sum((A**2).reshape(A.shape[0], -1, A.shape[-1]), axis=1)  # [m, N]
+        order = jnp.argsort(-unit_scores, axis=-1)
+        before = jnp.cumsum(jnp.take_along_axis(column_sq, order, axis=-1), axis=-1) - jnp.take_along_axis(
+            column_sq, order, axis=-1
+        )
+        take_sorted = before < target_sq[:, None]  # a unit is taken while the norm is still short
+        take_sorted = take_sorted.at[:, 0].set(True)
+        take = jnp.zeros_like(take_sorted).at[jnp.arange(A.shape[0])[:, None], order].set(take_sorted)
+        A_matched = A * (1.0 - take.reshape((A.shape[0],) + (1,) * (A.ndim - 2) + (A.shape[-1],)))
+        logits = [cut.head(params, x, batch) for x in (A, A_unit, A_concept, A_matched)]
         pred = jnp.argmax(logits[0], axis=-1)
         t = jnp.where(tgt < 0, pred, tgt)
         z = [jnp.take_along_axis(lg, t[:, None], axis=-1)[:, 0] for lg in logits]
         p = [jnp.take_along_axis(jax.nn.softmax(lg, -1), t[:, None], axis=-1)[:, 0] for lg in logits]
         flips = [jnp.argmax(lg, axis=-1) != pred for lg in logits[1:]]
-        norm = lambda d: jnp.sqrt(jnp.sum(d.reshape(d.shape[0], -1) ** 2, axis=1))  # noqa: E731
         return {
             "target": t,
             "unit": unit,
@@ -127,10 +142,15 @@ def decision_contribution(
             "drop_logit_concept": z[0] - z[2],
             "drop_prob_unit": p[0] - p[1],
             "drop_prob_concept": p[0] - p[2],
+            "drop_logit_matched": z[0] - z[3],
+            "drop_prob_matched": p[0] - p[3],
             "flip_unit": flips[0],
             "flip_concept": flips[1],
+            "flip_matched": flips[2],
             "removed_norm_unit": norm(A - A_unit),
             "removed_norm_concept": norm(A - A_concept),
+            "removed_norm_matched": norm(A - A_matched),
+            "units_matched": jnp.sum(take, axis=-1),
             "sq_error": jnp.sum((A - basis.offset - U @ W) ** 2),
             "sq_total": jnp.sum((A - basis.offset) ** 2),
         }
@@ -160,11 +180,19 @@ def decision_contribution(
         "drop_logit_concept": float(per_input["drop_logit_concept"].mean()),
         "drop_prob_unit": float(per_input["drop_prob_unit"].mean()),
         "drop_prob_concept": float(per_input["drop_prob_concept"].mean()),
+        "drop_logit_matched": float(per_input["drop_logit_matched"].mean()),
+        "drop_prob_matched": float(per_input["drop_prob_matched"].mean()),
         "flip_unit": float(per_input["flip_unit"].mean()),
         "flip_concept": float(per_input["flip_concept"].mean()),
+        "flip_matched": float(per_input["flip_matched"].mean()),
         "concept_wins": float(np.mean(per_input["drop_logit_concept"] > per_input["drop_logit_unit"])),
+        "concept_wins_matched": float(
+            np.mean(per_input["drop_logit_concept"] > per_input["drop_logit_matched"])
+        ),
         "removed_norm_unit": float(per_input["removed_norm_unit"].mean()),
         "removed_norm_concept": float(per_input["removed_norm_concept"].mean()),
+        "removed_norm_matched": float(per_input["removed_norm_matched"].mean()),
+        "units_matched": float(per_input["units_matched"].mean()),
     }
     return {"per_input": per_input, "summary": summary}
 

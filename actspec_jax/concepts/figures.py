@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -51,9 +51,19 @@ def plot_image_exemplars(
 
 
 def text_exemplars(
-    texts: Sequence[str], most: np.ndarray, least: np.ndarray, names: Sequence[str], *, width: int = 90
+    texts: Sequence[str] | Callable[[int, int], str],
+    most: np.ndarray,
+    least: np.ndarray,
+    names: Sequence[str],
+    *,
+    width: int = 90,
 ) -> list[list[str]]:
-    """Table rows ``[name, most activating snippets, least activating snippets]``."""
+    """Table rows ``[name, most activating snippets, least activating snippets]``.
+
+    ``texts`` is one text per input, or a function ``(row r, input i) -> str`` giving the
+    snippet of input ``i`` for unit/concept ``r`` (e.g. the words around its peak token).
+    """
+    text_of = texts if callable(texts) else (lambda r, i: texts[i])  # type: ignore[index]
 
     def clip(text: str) -> str:
         text = " ".join(str(text).split())
@@ -64,8 +74,8 @@ def text_exemplars(
         rows.append(
             [
                 name,
-                " ‖ ".join(clip(texts[i]) for i in most[r]),
-                " ‖ ".join(clip(texts[i]) for i in least[r]),
+                " ‖ ".join(clip(text_of(r, int(i))) for i in most[r]),
+                " ‖ ".join(clip(text_of(r, int(i))) for i in least[r]),
             ]
         )
     return rows
@@ -73,15 +83,22 @@ def text_exemplars(
 
 def plot_contribution(summaries: Sequence[dict], *, title: str) -> Figure:
     """Bars per layer: mean drop of the target logit when the top unit vs the top concept
-    is nulled (the decision-contribution test)."""
+    is nulled (the decision-contribution test), and the norm-matched units when reported."""
     layers = [str(s["layer"]) for s in summaries]
     unit = [s["drop_logit_unit"] for s in summaries]
     concept = [s["drop_logit_concept"] for s in summaries]
     x = np.arange(len(layers))
     fig = Figure(figsize=(1.2 * len(layers) + 2.5, 3.2))
     ax = fig.subplots()
-    ax.bar(x - 0.2, unit, width=0.4, label="null top unit", color="#7f7f7f")
-    ax.bar(x + 0.2, concept, width=0.4, label="null top concept", color="#1f77b4")
+    matched = [s.get("drop_logit_matched") for s in summaries]
+    has_matched = all(v is not None for v in matched)
+    width = 0.27 if has_matched else 0.4
+    ax.bar(x - (width if has_matched else 0.2), unit, width=width, label="null top unit", color="#7f7f7f")
+    if has_matched:
+        ax.bar(x, matched, width=width, label="null top units, concept's norm", color="#bcbd22")
+    ax.bar(
+        x + (width if has_matched else 0.2), concept, width=width, label="null top concept", color="#1f77b4"
+    )
     ax.set_xticks(x, layers, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("mean drop of target logit")
     ax.axhline(0.0, color="black", linewidth=0.6)

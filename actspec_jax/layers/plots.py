@@ -51,9 +51,10 @@ def plot_layer_matrix(
         for start, stop in itertools.pairwise(bounds):
             ax.add_patch(_box(start - 0.5, stop - start, edge="white" if cmap != "Greys" else "black"))
     if annotate if annotate is not None else L <= 12:
-        threshold = np.nanmean(M)
         for i in range(L):
             for j in range(L):
+                red, green, blue, _ = image.cmap(image.norm(M[i, j]))
+                light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5
                 ax.text(
                     j,
                     i,
@@ -61,7 +62,7 @@ def plot_layer_matrix(
                     ha="center",
                     va="center",
                     fontsize=7,
-                    color="white" if M[i, j] < threshold else "black",
+                    color="black" if light else "white",
                 )
     ax.set_title(title, fontsize=10)
     fig.tight_layout()

@@ -46,6 +46,17 @@ def test_contribution_matches_manual_nulling(tiny_mlp, digits):
     np.testing.assert_allclose(per["removed_norm_unit"], A[rows, i], rtol=1e-5)
     np.testing.assert_allclose(per["removed_norm_concept"], U[rows, c], rtol=1e-4)  # unit-norm concepts
     assert np.array_equal(per["flip_concept"], z_concept.argmax(1) != t)
+    # norm-matched arm: the fewest top units whose removed norm reaches the concept's
+    for j in (0, 13, 59):
+        order = np.argsort(-A[j], kind="stable")
+        cumulative = np.sqrt(np.cumsum(A[j, order] ** 2))
+        n = max(1, int(np.sum(cumulative < U[j, c[j]] - 1e-6)) + 1)
+        assert per["units_matched"][j] in (min(n, 12), min(n, 12) - 1, min(n, 12) + 1)  # float ties
+        a = A[j].copy()
+        a[order[: per["units_matched"][j]]] = 0.0
+        z = np.asarray(cut.outputs(a[None], inputs[j : j + 1]))[0]
+        assert per["drop_logit_matched"][j] == pytest.approx(logits[j, t[j]] - z[t[j]], abs=1e-4)
+        assert per["removed_norm_matched"][j] >= per["removed_norm_concept"][j] * (1 - 1e-5) or n > 12
     s = result["summary"]
     assert s["inputs"] == 60 and s["concepts"] == 4 and s["neurons"] == 12
     assert s["drop_logit_concept"] == pytest.approx(per["drop_logit_concept"].mean())
