@@ -318,8 +318,6 @@ def _run_spectrum(args: argparse.Namespace, report: Any) -> None:
 
         model = load_pretrained("mnist_mlp")
         layer, output = "relu_0", f"log_prob:{args.target}"
-        if not 0 <= args.target <= 9:
-            raise asj.ActSpecError(f"--target must be a digit class 0..9, got {args.target}.")
         train_x, _ = load_mnist("train")
         test_x, test_y = load_mnist("test")
         fit_n, n = args.fit_inputs or (300 if tiny else 5000), args.inputs or (16 if tiny else 64)
@@ -406,6 +404,14 @@ def run_concepts(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     if args.concepts is not None and args.concepts < 1:
         raise ActSpecError(f"--concepts must be at least 1, got {args.concepts}.")
+    if args.preset == "mnist" and not 0 <= args.target <= 9:
+        raise ActSpecError(f"--target must be a digit class 0..9, got {args.target}.")
+    for flag, value in (("--fit-inputs", args.fit_inputs), ("--inputs", args.inputs)):
+        if value is not None and value < 1:
+            raise ActSpecError(f"{flag} must be at least 1, got {value}.")
+    unknown = {m.strip() for m in args.models.split(",") if m.strip()} - {"mnist", "sentiment"}
+    if unknown:
+        raise ActSpecError(f"--models takes mnist and/or sentiment, got {sorted(unknown)}.")
     out = Path(args.out or f"actspec_concepts_{args.preset}")
     titles = {
         "contribution": "actspec concepts — decision-contribution test (units vs concepts)",
