@@ -15,7 +15,7 @@ The contract::
     spec.to_dict()                           # {tuple(sorted neuron indices): coefficient}
 """
 
-from actspec_jax import errors, metrics, problems, solvers, transforms
+from actspec_jax import concepts, errors, layers, metrics, problems, solvers, transforms
 from actspec_jax.errors import (
     ActSpecError,
     MaskError,
@@ -61,6 +61,7 @@ __all__ = [
     "SpectrumFormatError",
     "UnknownLayerError",
     "__version__",
+    "concepts",
     "cut_functions",
     "cut_linen",
     "cut_model",
@@ -68,6 +69,7 @@ __all__ = [
     "errors",
     "fwht",
     "ifwht",
+    "layers",
     "list_layers",
     "load_results",
     "masked_problem",

@@ -12,13 +12,13 @@ from actspec_jax.cli import main
 def test_contribution_preset_writes_the_table(tmp_path, capsys):
     out = tmp_path / "contribution"
     argv = ["concepts", "--preset", "contribution", "--models", "mnist", "--out", str(out)]
-    assert main([*argv, "--concepts", "3", "--fit-inputs", "100", "--inputs", "24"]) == 0
+    assert main([*argv, "--concepts", "2", "--fit-inputs", "60", "--inputs", "12"]) == 0
     printed = capsys.readouterr().out
     assert "relu_0" in printed and "relu_2" in printed and "Report written to" in printed
     doc = json.loads((out / "contribution.json").read_text())
     rows = doc["results"]["mnist"]["summaries"]
     assert [r["layer"] for r in rows] == ["relu_0", "relu_1", "relu_2"]
-    assert all(r["concepts"] == 3 and r["inputs"] == 24 for r in rows)
+    assert all(r["concepts"] == 2 and r["inputs"] == 12 for r in rows)
     summary = (out / "summary.md").read_text()
     assert "Δlogit concept" in summary and "norm" in summary
     assert (out / "exemplars_mnist_concepts.png").exists() and (out / "report.html").exists()

@@ -59,15 +59,18 @@ def _noise_family(m: int, seed: int) -> list[np.ndarray]:
 
 
 def test_permuted_rescaled_copy_is_at_distance_zero_and_matrix_is_symmetric():
+    # 6 layers of 20 inputs: the same shapes as the ranking test below, so one compilation serves both
     rng = np.random.default_rng(2)
-    x = rng.normal(size=(30, 8))
-    copy = 4.0 * x[rng.permutation(30)][:, rng.permutation(8)]  # inputs and neurons permuted
-    other = [np.tanh(x @ rng.normal(size=(8, 12))), rng.normal(size=(30, 5))]
-    result = gw_matrix(cost_matrices([x, copy, *other]), labels=["x", "copy", "tanh", "noise"])
+    x = rng.normal(size=(20, 8))
+    copy = 4.0 * x[rng.permutation(20)][:, rng.permutation(8)]  # inputs and neurons permuted
+    other = [np.tanh(x @ rng.normal(size=(8, 12))), rng.normal(size=(20, 5)), x**2, np.maximum(x, 0)]
+    result = gw_matrix(cost_matrices([x, copy, *other]))
     D = result.distances
     assert np.array_equal(D, D.T) and np.all(np.diag(D) == 0)
     assert D[0, 1] < 1e-3
-    assert D[0, 1] < 0.05 * min(D[0, 2], D[0, 3], D[1, 2], D[2, 3])
+    others = ~np.eye(6, dtype=bool)
+    others[0, 1] = others[1, 0] = False
+    assert D[0, 1] < 0.05 * D[others].min()  # every pair but (x, copy)
     assert result.converged.all()
 
 
