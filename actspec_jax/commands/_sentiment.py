@@ -54,7 +54,12 @@ def sentiment_inputs(
     source: str = "imdb",
     length: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """A seeded sample of reviews: ``(tokens int32[m, T], token_mask float32[m, T], labels, texts)``."""
+    """A seeded sample of reviews: ``(tokens int32[m, T], token_mask float32[m, T], labels, texts)``.
+
+    Reviews are encoded at ``length`` (default: the model's context) and the columns after the
+    longest review are dropped: padding is never attended to or pooled, so the outputs are
+    unchanged and the arrays smaller.
+    """
     from actspec_jax.data import load_reviews
 
     reviews = load_reviews(source, split)  # type: ignore[arg-type]
@@ -64,6 +69,7 @@ def sentiment_inputs(
     texts = [reviews.texts[i] for i in index]
     encoded = model.tokenizer.encode(texts, int(length or model.context))
     tokens = np.asarray(encoded.tokens, np.int32)
+    tokens = tokens[:, : max(1, int(np.max(encoded.lengths, initial=1)))]
     return tokens, (tokens != 0).astype(np.float32), np.asarray(reviews.labels)[index], texts
 
 
