@@ -1,5 +1,16 @@
 """Solvers: configured objects called on a problem that return a Spectrum."""
 
+from actspec_jax.solvers._gl_state import CheckpointError
 from actspec_jax.solvers.exact import ExactSolver, exact_value_table
+from actspec_jax.solvers.goldreich_levin import GoldreichLevin
+from actspec_jax.solvers.redundancy import PostCheck, Prescreen, SpectralAliasing
 
-__all__ = ["ExactSolver", "exact_value_table"]
+__all__ = [
+    "CheckpointError",
+    "ExactSolver",
+    "GoldreichLevin",
+    "PostCheck",
+    "Prescreen",
+    "SpectralAliasing",
+    "exact_value_table",
+]

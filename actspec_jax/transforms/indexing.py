@@ -101,14 +101,14 @@ def unpack_subsets(packed: np.ndarray, n: int) -> np.ndarray:
     packed = np.asarray(packed, dtype=np.uint32)
     shifts = np.arange(WORD_BITS, dtype=np.uint32)
     bits = (packed[:, :, None] >> shifts) & np.uint32(1)
-    return bits.reshape(packed.shape[0], -1)[:, :n].astype(bool)
+    return bits.reshape(packed.shape[0], packed.shape[1] * WORD_BITS)[:, :n].astype(bool)
 
 
 def membership_from_packed(packed: jax.Array, n: int) -> jax.Array:
     """Jittable unpack: ``uint32[K, W]`` → ``float32[K, n]`` of 0/1 memberships."""
     shifts = jnp.arange(WORD_BITS, dtype=jnp.uint32)
     bits = (packed[:, :, None] >> shifts) & jnp.uint32(1)
-    return bits.reshape(packed.shape[0], -1)[:, :n].astype(jnp.float32)
+    return bits.reshape(packed.shape[0], packed.shape[1] * WORD_BITS)[:, :n].astype(jnp.float32)
 
 
 def subsets_from_indices(indices: np.ndarray, n: int) -> np.ndarray:
