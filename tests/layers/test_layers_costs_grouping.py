@@ -17,6 +17,7 @@ from actspec_jax.layers import (
     capture_representations,
     cluster_layers,
     cost_matrix,
+    layer_similarity,
     plot_layer_matrix,
     pool_tokens,
     segment_layers,
@@ -83,6 +84,8 @@ def test_segmentation_is_optimal_against_brute_force():
 
 
 def test_grouping_errors():
+    with pytest.raises(ActSpecError, match="at least 2 layers"):
+        layer_similarity({"relu_0": np.zeros((5, 3))})
     with pytest.raises(ActSpecError, match="at least 2 layers"):
         segment_layers(np.zeros((1, 1)), 1)
     with pytest.raises(ActSpecError, match="at least 2 layers"):
