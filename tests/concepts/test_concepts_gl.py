@@ -21,7 +21,7 @@ def test_exact_and_goldreich_levin_agree_on_concepts():
     cut = asj.cut_linen(model.module, model.variables, "relu_0")
     basis = fit_basis(cut.activations(jnp.asarray(train_x[:1000])), 12, key=jax.random.key(0))
     problem = ConceptProblem.from_cut(
-        cut, jnp.asarray(test_x[test_y == 7][:16]), output="log_prob:7", basis=basis
+        cut, jnp.asarray(test_x[test_y == 7][:8]), output="log_prob:7", basis=basis
     )
 
     exact = concept_spectrum(problem)  # k = 12 ≤ 24: exact
