@@ -99,11 +99,16 @@ def _solve_pair(
     inner_iters: int,
     anneal: tuple[float, ...] = (),
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-    from ott.geometry import geometry
-    from ott.initializers.quadratic import initializers
-    from ott.problems.quadratic import quadratic_problem
-    from ott.solvers.linear import sinkhorn
-    from ott.solvers.quadratic import gromov_wasserstein
+    try:
+        from ott.geometry import geometry
+        from ott.initializers.quadratic import initializers
+        from ott.problems.quadratic import quadratic_problem
+        from ott.solvers.linear import sinkhorn
+        from ott.solvers.quadratic import gromov_wasserstein
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ActSpecError(
+            'Gromov–Wasserstein needs ott-jax: pip install "actspec_jax[layers]" (ott-jax==0.6.0).'
+        ) from err
 
     problem = quadratic_problem.QuadraticProblem(
         geometry.Geometry(cost_matrix=C1), geometry.Geometry(cost_matrix=C2), loss="sqeucl"
