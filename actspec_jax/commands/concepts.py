@@ -163,7 +163,7 @@ def contribution_experiment(
         cut = asj.cut_linen(module, variables, layer)
         acts = cut.activations(fit_x)
         basis = fit_basis(acts, num_concepts, key=jax.random.fold_in(key, i), token_mask=fit_mask, **nmf)
-        result = decision_contribution(cut, eval_x, basis, token_mask=token_mask, batch_size=256)
+        result = decision_contribution(cut, eval_x, basis, token_mask=token_mask, batch_size=128)
         result["summary"]["fit_relative_error"] = float(basis.relative_error)
         summaries.append(result["summary"])
         per_input[layer] = result["per_input"]

@@ -67,7 +67,7 @@ def decision_contribution(
     *,
     targets: Sequence[int] | np.ndarray | None = None,
     token_mask: jax.Array | None = None,
-    batch_size: int = 512,
+    batch_size: int = 128,
 ) -> dict[str, Any]:
     """Null the top unit vs the top concept of each input; measure the decision change.
 
@@ -126,7 +126,10 @@ def decision_contribution(
         take_sorted = take_sorted.at[:, 0].set(True)
         take = jnp.zeros_like(take_sorted).at[jnp.arange(A.shape[0])[:, None], order].set(take_sorted)
         A_matched = A * (1.0 - take.reshape((A.shape[0],) + (1,) * (A.ndim - 2) + (A.shape[-1],)))
-        logits = [cut.head(params, x, batch) for x in (A, A_unit, A_concept, A_matched)]
+        # one head call on the four variants stacked along the batch axis (one traced copy)
+        stacked = jnp.concatenate([A, A_unit, A_concept, A_matched], axis=0)
+        tiled = jax.tree_util.tree_map(lambda a: jnp.concatenate([a] * 4, axis=0), batch)
+        logits = jnp.split(cut.head(params, stacked, tiled), 4, axis=0)
         pred = jnp.argmax(logits[0], axis=-1)
         t = jnp.where(tgt < 0, pred, tgt)
         z = [jnp.take_along_axis(lg, t[:, None], axis=-1)[:, 0] for lg in logits]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import actspec_jax as asj
-from actspec_jax.concepts import ConceptProblem, NegativeActivationError, fit_basis
+from actspec_jax.concepts import ConceptBasis, ConceptProblem, NegativeActivationError, fit_basis
 from actspec_jax.errors import ActSpecError
 
 
@@ -57,7 +57,7 @@ def test_exact_spectrum_matches_float64_brute_force(tiny_mlp, digits):
     module, variables = tiny_mlp
     x, _ = digits
     cut = asj.cut_linen(module, variables, "relu_0")
-    basis = fit_basis(cut.activations(x), 5, key=jax.random.key(1))
+    basis = fit_basis(cut.activations(x), 4, key=jax.random.key(1))
     inputs = x[:30]
     problem = ConceptProblem.from_cut(cut, inputs, output="logit:2", basis=basis, fill="mean")
     spectrum = asj.ExactSolver()(problem)
@@ -67,7 +67,7 @@ def test_exact_spectrum_matches_float64_brute_force(tiny_mlp, digits):
     A = np.asarray(cut.activations(inputs), np.float64)
     U, W = np.asarray(problem.codes, np.float64), np.asarray(basis.dictionary, np.float64)
     fill = U.mean(axis=0)
-    k = 5
+    k = 4
     table = {}
     for ablated in itertools.product([0, 1], repeat=k):
         off = np.array(ablated, bool)
@@ -89,16 +89,16 @@ def test_exact_spectrum_matches_float64_brute_force(tiny_mlp, digits):
 def test_problem_is_a_pytree_and_jits(tiny_mlp, digits):
     module, variables = tiny_mlp
     x, _ = digits
-    cut = asj.cut_linen(module, variables, "relu_1")
+    cut = asj.cut_linen(module, variables, "relu_0")
     problem = ConceptProblem.from_cut(
-        cut, x[:10], output="indicator:1", num_concepts=3, key=jax.random.key(0)
+        cut, x[:10], output="indicator:1", num_concepts=4, key=jax.random.key(0), fit_inputs=x
     )
-    masks = jnp.array([[1.0, -1.0, 1.0], [-1.0, -1.0, -1.0]])
+    masks = jnp.array([[1.0, -1.0, 1.0, 1.0], [-1.0, -1.0, -1.0, -1.0]])
     np.testing.assert_allclose(
         np.asarray(jax.jit(lambda p, m: p.evaluate_unchecked(m))(problem, masks)),
         np.asarray(problem.evaluate(masks)),
     )
-    assert problem.labels == ("concept 0", "concept 1", "concept 2")
+    assert problem.labels == ("concept 0", "concept 1", "concept 2", "concept 3")
 
 
 def test_bad_inputs(tiny_mlp, digits):
@@ -115,7 +115,7 @@ def test_bad_inputs(tiny_mlp, digits):
             num_concepts=2,
             key=jax.random.key(0),
         )
-    other = fit_basis(asj.cut_linen(module, variables, "relu_1").activations(x), 2, key=jax.random.key(0))
+    other = ConceptBasis(jnp.ones((2, 10)) / np.sqrt(10), jnp.zeros(10), jnp.float32(0.5), jnp.int32(1))
     with pytest.raises(ActSpecError, match="neurons"):
         ConceptProblem.from_cut(cut, x[:5], output="logit:0", basis=other)
     with pytest.raises(ActSpecError, match="only 5 rows"):
