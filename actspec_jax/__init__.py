@@ -16,7 +16,7 @@ The contract::
     spec.to_dict()                           # {tuple(sorted neuron indices): coefficient}
 """
 
-from actspec_jax import errors, indices, metrics, problems, solvers, transforms
+from actspec_jax import concepts, errors, indices, layers, metrics, problems, solvers, transforms
 from actspec_jax.errors import (
     ActSpecError,
     MaskError,
@@ -74,6 +74,7 @@ __all__ = [
     "SpectrumFormatError",
     "UnknownLayerError",
     "__version__",
+    "concepts",
     "cut_functions",
     "cut_linen",
     "cut_model",
@@ -82,6 +83,7 @@ __all__ = [
     "fwht",
     "ifwht",
     "indices",
+    "layers",
     "list_layers",
     "load_results",
     "masked_problem",
