@@ -61,30 +61,47 @@ __all__ = ["ExactSolver", "exact_value_table"]
 Progress = Callable[[int, int], None]
 
 
-def _chunk_values(
-    problem: Problem, start: jax.Array, *, chunk: int, n: int, block: int | None, incremental: bool
+def _write_chunk(
+    problem: Problem,
+    table: jax.Array,
+    at: jax.Array,
+    first: jax.Array,
+    *,
+    chunk: int,
+    n: int,
+    block: int | None,
+    incremental: bool,
 ) -> jax.Array:
-    """Values of masks ``start … start + chunk − 1`` as ``float[B, chunk]``."""
+    """Write the values of masks ``first … first + chunk − 1`` into ``table[:, at : at + chunk]``.
+
+    Blocks of ``block`` masks are evaluated in a compiled loop and written in place, so the
+    only memory beyond the table is one block's intermediates.
+    """
     block = chunk if block is None or block >= chunk else block
-    starts = start + jnp.arange(chunk // block, dtype=jnp.int32) * block
     if incremental:
         split, reason = _inc.split_head(problem)
         if split is None:  # checked before compiling; kept as a guard
             raise ActSpecError(f"incremental evaluation is not available: {reason}.")
         plan = _inc.prepare(problem, split)
         bits = block.bit_length() - 1
-        table = _inc.low_table(plan, bits)
+        low = _inc.low_table(plan, bits)
 
         def one_block(s: jax.Array) -> jax.Array:
-            return _inc.block_values(problem, split, plan, table, s, bits)
+            return _inc.block_values(problem, split, plan, low, s, bits)
 
     else:
 
         def one_block(s: jax.Array) -> jax.Array:
             return problem.evaluate_unchecked(enumerate_masks(s, block, n))
 
-    values = one_block(starts[0])[None] if block == chunk else jax.lax.map(one_block, starts)
-    return values.reshape(chunk, -1).T
+    def write(i: jax.Array, table: jax.Array) -> jax.Array:
+        offset = i * block
+        values = one_block(first + offset).reshape(block, -1).T.astype(table.dtype)
+        return jax.lax.dynamic_update_slice(table, values, (jnp.int32(0), at + offset))
+
+    if block == chunk:
+        return write(jnp.int32(0), table)
+    return jax.lax.fori_loop(jnp.int32(0), jnp.int32(chunk // block), write, table)
 
 
 @functools.partial(jax.jit, static_argnames=("chunk", "n", "block", "incremental"), donate_argnums=(1,))
@@ -98,8 +115,7 @@ def _fill_chunk(
     block: int | None,
     incremental: bool = False,
 ) -> jax.Array:
-    values = _chunk_values(problem, start, chunk=chunk, n=n, block=block, incremental=incremental)
-    return jax.lax.dynamic_update_slice(table, values.astype(table.dtype), (jnp.int32(0), start))
+    return _write_chunk(problem, table, start, start, chunk=chunk, n=n, block=block, incremental=incremental)
 
 
 @functools.partial(
@@ -122,10 +138,9 @@ def _fill_chunk_sharded(
 
     def body(problem: Problem, local: jax.Array, start: jax.Array) -> jax.Array:
         offset = jax.lax.axis_index(MASK_AXIS).astype(jnp.int32) * local_len
-        values = _chunk_values(
-            problem, offset + start, chunk=chunk, n=n, block=block, incremental=incremental
+        return _write_chunk(
+            problem, local, start, offset + start, chunk=chunk, n=n, block=block, incremental=incremental
         )
-        return jax.lax.dynamic_update_slice(local, values.astype(local.dtype), (jnp.int32(0), start))
 
     spec = P(None, MASK_AXIS)
     # check_vma=False: the incremental path binds primitives directly (a jaxpr interpreter),
