@@ -54,7 +54,7 @@ from actspec_jax.solvers._memory import (
 )
 from actspec_jax.spectrum import Spectrum, SpectrumBatch
 from actspec_jax.transforms.indexing import enumerate_masks, index_to_subset, subsets_from_indices
-from actspec_jax.transforms.wht import fwht
+from actspec_jax.transforms.wht import fwht_consuming
 
 __all__ = ["ExactSolver", "exact_value_table"]
 
@@ -150,9 +150,9 @@ def _fill_chunk_sharded(
     )
 
 
-@functools.partial(jax.jit, donate_argnums=(0,))
 def _spectrum_from_table(table: jax.Array) -> jax.Array:
-    return fwht(table) / table.shape[-1]
+    """``fwht(table) / 2^n`` consuming ``table``: at most two table-sized arrays alive."""
+    return fwht_consuming(table, scale=1.0 / table.shape[-1])
 
 
 def _table_dtype(dtype: Any) -> Any:

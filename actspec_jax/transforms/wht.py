@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["MAX_WHT_BITS", "default_block_bits", "fwht", "hadamard_matrix", "ifwht"]
+__all__ = ["MAX_WHT_BITS", "default_block_bits", "fwht", "fwht_consuming", "hadamard_matrix", "ifwht"]
 
 MAX_WHT_BITS = 30
 Method = Literal["auto", "kronecker", "radix2"]
@@ -76,11 +76,16 @@ def _split_bits(bits: int, block: int) -> tuple[int, ...]:
     return tuple(base + (1 if i < extra else 0) for i in range(passes))
 
 
-def _kronecker(values: jax.Array, bits: int, block: int) -> jax.Array:
+def _kronecker(
+    values: jax.Array, bits: int, block: int, factors: tuple[int, ...] | None = None, scale: float = 1.0
+) -> jax.Array:
     batch = values.shape[:-1]
     x = values.reshape((-1, 1 << bits))
-    for k in _split_bits(bits, block):
+    factors = _split_bits(bits, block) if factors is None else factors
+    for i, k in enumerate(factors):
         h = hadamard_matrix(k, x.dtype)
+        if scale != 1.0 and i == len(factors) - 1:
+            h = h * jnp.asarray(scale, x.dtype)  # exact for powers of two
         x = x.reshape((x.shape[0], 1 << k, -1))
         # Contract the leading k bits, then move them to the back (Good's shuffle):
         # after every factor has been applied once, the bit order is the original one.
@@ -127,3 +132,43 @@ def ifwht(coefficients: jax.Array, *, method: Method = "auto", block_bits: int |
     """Inverse of :func:`fwht`: ``fwht(c) / 2^n``."""
     out = fwht(coefficients, method=method, block_bits=block_bits)
     return out / out.shape[-1]
+
+
+@functools.partial(jax.jit, static_argnames=("factors", "scale"), donate_argnums=(0,))
+def _kronecker_passes(values: jax.Array, factors: tuple[int, ...], scale: float) -> jax.Array:
+    bits = values.shape[-1].bit_length() - 1
+    return _kronecker(values, bits, 0, factors=factors, scale=scale)
+
+
+def fwht_consuming(
+    values: jax.Array,
+    *,
+    scale: float = 1.0,
+    block_bits: int | None = None,
+    passes_per_call: int = 2,
+) -> jax.Array:
+    """``scale · fwht(values)`` with at most two arrays of the input's size alive at once.
+
+    The Kronecker passes run in separate compiled calls of ``passes_per_call`` passes, each
+    donating its input (so ``values`` is consumed: do not use it afterwards). Inside a single
+    compiled call XLA keeps the donated input, the output and a temporary (3×); two passes per
+    call let the second pass write back into the input's buffer (2×). ``scale`` is folded into
+    the last Hadamard factor (exact when it is a power of two, e.g. ``2^{-n}``).
+    Not for use under ``jit`` (use :func:`fwht` there).
+    """
+    values = jnp.asarray(values)
+    if not jnp.issubdtype(values.dtype, jnp.floating):
+        values = values.astype(jnp.float32)
+    bits = _check_length(values.shape[-1])
+    block = block_bits if block_bits is not None else default_block_bits()
+    if block < 1:
+        raise ValueError(f"block_bits must be >= 1, got {block}.")
+    factors = _split_bits(bits, block)
+    if not factors:
+        return values * jnp.asarray(scale, values.dtype)
+    step = max(1, int(passes_per_call))
+    for first in range(0, len(factors), step):
+        group = factors[first : first + step]
+        last = first + step >= len(factors)
+        values = _kronecker_passes(values, group, float(scale) if last else 1.0)
+    return values
