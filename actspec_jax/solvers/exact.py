@@ -188,6 +188,16 @@ def _use_incremental(problem: Problem, incremental: bool | None) -> tuple[bool, 
     return split is not None, reason
 
 
+_PER_MASK = _inc.StructureCache()
+
+
+def _bytes_per_mask(problem: Problem, incremental: bool) -> int:
+    if incremental:
+        split, _ = _inc.split_head(problem)
+        return bytes_per_mask(lambda m: _inc.evaluate_incremental(problem, m, split), problem.n)
+    return bytes_per_mask(problem.evaluate_unchecked, problem.n)
+
+
 def evaluation_plan(
     problem: Problem,
     *,
@@ -203,11 +213,7 @@ def evaluation_plan(
     n = problem.n
     total = 1 << n
     use_inc, reason = _use_incremental(problem, incremental)
-    if use_inc:
-        split, _ = _inc.split_head(problem)
-        per_mask = bytes_per_mask(lambda m: _inc.evaluate_incremental(problem, m, split), n)
-    else:
-        per_mask = bytes_per_mask(problem.evaluate_unchecked, n)
+    per_mask = _PER_MASK.get(problem, lambda: _bytes_per_mask(problem, use_inc), use_inc)
     mesh = _resolve_mesh(devices, n)
     d = 1 if mesh is None else mesh_size(mesh)
     local = total // d

@@ -158,12 +158,51 @@ def _needed(eqns: Sequence[Any], roots: Sequence[Any]) -> set[int]:
     return keep
 
 
+def structure_key(tree: Any) -> Any:
+    """Hashable key of a pytree's structure and leaf shapes/dtypes (values ignored), or
+    ``None`` when its static parts are unhashable. Works on concrete and traced leaves."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    key = (treedef, tuple((tuple(jnp.shape(a)), str(jnp.result_type(a))) for a in leaves))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+class StructureCache:
+    """A small bounded cache keyed by :func:`structure_key` (shape-only analyses)."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self.entries: dict[Any, Any] = {}
+
+    def get(self, tree: Any, compute: Any, *extra: Any) -> Any:
+        key = structure_key(tree)
+        if key is None:
+            return compute()
+        key = (key, *extra)
+        if key not in self.entries:
+            if len(self.entries) >= self.size:
+                self.entries.pop(next(iter(self.entries)))
+            self.entries[key] = compute()
+        return self.entries[key]
+
+
+_SPLITS = StructureCache()
+
+
 def split_head(problem: Any) -> tuple[HeadSplit | None, str]:
     """Trace ``problem.head`` and cut it at its affine frontier.
 
     Returns ``(split, reason)``: ``split`` is ``None`` when the incremental path would not
-    help or is not applicable, and ``reason`` says why (or what was found).
+    help or is not applicable, and ``reason`` says why (or what was found). The analysis
+    depends only on the problem's structure and shapes, so it is cached on them.
     """
+    return _SPLITS.get(problem, lambda: _split_head(problem))
+
+
+def _split_head(problem: Any) -> tuple[HeadSplit | None, str]:
     needed_attrs = ("head", "params", "activations", "fill_values", "inputs", "selector", "aggregate")
     if not all(hasattr(problem, a) for a in needed_attrs):
         return None, f"{type(problem).__name__} is not a model cut at a layer (no head to split)"

@@ -15,7 +15,7 @@ from actspec_jax.solvers import exact as ex
 from actspec_jax.transforms import fwht
 from actspec_jax.transforms.wht import _kronecker_passes, _split_bits, default_block_bits, fwht_consuming
 
-HERE = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def tanh_problem(n: int) -> asj.FunctionProblem:
@@ -82,7 +82,7 @@ def test_budget_sets_the_chunk_size():
 @pytest.mark.parametrize("kind", ["function", "mnist"])
 def test_peak_memory_at_n24_is_two_tables_plus_a_chunk(kind):
     """Measured peak RSS of a full exact solve at n = 24 (64 MiB table) in a fresh process."""
-    result = run_child(HERE / "memory_child.py", "24", kind, devices=1, timeout=900)
+    result = run_child(ROOT / "benchmarks" / "scale_memory.py", "--child", "24", kind, devices=1, timeout=900)
     dense = result["dense_bytes"]
     assert result["delta_bytes"] <= 2 * dense + result["chunk_bytes"]
     # Tighter: 2 tables + one cache block + runtime slack (measured 2.4–2.55× on CPU).
