@@ -188,6 +188,8 @@ def gather_to_host(array: jax.Array) -> np.ndarray:
     """A (possibly multi-host) sharded array as one NumPy array on this process."""
     if getattr(array, "is_fully_addressable", True):
         return np.asarray(array)
+    if array.is_fully_replicated:
+        return np.asarray(array.addressable_data(0))
     from jax.experimental import multihost_utils
 
     return np.asarray(multihost_utils.process_allgather(array, tiled=True))

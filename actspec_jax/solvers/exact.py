@@ -310,7 +310,7 @@ def exact_value_table(
                 table.block_until_ready()
                 progress(min(start + chunk, local) * d, total)
     finite = _all_finite(table)
-    if not bool(finite):
+    if not bool(gather_to_host(finite)):
         bad = ~np.isfinite(gather_to_host(table))
         row, col = np.argwhere(bad)[0]
         raise NonFiniteOutputError(
@@ -479,8 +479,8 @@ class ExactSolver:
         norms = _norms(dense)
         top_val, top_idx = _top_k(dense, k)
         dense_np = gather_to_host(dense) if self.keep_dense else None
-        norms_np = np.asarray(norms)
-        top_idx, top_val = np.asarray(top_idx), np.asarray(top_val)
+        norms_np = gather_to_host(norms)
+        top_idx, top_val = gather_to_host(top_idx), gather_to_host(top_val)
         wall = time.perf_counter() - started
         solver_info = {
             "name": "exact",
