@@ -141,14 +141,18 @@ def _cross_device_stage(local: jax.Array, devices: int, axis_name: str) -> jax.A
     return back.reshape(batch, length)
 
 
-@functools.partial(jax.jit, static_argnames=("mesh", "axis_name", "block_bits"), donate_argnums=(0,))
-def _fwht_sharded_jit(values: jax.Array, mesh: Mesh, axis_name: str, block_bits: int | None) -> jax.Array:
+@functools.partial(
+    jax.jit, static_argnames=("mesh", "axis_name", "block_bits", "precision"), donate_argnums=(0,)
+)
+def _fwht_sharded_jit(
+    values: jax.Array, mesh: Mesh, axis_name: str, block_bits: int | None, precision: str | None
+) -> jax.Array:
     devices = mesh_size(mesh, axis_name)
     spec = P(*([None] * (values.ndim - 1)), axis_name)
 
     def body(local: jax.Array) -> jax.Array:
         shape = local.shape
-        flat = fwht(local.reshape(-1, shape[-1]), block_bits=block_bits)
+        flat = fwht(local.reshape(-1, shape[-1]), block_bits=block_bits, precision=precision)
         return _cross_device_stage(flat, devices, axis_name).reshape(shape)
 
     return jax.shard_map(body, mesh=mesh, in_specs=spec, out_specs=spec)(values)
@@ -160,6 +164,7 @@ def fwht_sharded(
     *,
     axis_name: str = MASK_AXIS,
     block_bits: int | None = None,
+    precision: str | None = None,
     donate: bool = False,
 ) -> jax.Array:
     """Walsh–Hadamard transform of ``float[..., 2^n]`` whose last axis is split over ``mesh``.
@@ -168,7 +173,8 @@ def fwht_sharded(
     are combined by one ``d × d`` product instead of butterflies); the output has the
     input's sharding. Needs ``2^n ≥ d²`` (each device's block splits into ``d`` pieces);
     smaller tables are gathered and transformed on one device. ``donate=True`` lets XLA
-    reuse the input buffer for the output (the input is invalidated).
+    reuse the input buffer for the output (the input is invalidated). ``block_bits`` and
+    ``precision`` as in :func:`~actspec_jax.transforms.fwht`.
     """
     devices = mesh_size(mesh, axis_name)
     length = values.shape[-1]
@@ -176,12 +182,12 @@ def fwht_sharded(
         raise ValueError(f"fwht needs a last axis of length 2^n, got {length}.")
     sharding = table_sharding(mesh, values.ndim, axis_name)
     if devices == 1 or length < devices * devices:
-        out = fwht(jnp.asarray(values), block_bits=block_bits)
+        out = fwht(jnp.asarray(values), block_bits=block_bits, precision=precision)
         return jax.device_put(out, sharding)
     values = jax.device_put(values, sharding)
     if not donate:
         values = jnp.copy(values)
-    return _fwht_sharded_jit(values, mesh, axis_name, block_bits)
+    return _fwht_sharded_jit(values, mesh, axis_name, block_bits, precision)
 
 
 def gather_to_host(array: jax.Array) -> np.ndarray:

@@ -150,9 +150,11 @@ def _fill_chunk_sharded(
     )
 
 
-def _spectrum_from_table(table: jax.Array) -> jax.Array:
+def _spectrum_from_table(
+    table: jax.Array, block_bits: int | None = None, precision: str | None = None
+) -> jax.Array:
     """``fwht(table) / 2^n`` consuming ``table``: at most two table-sized arrays alive."""
-    return fwht_consuming(table, scale=1.0 / table.shape[-1])
+    return fwht_consuming(table, scale=1.0 / table.shape[-1], block_bits=block_bits, precision=precision)
 
 
 def _table_dtype(dtype: Any) -> Any:
@@ -326,13 +328,13 @@ def _all_finite(table: jax.Array) -> jax.Array:
     return jnp.all(jnp.isfinite(table))
 
 
-def _transform(table: jax.Array) -> jax.Array:
+def _transform(table: jax.Array, block_bits: int | None = None, precision: str | None = None) -> jax.Array:
     """``fwht(table) / 2^n``, consuming ``table`` (its buffer is reused where possible)."""
     sharding = getattr(table, "sharding", None)
     mesh = getattr(sharding, "mesh", None)
     if isinstance(mesh, Mesh) and mesh_size(mesh) > 1:
-        return _scale(fwht_sharded(table, mesh, donate=True))
-    return _spectrum_from_table(table)
+        return _scale(fwht_sharded(table, mesh, donate=True, block_bits=block_bits, precision=precision))
+    return _spectrum_from_table(table, block_bits, precision)
 
 
 @functools.partial(jax.jit, donate_argnums=(0,))
@@ -397,6 +399,10 @@ class ExactSolver:
         :class:`jax.sharding.Mesh` with an axis ``"masks"``. More devices than exist raise
         :class:`~actspec_jax.sharding.DeviceCountError`. Results equal the one-device ones
         (mask values bitwise; the transform to float rounding).
+      wht_block_bits: bits per Kronecker factor of the transform (default 5 on CPU, 7 on
+        GPU/TPU; see :func:`actspec_jax.transforms.fwht`).
+      wht_precision: matmul precision of the transform: ``None`` (``"highest"``: exact float32
+        on every backend), ``"high"`` or ``"default"`` (faster on TPU/GPU, ~3 digits).
 
     Calling the solver on a problem returns a :class:`~actspec_jax.Spectrum` for a single
     function and a :class:`~actspec_jax.SpectrumBatch` for a batch of outputs.
@@ -412,6 +418,8 @@ class ExactSolver:
     keep_dense: bool = True
     incremental: bool | None = None
     devices: DeviceSpec = None
+    wht_block_bits: int | None = None
+    wht_precision: str | None = None
 
     def _guard(self, problem: Problem) -> None:
         n = problem.n
@@ -450,7 +458,7 @@ class ExactSolver:
             incremental=self.incremental,
             devices=self.devices,
         )
-        return _transform(table).reshape((*problem.output_shape, -1))
+        return _transform(table, self.wht_block_bits, self.wht_precision).reshape((*problem.output_shape, -1))
 
     def __call__(
         self,
@@ -496,6 +504,8 @@ class ExactSolver:
             "devices": plan["devices"],
             "chunk": plan["chunk"],
             "block": plan["block"],
+            "wht_block_bits": self.wht_block_bits,
+            "wht_precision": self.wht_precision or "highest",
         }
         description = problem.describe()
         spectra = []

@@ -76,8 +76,23 @@ def _split_bits(bits: int, block: int) -> tuple[int, ...]:
     return tuple(base + (1 if i < extra else 0) for i in range(passes))
 
 
+def _precision(precision: str | None) -> jax.lax.Precision:
+    """``None`` → ``HIGHEST`` (float32 products stay float32 on every backend)."""
+    if precision is None:
+        return jax.lax.Precision.HIGHEST
+    names = {"default": "DEFAULT", "high": "HIGH", "highest": "HIGHEST"}
+    if str(precision).lower() not in names:
+        raise ValueError(f"precision must be one of {sorted(names)} or None, got {precision!r}.")
+    return jax.lax.Precision[names[str(precision).lower()]]
+
+
 def _kronecker(
-    values: jax.Array, bits: int, block: int, factors: tuple[int, ...] | None = None, scale: float = 1.0
+    values: jax.Array,
+    bits: int,
+    block: int,
+    factors: tuple[int, ...] | None = None,
+    scale: float = 1.0,
+    precision: str | None = None,
 ) -> jax.Array:
     batch = values.shape[:-1]
     x = values.reshape((-1, 1 << bits))
@@ -89,7 +104,7 @@ def _kronecker(
         x = x.reshape((x.shape[0], 1 << k, -1))
         # Contract the leading k bits, then move them to the back (Good's shuffle):
         # after every factor has been applied once, the bit order is the original one.
-        x = jnp.einsum("ij,bjr->bri", h, x, precision=jax.lax.Precision.HIGHEST)
+        x = jnp.einsum("ij,bjr->bri", h, x, precision=_precision(precision))
         x = x.reshape((x.shape[0], -1))
     return x.reshape((*batch, 1 << bits))
 
@@ -103,14 +118,23 @@ def _radix2(values: jax.Array, bits: int) -> jax.Array:
     return x.reshape((*batch, 1 << bits))
 
 
-@functools.partial(jax.jit, static_argnames=("method", "block_bits"))
-def fwht(values: jax.Array, *, method: Method = "auto", block_bits: int | None = None) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("method", "block_bits", "precision"))
+def fwht(
+    values: jax.Array,
+    *,
+    method: Method = "auto",
+    block_bits: int | None = None,
+    precision: str | None = None,
+) -> jax.Array:
     """Unnormalised Walsh–Hadamard transform over the last axis.
 
     Args:
       values: ``float[..., 2^n]`` (float32 or float64; integer input is promoted to float32).
       method: ``"kronecker"`` (matrix-unit friendly), ``"radix2"``, or ``"auto"`` (kronecker).
       block_bits: bits per Kronecker factor; default :func:`default_block_bits`.
+      precision: matmul precision of the Kronecker products: ``None``/``"highest"`` (default;
+        exact float32 on every backend), ``"high"`` or ``"default"`` (TPU: bf16 passes, GPU:
+        TF32 — faster, but the transform is then only accurate to ~3 significant digits).
 
     Returns:
       Array of the same shape: ``out[..., S] = Σ_k values[..., k] (−1)^{popcount(k & S)}``.
@@ -125,7 +149,7 @@ def fwht(values: jax.Array, *, method: Method = "auto", block_bits: int | None =
     block = block_bits if block_bits is not None else default_block_bits()
     if block < 1:
         raise ValueError(f"block_bits must be >= 1, got {block}.")
-    return _kronecker(values, bits, block)
+    return _kronecker(values, bits, block, precision=precision)
 
 
 def ifwht(coefficients: jax.Array, *, method: Method = "auto", block_bits: int | None = None) -> jax.Array:
@@ -134,10 +158,12 @@ def ifwht(coefficients: jax.Array, *, method: Method = "auto", block_bits: int |
     return out / out.shape[-1]
 
 
-@functools.partial(jax.jit, static_argnames=("factors", "scale"), donate_argnums=(0,))
-def _kronecker_passes(values: jax.Array, factors: tuple[int, ...], scale: float) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("factors", "scale", "precision"), donate_argnums=(0,))
+def _kronecker_passes(
+    values: jax.Array, factors: tuple[int, ...], scale: float, precision: str | None = None
+) -> jax.Array:
     bits = values.shape[-1].bit_length() - 1
-    return _kronecker(values, bits, 0, factors=factors, scale=scale)
+    return _kronecker(values, bits, 0, factors=factors, scale=scale, precision=precision)
 
 
 def fwht_consuming(
@@ -146,6 +172,7 @@ def fwht_consuming(
     scale: float = 1.0,
     block_bits: int | None = None,
     passes_per_call: int = 2,
+    precision: str | None = None,
 ) -> jax.Array:
     """``scale · fwht(values)`` with at most two arrays of the input's size alive at once.
 
@@ -154,7 +181,8 @@ def fwht_consuming(
     compiled call XLA keeps the donated input, the output and a temporary (3×); two passes per
     call let the second pass write back into the input's buffer (2×). ``scale`` is folded into
     the last Hadamard factor (exact when it is a power of two, e.g. ``2^{-n}``).
-    Not for use under ``jit`` (use :func:`fwht` there).
+    ``block_bits`` and ``precision`` as in :func:`fwht`. Not for use under ``jit`` (use
+    :func:`fwht` there).
     """
     values = jnp.asarray(values)
     if not jnp.issubdtype(values.dtype, jnp.floating):
@@ -170,5 +198,5 @@ def fwht_consuming(
     for first in range(0, len(factors), step):
         group = factors[first : first + step]
         last = first + step >= len(factors)
-        values = _kronecker_passes(values, group, float(scale) if last else 1.0)
+        values = _kronecker_passes(values, group, float(scale) if last else 1.0, precision)
     return values
