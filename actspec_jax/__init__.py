@@ -15,7 +15,7 @@ The contract::
     spec.to_dict()                           # {tuple(sorted neuron indices): coefficient}
 """
 
-from actspec_jax import errors, metrics, problems, solvers, transforms
+from actspec_jax import errors, metrics, problems, sharding, solvers, transforms
 from actspec_jax.errors import (
     ActSpecError,
     MaskError,
@@ -71,6 +71,7 @@ __all__ = [
     "masked_problem",
     "metrics",
     "problems",
+    "sharding",
     "solvers",
     "transforms",
 ]
