@@ -39,6 +39,7 @@ __all__ = [
     "gather_to_host",
     "mask_mesh",
     "mesh_size",
+    "sharded_map",
     "table_sharding",
 ]
 
@@ -188,6 +189,39 @@ def fwht_sharded(
     if not donate:
         values = jnp.copy(values)
     return _fwht_sharded_jit(values, mesh, axis_name, block_bits, precision)
+
+
+def sharded_map(fn: Any, shared: Any, xs: Any, mesh: Mesh | None, *, axis_name: str = MASK_AXIS) -> Any:
+    """``lax.map(lambda x: fn(shared, x), xs)`` with the mapped axis split over ``mesh``.
+
+    ``xs`` is a pytree whose leaves share a leading axis of length ``L`` (e.g. chunks of
+    masks); ``shared`` (e.g. the problem) is replicated on every device. The leading axis is
+    padded by repeating its last entry to a multiple of the device count ``d``; device ``j``
+    maps over entries ``j·L/d …`` in order and the padding is dropped, so every entry is
+    computed exactly as in the one-device ``lax.map`` (bitwise equal on CPU). Usable inside
+    ``jit``; ``mesh=None`` or one device is the plain ``lax.map``.
+    """
+    if mesh is None or mesh_size(mesh, axis_name) == 1:
+        return jax.lax.map(lambda x: fn(shared, x), xs)
+    d = mesh_size(mesh, axis_name)
+    length = jax.tree_util.tree_leaves(xs)[0].shape[0]
+    padded = -(-length // d) * d
+
+    def pad(leaf: jax.Array) -> jax.Array:
+        if padded == length:
+            return leaf
+        tail = jnp.repeat(leaf[-1:], padded - length, axis=0)
+        return jnp.concatenate([leaf, tail], axis=0)
+
+    def body(shared: Any, local: Any) -> Any:
+        return jax.lax.map(lambda x: fn(shared, x), local)
+
+    # check_vma=False: callers may evaluate problems through a jaxpr interpreter (see
+    # actspec_jax.solvers.incremental), which skips jnp's varying-axis promotion.
+    out = jax.shard_map(
+        body, mesh=mesh, in_specs=(P(), P(axis_name)), out_specs=P(axis_name), check_vma=False
+    )(shared, jax.tree_util.tree_map(pad, xs))
+    return jax.tree_util.tree_map(lambda leaf: leaf[:length], out)
 
 
 def gather_to_host(array: jax.Array) -> np.ndarray:

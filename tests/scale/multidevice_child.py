@@ -15,7 +15,7 @@ import numpy as np
 
 import actspec_jax as asj
 from actspec_jax.problems import synthetic
-from actspec_jax.sharding import DeviceCountError, fwht_sharded, mask_mesh
+from actspec_jax.sharding import DeviceCountError, fwht_sharded, mask_mesh, sharded_map
 from actspec_jax.solvers import exact_value_table
 
 
@@ -65,6 +65,17 @@ def main() -> None:
     out["fwht_output_sharded_over"] = len(got.sharding.device_set)
     tiny = jnp.arange(8.0)
     out["fwht_tiny_max_diff"] = float(np.max(np.abs(np.asarray(fwht_sharded(tiny, mesh)) - asj.fwht(tiny))))
+
+    # sharded_map: chunks of masks mapped over devices == lax.map on one device, bitwise.
+    chunks = jnp.asarray(np.random.default_rng(2).choice([-1.0, 1.0], size=(7, 16, 10)), jnp.float32)
+
+    def per_chunk(p, masks):
+        return p.evaluate_unchecked(masks)
+
+    one_map = jax.jit(lambda p, c: sharded_map(per_chunk, p, c, None))(problem, chunks)
+    four_map = jax.jit(lambda p, c: sharded_map(per_chunk, p, c, mesh))(problem, chunks)
+    out["sharded_map_shape"] = list(four_map.shape)
+    out["sharded_map_bitwise_equal"] = bool(np.array_equal(np.asarray(one_map), np.asarray(four_map)))
 
     out["error_too_many"] = error_message(lambda: asj.ExactSolver(devices=8)(problem))
     out["error_not_power_of_two"] = error_message(lambda: mask_mesh(3))

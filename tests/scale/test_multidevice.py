@@ -54,3 +54,8 @@ def test_too_many_devices_and_odd_counts_are_clear_errors(child):
     assert "asked for 8 devices but only 4" in child["error_too_many"]
     assert "xla_force_host_platform_device_count=8" in child["error_too_many"]
     assert "power-of-two" in child["error_not_power_of_two"]
+
+
+def test_sharded_map_equals_lax_map_bitwise(child):
+    assert child["sharded_map_shape"] == [7, 16]  # 7 chunks padded to 8 over 4 devices, then cut
+    assert child["sharded_map_bitwise_equal"] is True
