@@ -258,6 +258,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ax.loglog([r["n"] for r in recs], [r["wall_s"] for r in recs], "o-")
         ax.set_xlabel("neurons n")
         ax.set_ylabel("s")
+    else:
+        ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes)
     ax.set_title("Goldreich–Levin on planted MLPs")
     ax = axes[1, 1]
     if "devices" in results:
