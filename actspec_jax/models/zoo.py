@@ -2,7 +2,8 @@
 
 Each entry is ``<name>.msgpack`` (Flax msgpack variables) plus ``<name>.json`` (the
 architecture, recipe, test accuracy and the weights' sha256, verified on load).
-Reproduce them with ``scripts/train_mnist_mlp.py``.
+Reproduce them with ``scripts/train_mnist_mlp.py`` and
+``scripts/train_sentiment_transformer.py``.
 """
 
 from __future__ import annotations
@@ -29,21 +30,26 @@ MODEL_SPECS: dict[str, Callable[[], nn.Module]] = {
 
 
 class Pretrained(NamedTuple):
-    """A shipped model: the linen ``module``, its ``variables`` and the sidecar ``info``."""
+    """A shipped model: the linen ``module``, its ``variables``, the sidecar ``info`` and, for
+    text models, the ``tokenizer`` that turns reviews into the model's input."""
 
     module: nn.Module
     variables: Any
     info: dict[str, Any]
+    tokenizer: Any = None
+
+
+TEXT_MODELS = ("sentiment_transformer",)
 
 
 def available_models() -> list[str]:
     """Names accepted by :func:`load_pretrained`."""
-    return sorted(MODEL_SPECS)
+    return sorted([*MODEL_SPECS, *TEXT_MODELS])
 
 
 def weights_path(name: str) -> Path:
     """Path (without suffix) of a shipped model's weight files."""
-    if name not in MODEL_SPECS:
+    if name not in available_models():
         raise ActSpecError(
             f"unknown pretrained model {name!r}. Available models: {', '.join(available_models())}."
         )
@@ -58,5 +64,11 @@ def load_pretrained(name: str) -> Pretrained:
         model = load_pretrained("mnist_mlp")
         logits = model.module.apply(model.variables, images)   # images float32[m, 14, 14]
     """
-    variables, info = load_variables(weights_path(name))
+    path = weights_path(name)
+    if name == "sentiment_transformer":
+        from actspec_jax.models.transformer import load_sentiment_transformer
+
+        module, variables, tokenizer, info = load_sentiment_transformer(path.parent)
+        return Pretrained(module, variables, info, tokenizer)
+    variables, info = load_variables(path)
     return Pretrained(MODEL_SPECS[name](), variables, info)

@@ -10,6 +10,7 @@ from actspec_jax.problems.cut import (
     list_layers,
 )
 from actspec_jax.problems.masked import FILLS, MaskedProblem, masked_problem
+from actspec_jax.problems.multi import MultiLayerProblem, multi_layer_problem
 from actspec_jax.problems.outputs import (
     AllLogits,
     AllLogProbs,
@@ -33,6 +34,7 @@ __all__ = [
     "Logit",
     "LogitDiff",
     "MaskedProblem",
+    "MultiLayerProblem",
     "OutputSelector",
     "Prob",
     "Problem",
@@ -43,5 +45,6 @@ __all__ = [
     "cut_nnx",
     "list_layers",
     "masked_problem",
+    "multi_layer_problem",
     "parse_output",
 ]

@@ -1,0 +1,315 @@
+"""One mask over the neurons of several layers at once (e.g. the heads of every block).
+
+For named linen sub-modules ``L_1 … L_r`` with ``N_1 … N_r`` neurons (last axis), a mask
+``x ∈ {−1,+1}^n``, ``n = N_1 + … + N_r``, is the concatenation of one mask per layer in
+the order given. In ONE forward pass every listed layer's output is *gated*:
+
+    out_l ← where(x_l = +1, out_l(computed now), F_l)      (at every leading position)
+
+so a kept neuron in a later layer is recomputed from the residual stream as modified by
+the earlier layers' masks (not frozen to its clean value). For a single layer this is
+exactly :class:`~actspec_jax.problems.masked.MaskedProblem`. Fills ``F_l`` follow
+``MaskedProblem``: ``'zero'``, ``'mean'`` (per neuron over the *clean* pass's inputs and
+positions), ``'resample'`` (another input's clean value, the same permutation for every
+layer), or an array; one setting for all layers or one per layer.
+
+    f(x) = aggregate_j  select(model(u_j; gated by x))
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from actspec_jax.errors import ActSpecError, NonFiniteOutputError, UnknownLayerError
+from actspec_jax.problems.base import Problem
+from actspec_jax.problems.cut import _check_array_output, _linen_layers, _linen_variables
+from actspec_jax.problems.masked import Aggregate, _fill_values
+from actspec_jax.problems.outputs import OutputSelector, parse_output
+
+__all__ = ["MultiLayerProblem", "multi_layer_problem"]
+
+Forward = Callable[[Any, Any, tuple, tuple], jax.Array]
+
+
+def _path(context: Any) -> str:
+    return "/".join(str(p) for p in context.module.path)
+
+
+def _capture(module: nn.Module, variables: Any, inputs: Any, layers: Sequence[str], method: Any, kwargs):
+    """Clean forward pass: outputs of ``layers`` (each must run exactly once)."""
+    wanted = set(layers)
+    seen: dict[str, list[jax.Array]] = {name: [] for name in layers}
+
+    def interceptor(next_fun, args, kw, context):
+        out = next_fun(*args, **kw)
+        if context.method_name == "__call__" and _path(context) in wanted:
+            seen[_path(context)].append(out)
+        return out
+
+    with nn.intercept_methods(interceptor):
+        module.apply(variables, inputs, method=method, **kwargs)
+    missing = [name for name in layers if not seen[name]]
+    if missing:
+        listing = _linen_layers(module, variables, inputs, method, kwargs)
+        raise UnknownLayerError(
+            missing[0], [f"{k} {list(s)}" for k, s in listing.items()], model=type(module).__name__
+        )
+    for name, outs in seen.items():
+        if len(outs) > 1:
+            raise ActSpecError(
+                f"layer {name!r} is called {len(outs)} times in one forward pass (a shared module); "
+                "mask a module that runs once."
+            )
+    return [_check_array_output(seen[name][0], name) for name in layers]
+
+
+def _gated_forward(module: nn.Module, layers: tuple[str, ...], method: Any, kwargs: Mapping) -> Forward:
+    """``forward(variables, inputs, keeps, fills)``: one pass with every listed layer gated."""
+    index = {name: i for i, name in enumerate(layers)}
+    kwargs = dict(kwargs)
+
+    def forward(variables: Any, inputs: Any, keeps: tuple, fills: tuple) -> jax.Array:
+        def interceptor(next_fun, args, kw, context):
+            out = next_fun(*args, **kw)
+            i = index.get(_path(context)) if context.method_name == "__call__" else None
+            return out if i is None else jnp.where(keeps[i], out, fills[i])
+
+        with nn.intercept_methods(interceptor):
+            return module.apply(variables, inputs, method=method, **kwargs)
+
+    return forward
+
+
+@jax.tree_util.register_pytree_node_class
+class MultiLayerProblem(Problem):
+    """Several layers of a linen module masked together → ``f(masks)`` (see module docstring).
+
+    Build it with :meth:`from_linen` (or :func:`multi_layer_problem`). Mask column ``k``
+    belongs to the layer whose :attr:`layer_slices` range contains ``k``.
+    """
+
+    def __init__(
+        self,
+        *,
+        forward: Forward,
+        params: Any,
+        inputs: Any,
+        fill_values: tuple[jax.Array, ...],
+        layers: tuple[str, ...],
+        sizes: tuple[int, ...],
+        selector: OutputSelector,
+        aggregate: Aggregate,
+        labels: tuple[str, ...],
+        info: str,
+        out_labels: tuple[str, ...] | None,
+    ) -> None:
+        self.forward = forward
+        self.params = params
+        self.inputs = inputs
+        self.fill_values = fill_values
+        self.layers = layers
+        self.sizes = sizes
+        self.selector = selector
+        self.aggregate = aggregate
+        self._labels = labels
+        self._info = info
+        self._out_labels = out_labels
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_linen(
+        cls,
+        module: nn.Module,
+        variables: Any,
+        layers: Sequence[str],
+        inputs: Any,
+        *,
+        output: str | OutputSelector,
+        fill: str | jax.Array | Sequence[str | jax.Array] = "zero",
+        aggregate: Aggregate = "mean",
+        labels: Sequence[str] | None = None,
+        key: jax.Array | None = None,
+        method: str | Callable | None = None,
+        apply_kwargs: Mapping[str, Any] | None = None,
+    ) -> MultiLayerProblem:
+        """Build the problem; runs one clean forward pass for the fills and checks.
+
+        Args:
+          module, variables: the linen model and its variables (bare params are wrapped).
+          layers: ``'/'``-joined sub-module paths, in mask order (each must run once).
+          inputs: a batch of inputs (leading batch axis ``m ≥ 1``).
+          output: e.g. ``'logit_diff:1-0'``, ``'indicator:7'``, ``'logits'``.
+          fill: one fill for all layers or a sequence with one per layer (see module docstring).
+          aggregate: ``'mean'`` over inputs, or ``'none'`` for one function per input.
+          labels: optional label per masked neuron (default ``'layer[i]'``).
+          key: PRNG key, required by ``fill='resample'``.
+          method, apply_kwargs: as for :func:`actspec_jax.cut_linen`.
+        """
+        layers = tuple(str(name) for name in (layers if not isinstance(layers, str) else [layers]))
+        if not layers:
+            raise ActSpecError("layers is empty: name at least one layer to mask.")
+        if len(set(layers)) != len(layers):
+            raise ActSpecError(f"layers must be distinct, got {list(layers)}.")
+        selector = parse_output(output)
+        if aggregate not in ("mean", "none"):
+            raise ActSpecError(f"aggregate must be 'mean' or 'none', got {aggregate!r}.")
+        leaves = jax.tree_util.tree_leaves(inputs)
+        if not leaves or any(np.ndim(a) == 0 or np.shape(a)[0] == 0 for a in leaves):
+            raise ActSpecError(
+                "the input batch is empty: pass at least one input (arrays with a leading batch axis)."
+            )
+        fills = list(fill) if isinstance(fill, (list, tuple)) else [fill] * len(layers)
+        if len(fills) != len(layers):
+            raise ActSpecError(f"got {len(fills)} fills for {len(layers)} layers; pass one or one per layer.")
+
+        variables = _linen_variables(variables)
+        kwargs = dict(apply_kwargs or {})
+        clean = _capture(module, variables, inputs, layers, method, kwargs)
+        fill_values, fill_names = [], []
+        for acts, f in zip(clean, fills):
+            values, name = _fill_values(jnp.asarray(acts), f, key)
+            fill_values.append(values)
+            fill_names.append(name)
+        sizes = tuple(int(a.shape[-1]) for a in clean)
+        n = sum(sizes)
+        if labels is not None and len(labels) != n:
+            raise ActSpecError(f"got {len(labels)} labels for {n} masked neurons.")
+        if labels is None:
+            labels = [f"{name}[{i}]" for name, size in zip(layers, sizes) for i in range(size)]
+
+        forward = _gated_forward(module, layers, method, kwargs)
+        keeps = tuple(jnp.ones((s,), bool) for s in sizes)
+        outputs = jax.eval_shape(forward, variables, inputs, keeps, tuple(fill_values))
+        if not hasattr(outputs, "shape") or outputs.ndim < 1:
+            raise ActSpecError("the model must return an array of outputs [m, ..., classes].")
+        num_classes = outputs.shape[-1]
+        selector.validate(num_classes)
+        per_class = selector.output_labels(num_classes)
+        m = int(clean[0].shape[0])
+        if aggregate == "none":
+            per_input = [f"input {j}" for j in range(m)]
+            out_labels = (
+                tuple(f"{a} / {b}" for a in per_input for b in per_class) if per_class else tuple(per_input)
+            )
+        else:
+            out_labels = per_class
+        info = json.dumps(
+            {
+                "layers": list(layers),
+                "sizes": list(sizes),
+                "output": selector.describe(),
+                "fill": fill_names,
+                "aggregate": aggregate,
+                "num_inputs": m,
+                "activation_shapes": [[int(s) for s in a.shape] for a in clean],
+                "semantics": "gated: later layers recomputed from the masked earlier ones",
+            }
+        )
+        problem = cls(
+            forward=forward,
+            params=variables,
+            inputs=inputs,
+            fill_values=tuple(fill_values),
+            layers=layers,
+            sizes=sizes,
+            selector=selector,
+            aggregate=aggregate,
+            labels=tuple(str(a) for a in labels),
+            info=info,
+            out_labels=out_labels,
+        )
+        base = problem.evaluate_unchecked(jnp.ones((1, n), jnp.float32))
+        if not bool(jnp.all(jnp.isfinite(base))):
+            raise NonFiniteOutputError(
+                "the model's output is NaN/inf on the unmasked inputs already; check the inputs and "
+                "the parameters before analysing the layers."
+            )
+        return problem
+
+    # ------------------------------------------------------------------ Problem API
+    @property
+    def n(self) -> int:
+        return sum(self.sizes)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self._labels
+
+    @property
+    def layer_slices(self) -> dict[str, tuple[int, int]]:
+        """``{layer: (start, stop)}``: the mask columns of each layer."""
+        bounds = np.cumsum((0, *self.sizes))
+        return {name: (int(a), int(b)) for name, a, b in zip(self.layers, bounds[:-1], bounds[1:])}
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        probe = jax.ShapeDtypeStruct((1, self.n), jnp.float32)
+        return tuple(jax.eval_shape(self.evaluate_unchecked, probe).shape[1:])
+
+    @property
+    def output_labels(self) -> tuple[str, ...]:
+        return self._out_labels if self._out_labels else super().output_labels
+
+    def keeps(self, mask: jax.Array) -> tuple[jax.Array, ...]:
+        """Per-layer boolean keep-vectors ``bool[N_l]`` for one mask ``float[n]``."""
+        keep = mask > 0
+        return tuple(keep[a:b] for a, b in self.layer_slices.values())
+
+    def outputs(self, mask: jax.Array) -> jax.Array:
+        """Model outputs ``[m, ..., classes]`` under one mask ``float[n]`` (before selection)."""
+        return self.forward(self.params, self.inputs, self.keeps(mask), self.fill_values)
+
+    def _value(self, mask: jax.Array) -> jax.Array:
+        selected = self.selector(self.outputs(mask))
+        return jnp.mean(selected, axis=0) if self.aggregate == "mean" else selected
+
+    def evaluate_unchecked(self, masks: jax.Array) -> jax.Array:
+        return jax.vmap(self._value)(masks)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "MultiLayerProblem", "n": self.n, **json.loads(self._info)}
+
+    # ------------------------------------------------------------------ pytree
+    def tree_flatten(self):
+        children = (self.params, self.inputs, self.fill_values)
+        aux = (
+            self.forward,
+            self.layers,
+            self.sizes,
+            self.selector,
+            self.aggregate,
+            self._labels,
+            self._info,
+            self._out_labels,
+        )
+        return children, aux
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        params, inputs, fill_values = children
+        forward, layers, sizes, selector, aggregate, labels, info, out_labels = aux
+        return cls(
+            forward=forward,
+            params=params,
+            inputs=inputs,
+            fill_values=fill_values,
+            layers=layers,
+            sizes=sizes,
+            selector=selector,
+            aggregate=aggregate,
+            labels=labels,
+            info=info,
+            out_labels=out_labels,
+        )
+
+
+def multi_layer_problem(module: nn.Module, variables: Any, layers: Sequence[str], inputs: Any, **kwargs: Any):
+    """Shorthand for :meth:`MultiLayerProblem.from_linen`."""
+    return MultiLayerProblem.from_linen(module, variables, layers, inputs, **kwargs)
