@@ -188,3 +188,18 @@ def test_memory_budget_error_names_the_minimum_for_both_paths(mlp):
     for inc in (True, False):
         with pytest.raises(asj.MemoryBudgetError, match=r"memory_budget >= \d+ bytes"):
             asj.ExactSolver(incremental=inc, memory_budget=16)(problem)
+
+
+def test_shipped_sentiment_transformer_mlp_units():
+    """Real attention model: MLP units of block 1 feed a projection + residual + LayerNorm."""
+    from actspec_jax.models.transformer import load_sentiment_transformer
+
+    module, variables, tokenizer, _ = load_sentiment_transformer()
+    tokens = jnp.asarray(tokenizer.encode(["a moving, wonderful film", "dull and far too long"], 16).tokens)
+    cut = asj.cut_linen(module, variables, "block_1/mlp/act")
+    problem = asj.masked_problem(cut, tokens, output="logit_diff:1-0", units=list(range(6)))
+    split, reason = split_head(problem)
+    assert split is not None, reason
+    fast = asj.ExactSolver(incremental=True)(problem)
+    slow = asj.ExactSolver(incremental=False)(problem)
+    np.testing.assert_allclose(fast.dense, slow.dense, atol=2e-6)
