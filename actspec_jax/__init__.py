@@ -12,6 +12,7 @@ The contract::
     import actspec_jax as asj
     problem = asj.FunctionProblem(f, n)      # f: float32[k, n] of ±1 -> float32[k]
     spec = asj.ExactSolver()(problem)        # -> asj.Spectrum
+    spec = asj.GoldreichLevin(tau=0.1)(problem, key=jax.random.key(0))   # large layers
     spec.to_dict()                           # {tuple(sorted neuron indices): coefficient}
 """
 
@@ -38,7 +39,14 @@ from actspec_jax.problems import (
     list_layers,
     masked_problem,
 )
-from actspec_jax.solvers import ExactSolver
+from actspec_jax.solvers import (
+    CheckpointError,
+    ExactSolver,
+    GoldreichLevin,
+    PostCheck,
+    Prescreen,
+    SpectralAliasing,
+)
 from actspec_jax.spectrum import Spectrum, SpectrumBatch, load_results
 from actspec_jax.transforms import fwht, ifwht
 
@@ -46,16 +54,21 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActSpecError",
+    "CheckpointError",
     "CutModel",
     "ExactSolver",
     "FunctionProblem",
+    "GoldreichLevin",
     "MaskError",
     "MaskedProblem",
     "MemoryBudgetError",
     "MultiLayerProblem",
     "NonFiniteOutputError",
+    "PostCheck",
+    "Prescreen",
     "Problem",
     "ProblemTooLargeError",
+    "SpectralAliasing",
     "Spectrum",
     "SpectrumBatch",
     "SpectrumFormatError",
