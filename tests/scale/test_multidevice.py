@@ -59,3 +59,13 @@ def test_too_many_devices_and_odd_counts_are_clear_errors(child):
 def test_sharded_map_equals_lax_map_bitwise(child):
     assert child["sharded_map_shape"] == [7, 16]  # 7 chunks padded to 8 over 4 devices, then cut
     assert child["sharded_map_bitwise_equal"] is True
+
+
+@pytest.mark.parametrize("order", ["influence", "index"])
+def test_sharded_goldreich_levin_equals_single_device(child, order):
+    assert child[f"gl_{order}_devices"] == [1, 4]
+    assert child[f"gl_{order}_same_subsets"] is True
+    assert child[f"gl_{order}_coefficients_bitwise"] is True
+    evaluations = child[f"gl_{order}_evaluations"]
+    assert evaluations[0] == evaluations[1]
+    assert child[f"gl_{order}_recovered"] == 4  # the planted terms are found, too
