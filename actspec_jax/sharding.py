@@ -198,8 +198,9 @@ def sharded_map(fn: Any, shared: Any, xs: Any, mesh: Mesh | None, *, axis_name: 
     masks); ``shared`` (e.g. the problem) is replicated on every device. The leading axis is
     padded by repeating its last entry to a multiple of the device count ``d``; device ``j``
     maps over entries ``j·L/d …`` in order and the padding is dropped, so every entry is
-    computed exactly as in the one-device ``lax.map`` (bitwise equal on CPU). Usable inside
-    ``jit``; ``mesh=None`` or one device is the plain ``lax.map``.
+    computed exactly as in the one-device ``lax.map`` (bitwise equal on CPU). The result is
+    replicated on every device (one all-gather), so any process can read it on several hosts.
+    Usable inside ``jit``; ``mesh=None`` or one device is the plain ``lax.map``.
     """
     if mesh is None or mesh_size(mesh, axis_name) == 1:
         return jax.lax.map(lambda x: fn(shared, x), xs)
@@ -221,7 +222,10 @@ def sharded_map(fn: Any, shared: Any, xs: Any, mesh: Mesh | None, *, axis_name: 
     out = jax.shard_map(
         body, mesh=mesh, in_specs=(P(), P(axis_name)), out_specs=P(axis_name), check_vma=False
     )(shared, jax.tree_util.tree_map(pad, xs))
-    return jax.tree_util.tree_map(lambda leaf: leaf[:length], out)
+    replicated = NamedSharding(mesh, P())
+    return jax.tree_util.tree_map(
+        lambda leaf: jax.lax.with_sharding_constraint(leaf[:length], replicated), out
+    )
 
 
 def gather_to_host(array: jax.Array) -> np.ndarray:

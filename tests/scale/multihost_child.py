@@ -28,6 +28,10 @@ def main() -> None:
     problem = planted.problem()
     local = asj.ExactSolver(devices=1)(problem)
     spread = asj.ExactSolver(devices=None)(problem)  # every device of every process
+    gl_model = synthetic.planted_mlp(16, {(2, 9): 1.0, (5,): -0.7}, key=jax.random.key(4), num_inputs=1)
+    gl = dict(tau=0.2, num_samples=32, leaf_samples=512, influence_samples=4)
+    gl_local = asj.GoldreichLevin(devices=1, **gl)(gl_model.problem(), key=jax.random.key(1))
+    gl_spread = asj.GoldreichLevin(devices=None, **gl)(gl_model.problem(), key=jax.random.key(1))
     print(
         json.dumps(
             {
@@ -37,6 +41,10 @@ def main() -> None:
                 "local_devices": len(jax.local_devices()),
                 "solver_devices": spread.solver["devices"],
                 "max_diff": float(np.max(np.abs(local.dense - spread.dense))),
+                "gl_devices": gl_spread.solver["devices"],
+                "gl_same": gl_local.subset_tuples() == gl_spread.subset_tuples()
+                and bool(np.array_equal(gl_local.coefficients, gl_spread.coefficients)),
+                "gl_found": sorted(gl_spread.to_dict()),
                 "truth_err": float(
                     max(abs(spread.to_dict().get(s, 0.0) - c) for s, c in planted.truth.items())
                 ),

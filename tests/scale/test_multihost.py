@@ -1,4 +1,4 @@
-"""Multi-host sharding exercised with two local processes (``jax.distributed`` on CPU)."""
+"""Multi-host sharding (exact and GL) exercised with two local processes (``jax.distributed`` on CPU)."""
 
 from __future__ import annotations
 
@@ -55,3 +55,5 @@ def test_two_processes_give_the_one_device_spectrum():
         assert r["solver_devices"] == 4
         assert r["max_diff"] <= 1e-6
         assert r["truth_err"] <= 1e-5
+        assert r["gl_devices"] == 4 and r["gl_same"] is True
+        assert [2, 9] in r["gl_found"] and [5] in r["gl_found"]
