@@ -83,9 +83,9 @@ def main() -> None:
     gl_problem = gl_model.problem()
     for name, settings in (
         ("influence", {}),
-        ("index", {"order": "index", "adaptive": True}),
+        ("index", {"order": "index", "block_size": 8}),
     ):
-        solver_kw = dict(tau=0.15, num_samples=64, leaf_samples=1024, influence_samples=8, **settings)
+        solver_kw = dict(tau=0.15, num_samples=32, leaf_samples=1024, influence_samples=4, **settings)
         one_gl = asj.GoldreichLevin(devices=1, **solver_kw)(gl_problem, key=jax.random.key(11))
         four_gl = asj.GoldreichLevin(devices=4, **solver_kw)(gl_problem, key=jax.random.key(11))
         out[f"gl_{name}_devices"] = [one_gl.solver["devices"], four_gl.solver["devices"]]

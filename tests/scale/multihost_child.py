@@ -29,7 +29,7 @@ def main() -> None:
     local = asj.ExactSolver(devices=1)(problem)
     spread = asj.ExactSolver(devices=None)(problem)  # every device of every process
     gl_model = synthetic.planted_mlp(16, {(2, 9): 1.0, (5,): -0.7}, key=jax.random.key(4), num_inputs=1)
-    gl = dict(tau=0.2, num_samples=32, leaf_samples=512, influence_samples=4)
+    gl = dict(tau=0.2, num_samples=32, leaf_samples=512, order="index", block_size=8)
     gl_local = asj.GoldreichLevin(devices=1, **gl)(gl_model.problem(), key=jax.random.key(1))
     gl_spread = asj.GoldreichLevin(devices=None, **gl)(gl_model.problem(), key=jax.random.key(1))
     print(
