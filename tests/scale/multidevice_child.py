@@ -81,10 +81,7 @@ def main() -> None:
     gl_terms = {(3, 17, 29): 1.0, (5, 40): -0.8, (11,): 0.6, (0, 22, 33, 47): 0.5}
     gl_model = synthetic.planted_mlp(48, gl_terms, distractor=0.01, key=jax.random.key(7), num_inputs=1)
     gl_problem = gl_model.problem()
-    for name, settings in (
-        ("influence", {}),
-        ("index", {"order": "index", "block_size": 8}),
-    ):
+    for name, settings in (("influence", {}),):  # influence pre-pass, levels and leaves
         solver_kw = dict(tau=0.15, num_samples=32, leaf_samples=1024, influence_samples=4, **settings)
         one_gl = asj.GoldreichLevin(devices=1, **solver_kw)(gl_problem, key=jax.random.key(11))
         four_gl = asj.GoldreichLevin(devices=4, **solver_kw)(gl_problem, key=jax.random.key(11))
