@@ -9,12 +9,15 @@ Two formulations:
 
 * ``"kronecker"`` — ``H_{2^n} = H_{2^{k_1}} ⊗ … ⊗ H_{2^{k_p}}``. Each of the ``p`` passes
   multiplies the leading ``k`` index bits by a small dense Hadamard matrix and rotates
-  them to the back (Good's shuffle), so a pass is one matrix product plus one transpose:
-  ``p = ⌈n / k⌉`` memory passes instead of ``n``, and the work lands on matrix units
-  (MXU / tensor cores). Products run at ``Precision.HIGHEST`` so float32 stays float32.
+  them to the back (Good's shuffle). Written as a plain 2-D product ``[2^k, R]ᵀ · H`` (rows
+  of a batch ride along as the fastest index), a pass is one matrix product whose operand
+  transposition the GEMM absorbs: ``p = ⌈n / k⌉`` memory passes instead of ``n``, and the
+  work lands on matrix units (MXU / tensor cores). Products run at ``Precision.HIGHEST``
+  (default) so float32 stays float32.
 * ``"radix2"`` — the textbook ``n`` butterfly passes; simplest, used as a reference.
 
-Memory: at most two arrays of the input's size are live (no ``n``-fold copies).
+Memory: at most two arrays of the input's size are live (no ``n``-fold copies);
+:func:`fwht_consuming` keeps it at two even when the input is donated.
 """
 
 from __future__ import annotations
@@ -93,20 +96,34 @@ def _kronecker(
     factors: tuple[int, ...] | None = None,
     scale: float = 1.0,
     precision: str | None = None,
+    *,
+    batch_first: bool = True,
 ) -> jax.Array:
-    batch = values.shape[:-1]
-    x = values.reshape((-1, 1 << bits))
+    """Good's-shuffle passes over ``values`` viewed as one flat index ``(t, b)``.
+
+    The rows ``b`` (leading axes, ``B`` of them) are first moved to the fastest position
+    (``[2^bits, B]``; skipped for ``B = 1``). Each pass contracts the *leading* ``k`` index bits
+    with ``H_{2^k}`` and moves them to the back — a plain 2-D product ``[2^k, R]ᵀ·H`` with
+    no batch dimension, which XLA runs without any transpose — so once every factor has been
+    applied the rows are in front again and the bit order is the original one.
+    ``batch_first=False`` (internal) continues from an intermediate layout, so
+    :func:`fwht_consuming` can split the passes over several calls (the intermediate
+    arrays are flat permutations of the same size).
+    """
+    shape = values.shape
+    rows = values.size >> bits
     factors = _split_bits(bits, block) if factors is None else factors
+    x = values.reshape((rows, 1 << bits))
+    if batch_first and rows > 1:
+        x = x.T
+    x = x.reshape(-1)
     for i, k in enumerate(factors):
         h = hadamard_matrix(k, x.dtype)
         if scale != 1.0 and i == len(factors) - 1:
             h = h * jnp.asarray(scale, x.dtype)  # exact for powers of two
-        x = x.reshape((x.shape[0], 1 << k, -1))
-        # Contract the leading k bits, then move them to the back (Good's shuffle):
-        # after every factor has been applied once, the bit order is the original one.
-        x = jnp.einsum("ij,bjr->bri", h, x, precision=_precision(precision))
-        x = x.reshape((x.shape[0], -1))
-    return x.reshape((*batch, 1 << bits))
+        x = jnp.einsum("ij,jr->ri", h, x.reshape(1 << k, -1), precision=_precision(precision))
+        x = x.reshape(-1)
+    return x.reshape(shape)
 
 
 def _radix2(values: jax.Array, bits: int) -> jax.Array:
@@ -158,12 +175,16 @@ def ifwht(coefficients: jax.Array, *, method: Method = "auto", block_bits: int |
     return out / out.shape[-1]
 
 
-@functools.partial(jax.jit, static_argnames=("factors", "scale", "precision"), donate_argnums=(0,))
+@functools.partial(jax.jit, static_argnames=("factors", "scale", "precision", "first"), donate_argnums=(0,))
 def _kronecker_passes(
-    values: jax.Array, factors: tuple[int, ...], scale: float, precision: str | None = None
+    values: jax.Array,
+    factors: tuple[int, ...],
+    scale: float,
+    precision: str | None = None,
+    first: bool = True,
 ) -> jax.Array:
     bits = values.shape[-1].bit_length() - 1
-    return _kronecker(values, bits, 0, factors=factors, scale=scale, precision=precision)
+    return _kronecker(values, bits, 0, factors=factors, scale=scale, precision=precision, batch_first=first)
 
 
 def fwht_consuming(
@@ -198,5 +219,5 @@ def fwht_consuming(
     for first in range(0, len(factors), step):
         group = factors[first : first + step]
         last = first + step >= len(factors)
-        values = _kronecker_passes(values, group, float(scale) if last else 1.0, precision)
+        values = _kronecker_passes(values, group, float(scale) if last else 1.0, precision, first == 0)
     return values

@@ -52,6 +52,9 @@ def test_consuming_transform_equals_fwht_and_consumes_its_input(rng):
     got = fwht_consuming(x, scale=1.0 / 2048)
     assert x.is_deleted()
     np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-6, atol=1e-6)
+    for per_call in (1, 3):  # pass groups continue from intermediate layouts (batched rows)
+        got = fwht_consuming(jnp.asarray(values), scale=1.0 / 2048, block_bits=3, passes_per_call=per_call)
+        np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-6, atol=1e-6)
     for bits in (0, 1, 3):
         small = rng.standard_normal(1 << bits).astype(np.float32)
         np.testing.assert_allclose(fwht_consuming(jnp.asarray(small)), fwht(jnp.asarray(small)), atol=1e-6)
