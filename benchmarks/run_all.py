@@ -88,6 +88,17 @@ def summary_rows(results: dict[str, Any]) -> list[list[Any]]:
                 verdict(last["fwht_over_copy"] <= 4.0) if n == 24 else "n/a (tiny)",
             ]
         )
+        if last.get("previous_s") is not None:
+            rows.append(
+                [
+                    f"FWHT vs its previous formulation, n = {n}",
+                    f"{last['fwht_s'] * 1e3:.1f} ms",
+                    f"batched-einsum passes {last['previous_s'] * 1e3:.1f} ms",
+                    f"{last['previous_over_fwht']:.2f}× faster",
+                    "—",
+                    "—",
+                ]
+            )
         boo = [r for r in results["fwht"]["records"] if r["boofun_s"] is not None]
         if boo:
             r = boo[-1]
