@@ -16,7 +16,17 @@ The contract::
     spec.to_dict()                           # {tuple(sorted neuron indices): coefficient}
 """
 
-from actspec_jax import concepts, errors, indices, layers, metrics, problems, solvers, transforms
+from actspec_jax import (
+    concepts,
+    errors,
+    indices,
+    layers,
+    metrics,
+    problems,
+    sharding,
+    solvers,
+    transforms,
+)
 from actspec_jax.errors import (
     ActSpecError,
     MaskError,
@@ -89,6 +99,7 @@ __all__ = [
     "masked_problem",
     "metrics",
     "problems",
+    "sharding",
     "solvers",
     "transforms",
 ]
