@@ -29,6 +29,7 @@ from actspec_jax import (
 )
 from actspec_jax.errors import (
     ActSpecError,
+    DeviceCountError,
     MaskError,
     MemoryBudgetError,
     NonFiniteOutputError,
@@ -66,6 +67,7 @@ __all__ = [
     "ActSpecError",
     "CheckpointError",
     "CutModel",
+    "DeviceCountError",
     "ExactSolver",
     "FunctionProblem",
     "GoldreichLevin",

@@ -29,7 +29,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from actspec_jax.errors import ActSpecError
+from actspec_jax.errors import DeviceCountError
 from actspec_jax.transforms.wht import fwht, hadamard_matrix
 
 __all__ = [
@@ -46,10 +46,6 @@ __all__ = [
 MASK_AXIS = "masks"
 
 DeviceSpec = int | str | Sequence[Any] | Mesh | None
-
-
-class DeviceCountError(ActSpecError):
-    """More devices requested than exist, or a device count the table cannot be split over."""
 
 
 def _power_of_two(count: int) -> bool:

@@ -73,8 +73,12 @@ class SelectedOutputProblem(Problem):
 
     @property
     def output_shape(self) -> tuple[int, ...]:
-        probe = jax.ShapeDtypeStruct((1, self.n), jnp.float32)
-        return tuple(jax.eval_shape(self.evaluate_unchecked, probe).shape[1:])
+        cached = self.__dict__.get("_output_shape")
+        if cached is None:  # traced once per instance; problems are immutable
+            probe = jax.ShapeDtypeStruct((1, self.n), jnp.float32)
+            cached = tuple(jax.eval_shape(self.evaluate_unchecked, probe).shape[1:])
+            self.__dict__["_output_shape"] = cached
+        return cached
 
     @property
     def output_labels(self) -> tuple[str, ...]:
@@ -92,7 +96,7 @@ class SelectedOutputProblem(Problem):
 
     def check_unmasked_outputs(self) -> None:
         """Refuse a model whose outputs are already NaN/inf with every neuron kept."""
-        base = self.evaluate_unchecked(jnp.ones((1, self.n), jnp.float32))
+        base = jax.jit(type(self).evaluate_unchecked)(self, jnp.ones((1, self.n), jnp.float32))
         if not bool(jnp.all(jnp.isfinite(base))):
             raise NonFiniteOutputError(
                 "the model's output is NaN/inf on the unmasked inputs already; check the inputs and "

@@ -135,7 +135,7 @@ class MaskedProblem(SelectedOutputProblem):
           key: PRNG key, required by ``fill='resample'``.
         """
         selector = check_request(output, aggregate, inputs)
-        activations = jnp.asarray(cut.features(cut.params, inputs))
+        activations = jnp.asarray(jax.jit(cut.features)(cut.params, inputs))
         num_neurons = activations.shape[-1]
         fill_values, fill_name = _fill_values(activations, fill, key)
 
