@@ -109,8 +109,9 @@ def run_demo(args: argparse.Namespace) -> int:
             bar.update(done - bar.n)
 
     checkpoint = out / "gl_checkpoint.npz"
-    if args.fresh and checkpoint.exists():
-        checkpoint.unlink()
+    if args.fresh:
+        for stale in out.glob("gl_checkpoint*.npz"):  # one file per GL pass
+            stale.unlink()
     if args.solver == "exact":
         spectrum = asj.ExactSolver()(problem, progress=progress)
     elif paper:
@@ -121,8 +122,8 @@ def run_demo(args: argparse.Namespace) -> int:
         spectrum = solver(problem, key=key, progress=progress, checkpoint_path=checkpoint)
     if bar is not None:
         bar.close()
-    if checkpoint.exists():
-        checkpoint.unlink()  # the finished result is in spectrum.json
+    for finished in out.glob("gl_checkpoint*.npz"):
+        finished.unlink()  # the finished result is in spectrum.json
 
     print(spectrum.summary(12))
     joint = spectrum.select(min_degree=2)

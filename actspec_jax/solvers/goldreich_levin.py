@@ -57,6 +57,13 @@ dominate; standard errors are heteroskedasticity-robust (sandwich, HC1) from tha
 ``|f̂(S)| < τ/√2`` (the search's own weight threshold) are not reported (counted in
 ``solver['leaves']``); ``∅`` is always reported.
 
+**Residual passes** (``passes > 1``, mask mode). Every other term of ``f`` adds variance to a
+bucket's estimate, so a term far above the threshold can still be lost when ``E[f²]`` is
+large. After a search, later passes search the residual ``f − f̃`` (``f̃`` the fit so far) at the
+first pass's absolute threshold: the terms already found no longer add variance, which is
+what lets the smaller ones clear it. All subsets found are then refitted together on fresh
+masks (least squares, sandwich errors). Each pass costs about as much as the first.
+
 **Paper mode** (``estimator='paper'``): hybrids of real data rows as in the authors'
 prototype; see :mod:`actspec_jax.solvers.paper` for the semantics and how they differ.
 
@@ -116,11 +123,11 @@ from actspec_jax.solvers.redundancy import (
 )
 from actspec_jax.spectrum import Spectrum
 
-__all__ = ["CheckpointError", "GoldreichLevin"]
+__all__ = ["CheckpointError", "GoldreichLevin", "ResidualProblem"]
 
 Progress = Callable[..., None]
 
-TAG_LEVELS, TAG_NORM, TAG_INFLUENCE, TAG_LEAVES, TAG_POSTCHECK = 0, 1, 2, 3, 4
+TAG_LEVELS, TAG_NORM, TAG_INFLUENCE, TAG_LEAVES, TAG_POSTCHECK, TAG_REFIT = 0, 1, 2, 3, 4, 50
 TAU_MODES = ("relative", "centered", "absolute")
 ESTIMATORS = ("mask", "paper")
 MASK_DEFAULTS: dict[str, Any] = {
@@ -130,6 +137,7 @@ MASK_DEFAULTS: dict[str, Any] = {
     "block_size": 4,
     "order": "influence",
     "refit": True,
+    "passes": 2,
 }
 LEVEL_STATS = (
     "level",
@@ -190,6 +198,8 @@ class GoldreichLevin:
       refit: least-squares refit of the leaves (True | False).
       max_degree: largest ``|S|`` searched (≤ 32); children beyond it are dropped (counted).
       center: subtract the estimated mean of ``f`` (mask mode).
+      passes: searches in all (2 | 1); passes after the first search the residual of the fit
+        so far (see "Residual passes" above) and stop early when one finds nothing new.
       estimator: ``'mask'`` (uniform masks) or ``'paper'`` (data hybrids).
       redundancy: ``None`` (mode default: none | (a)+(b)), ``'none'``, ``'paper'``, or a sequence
         of :class:`Prescreen` / :class:`PostCheck` / :class:`SpectralAliasing`.
@@ -220,6 +230,7 @@ class GoldreichLevin:
     refit: bool | None = None
     max_degree: int = 16
     center: bool = True
+    passes: int | None = None
     estimator: str = "mask"
     redundancy: Any = None
     binarize_threshold: float = 0.0
@@ -260,6 +271,7 @@ class GoldreichLevin:
             "refit": bool(pick("refit")),
             "max_degree": int(self.max_degree),
             "center": bool(self.center) and self.estimator == "mask",
+            "passes": int(pick("passes")),
             "binarize_threshold": float(self.binarize_threshold),
         }
         if self.tau_mode not in TAU_MODES:
@@ -271,6 +283,11 @@ class GoldreichLevin:
             raise ActSpecError(
                 f"tau must be in (0, 1] (a fraction of ‖f‖₂ with tau_mode={self.tau_mode!r}), got {tau}. "
                 "For a threshold in the output's units use tau_mode='absolute'."
+            )
+        if out["passes"] < 1 or (out["passes"] > 1 and self.estimator != "mask"):
+            raise ActSpecError(
+                f"passes must be >= 1, and 1 with the paper estimator (got {out['passes']}); residual "
+                "passes need a function of masks."
             )
         if out["beam"] < 1:
             raise ActSpecError(f"beam must be >= 1 (live buckets kept per level), got {self.beam}.")
@@ -343,8 +360,9 @@ class GoldreichLevin:
         Args:
           problem: a single-output problem (``output_shape == ()``).
           key: PRNG key; the same key gives the same result.
-          progress: called as ``progress(levels_done, levels_total)`` after every level (and
-            with ``info=`` a dict of the level's statistics if it accepts that keyword).
+          progress: called as ``progress(levels_done, levels_total)`` after every level of every
+            pass (the count restarts in each residual pass), and with ``info=`` a dict of the
+            level's statistics and its ``"pass"`` if it accepts that keyword.
           checkpoint_path: ``.npz`` file written after every level; if it exists, the search
             resumes from it (it must come from the same problem, settings and key).
         """
@@ -369,7 +387,140 @@ class GoldreichLevin:
             if len(set(order)) != len(order) or any(not 0 <= i < n for i in order):
                 raise ActSpecError(f"order must list distinct neuron indices in 0..{n - 1}.")
         run = _Run(self, cfg, problem, key, progress, checkpoint_path)
-        return run.execute(started)
+        spectrum = run.execute(started)
+        if cfg["passes"] == 1 or spectrum.solver["constant_function"]:
+            return spectrum
+        return self._residual_passes(run, spectrum, progress, checkpoint_path, started)
+
+    def _residual_passes(
+        self,
+        first: _Run,
+        spectrum: Spectrum,
+        progress: Progress | None,
+        checkpoint_path: str | Path | None,
+        started: float,
+    ) -> Spectrum:
+        """Passes 2…``passes`` on the residual, then one joint refit (module docstring)."""
+        cfg = first.cfg
+        tau_abs = float(spectrum.solver["tau_abs"])
+        residual_cfg = dict(cfg, tau=tau_abs, tau_mode="absolute", passes=1)
+        found = {s for s in spectrum.subset_tuples() if s}
+        stages = dict(spectrum.solver["evaluations_by_stage"], residual_passes=0, refit=0)
+        history = [{"pass": 1, "new_subsets": len(found), "evaluations": int(spectrum.solver["evaluations"])}]
+        current = spectrum
+        for index in range(2, cfg["passes"] + 1):
+            residual = ResidualProblem(first.problem, current)
+            path = None
+            if checkpoint_path is not None:
+                path = Path(checkpoint_path)
+                path = path.with_name(f"{path.stem}.pass{index}{path.suffix}")
+            run = _Run(
+                self, residual_cfg, residual, jax.random.fold_in(first.key, 100 + index), progress, path
+            )
+            run.pass_index = index
+            extra = run.execute(time.perf_counter())
+            new = {s for s in extra.subset_tuples() if s} - found
+            found |= new
+            stages["residual_passes"] += int(extra.solver["evaluations"])
+            history.append(
+                {
+                    "pass": index,
+                    "new_subsets": len(new),
+                    "evaluations": int(extra.solver["evaluations"]),
+                    "residual_norm_sq_estimate": float(extra.solver["norm_sq_estimate"]),
+                }
+            )
+            subsets = [(), *sorted(found, key=lambda t: (len(t), t))]
+            coef, err, used = first.fit_subsets(subsets, tag=TAG_REFIT + index)
+            stages["refit"] += used
+            current = Spectrum.build(first.n, subsets, coef, stderr=err)
+            if not new:
+                break
+        subsets = current.subset_tuples()
+        keep = [s == () or abs(c) >= tau_abs / math.sqrt(2.0) for s, c in zip(subsets, current.coefficients)]
+        subsets = [s for s, k in zip(subsets, keep) if k]
+        redundancy = dict(spectrum.solver["redundancy"])
+        alias = first.constraints.get("postprocess")
+        if alias is not None:  # aliases may be re-found on the residual: decide on the union
+            coef, err, used = first.fit_subsets(subsets, tag=TAG_REFIT - 1)
+            stages["refit"] += used
+            similarity = alias.similarity_matrix(first.problem, first.n)
+            keep_alias, records = alias.apply(subsets, coef, err, similarity)
+            subsets = [s for s, k in zip(subsets, keep_alias) if k]
+            earlier = [r for r in redundancy["removed"] if r.get("constraint") == "spectral_aliasing"]
+            redundancy["removed"] = [r for r in redundancy["removed"] if r not in earlier] + records
+            redundancy["removed_count"] = int(redundancy["removed_count"]) - len(earlier) + len(records)
+            keep.append(False)  # the kept terms are refitted together below
+        if not all(keep):
+            coef, err, used = first.fit_subsets(subsets, tag=TAG_REFIT)
+            stages["refit"] += used
+        else:
+            coef, err = np.asarray(current.coefficients), np.asarray(current.stderr)
+        solver = dict(spectrum.solver)
+        solver.update(
+            evaluations=int(sum(stages.values())),
+            evaluations_by_stage=stages,
+            passes_run=history,
+            redundancy=redundancy,
+            wall_time_s=float(spectrum.solver["wall_time_s"]) + (time.perf_counter() - started),
+            leaves=dict(spectrum.solver["leaves"], reported=len(subsets)),
+        )
+        return Spectrum.build(
+            first.n,
+            subsets,
+            np.asarray(coef, np.float64),
+            stderr=np.asarray(err, np.float64),
+            labels=first.problem.labels,
+            norm_sq=spectrum.norm_sq,
+            problem=first.problem.describe(),
+            solver=solver,
+            output_label=first.problem.output_labels[0],
+            output_index=0,
+        )
+
+
+@jax.tree_util.register_pytree_node_class
+class ResidualProblem(Problem):
+    """``f − f̃``: a problem minus a sparse Fourier approximation of it (same masks, ``n``)."""
+
+    def __init__(self, base: Problem, approximation: Spectrum) -> None:
+        self.base = base
+        # Only the arrays travel through jit: metadata would make the static part large.
+        self.approximation = Spectrum(
+            n=approximation.n, subsets=approximation.subsets, coefficients=approximation.coefficients
+        )
+
+    @property
+    def n(self) -> int:
+        return self.base.n
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.base.labels
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return ()
+
+    def evaluate_unchecked(self, masks: jax.Array) -> jax.Array:
+        return self.base.evaluate_unchecked(masks) - self.approximation.evaluate(masks)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "ResidualProblem",
+            "n": self.n,
+            "base": self.base.describe(),
+            "terms_subtracted": self.approximation.num_terms,
+        }
+
+    def tree_flatten(self):
+        return (self.base, self.approximation), None
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        out = cls.__new__(cls)
+        out.base, out.approximation = children
+        return out
 
 
 class _Run:
@@ -388,6 +539,7 @@ class _Run:
         self.key = key if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else jax.random.wrap_key_data(key)
         self.progress = progress
         self.info = progress is not None and _wants_info(progress)
+        self.pass_index = 1
         self.path = None if checkpoint_path is None else Path(checkpoint_path)
         self.n = int(problem.n)
         self.mode = cfg["estimator"]
@@ -617,11 +769,27 @@ class _Run:
                 save_checkpoint(self.path, state, setup, meta)
             if self.progress is not None:
                 if self.info:
-                    self.progress(int(state.level), levels, info=record)
+                    self.progress(int(state.level), levels, info={**record, "pass": self.pass_index})
                 else:
                     self.progress(int(state.level), levels)
         spectrum = self._leaves(state, setup, meta, prior_wall, call_start, resumed_from)
         return spectrum
+
+    def fit_subsets(
+        self, subsets: Sequence[tuple[int, ...]], *, tag: int
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """Least-squares coefficients and sandwich errors of ``subsets`` (``∅`` first) on a
+        fresh design of ``leaf_samples`` uniform masks; also returns the evaluations used."""
+        depth = max([self.depth, *(len(s) for s in subsets)])
+        members = np.full((len(subsets), depth), self.n, np.int32)
+        for row, subset in enumerate(subsets):
+            members[row, : len(subset)] = subset
+        draws = self.design_draws(tag)
+        values_dev = K.evaluate_design(self.problem, draws, mode=self.mode, c=self.c_design, mesh=self.mesh)
+        values = self._checked(values_dev)
+        fit = LeafFit(self, values_dev, values, draws, jnp.asarray(members))
+        coef, err = fit(np.arange(len(subsets)), True)
+        return coef, err, int(values.shape[0])
 
     def _load(self, fingerprint: str) -> tuple[SearchState, SearchSetup, dict[str, Any]]:
         return load_checkpoint(self.path, fingerprint=fingerprint, shapes=self.shapes)

@@ -67,6 +67,7 @@ PAPER_DEFAULTS: dict[str, Any] = {
     "refit": False,
     "gamma": 0.2,
     "delta": 0.2,
+    "passes": 1,
 }
 
 

@@ -76,6 +76,8 @@ def patterns_from_problem(problem: Any, threshold: float = 0.0) -> np.ndarray:
     neurons (``problem.units`` when set). Raises :class:`ActSpecError` for problems that
     carry no activations (e.g. a plain ``FunctionProblem``).
     """
+    while getattr(problem, "activations", None) is None and hasattr(problem, "base"):
+        problem = problem.base  # a residual f − f̃ has the data of the problem it came from
     acts = getattr(problem, "activations", None)
     if acts is None:
         raise ActSpecError(
