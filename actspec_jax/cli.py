@@ -17,7 +17,7 @@ from actspec_jax.errors import ActSpecError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS: tuple[str, ...] = ("actspec_jax.commands.demo",)
+COMMANDS: tuple[str, ...] = ("actspec_jax.commands.demo", "actspec_jax.commands.run")
 
 
 def build_parser() -> argparse.ArgumentParser:
