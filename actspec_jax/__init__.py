@@ -16,7 +16,7 @@ The contract::
     spec.to_dict()                           # {tuple(sorted neuron indices): coefficient}
 """
 
-from actspec_jax import errors, metrics, problems, solvers, transforms
+from actspec_jax import ablation, errors, firing, metrics, problems, runner, solvers, transforms
 from actspec_jax.errors import (
     ActSpecError,
     MaskError,
@@ -74,11 +74,13 @@ __all__ = [
     "SpectrumFormatError",
     "UnknownLayerError",
     "__version__",
+    "ablation",
     "cut_functions",
     "cut_linen",
     "cut_model",
     "cut_nnx",
     "errors",
+    "firing",
     "fwht",
     "ifwht",
     "list_layers",
@@ -86,6 +88,7 @@ __all__ = [
     "masked_problem",
     "metrics",
     "problems",
+    "runner",
     "solvers",
     "transforms",
 ]

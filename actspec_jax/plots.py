@@ -11,6 +11,7 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from actspec_jax.spectrum import Spectrum
 
@@ -115,6 +116,8 @@ def plot_participation_heatmap(
     ax.set_title(f"Neuron participation — {_output_name(spectrum)}", fontsize=10)
     ax.set_xlabel(f"neuron index mod {cols}")
     ax.set_ylabel(f"neuron index // {cols}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     return fig
 
@@ -136,13 +139,17 @@ def plot_subset_sizes(spectrum: Spectrum) -> Figure:
     return fig
 
 
-_ORDER_STYLES = {
-    "spectral: top": ("#d62728", "-"),
-    "spectral: greedy": ("#ff7f0e", "-"),
-    "spectral": ("#d62728", "-"),
-    "attribution": ("#1f77b4", "--"),
-    "leave-one-out": ("#2ca02c", "-."),
-}
+_SPECTRAL_COLORS = ["#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"]
+_ORDER_STYLES = {"attribution": ("#1f77b4", "--"), "leave-one-out": ("#2ca02c", "-.")}
+
+
+def _order_style(name: str, spectral_seen: int) -> tuple[str, str]:
+    for prefix, style in _ORDER_STYLES.items():
+        if name.startswith(prefix):
+            return style
+    if name.startswith("spectral"):
+        return _SPECTRAL_COLORS[spectral_seen % len(_SPECTRAL_COLORS)], "-"
+    return "#7f7f7f", ":"
 
 
 def plot_faithfulness_curve(curve, *, title: str | None = None, ax=None) -> Figure:
@@ -162,8 +169,10 @@ def plot_faithfulness_curve(curve, *, title: str | None = None, ax=None) -> Figu
     mean, low, high = curve.random_band()
     ax.fill_between(ks, low, high, color="#bbbbbb", alpha=0.6, label="random (10–90 % band)")
     ax.plot(ks, mean, color="#555555", linewidth=1.2, label="random (mean)")
+    spectral_seen = 0
     for name, drop in curve.drops.items():
-        color, style = next((v for k, v in _ORDER_STYLES.items() if name.startswith(k)), ("#9467bd", ":"))
+        color, style = _order_style(name, spectral_seen)
+        spectral_seen += name.startswith("spectral")
         ax.plot(ks, drop, color=color, linestyle=style, linewidth=1.8, label=name)
         bounds = [b for b in curve.boundaries.get(name, []) if b <= ks[-1]]
         if bounds:
@@ -182,16 +191,23 @@ def plot_faithfulness_curve(curve, *, title: str | None = None, ax=None) -> Figu
 
 
 def plot_degree_profiles(
-    spectra, *, max_degree: int = 4, title: str = "Energy by degree", ax=None, xlabel: str = "function"
+    spectra,
+    *,
+    max_degree: int = 4,
+    title: str = "Energy by degree",
+    ax=None,
+    xlabel: str = "function",
+    legend: bool = True,
 ) -> Figure:
     """Stacked bars: for each named spectrum, the share of its non-constant energy at degree
     1, 2, …, ``max_degree`` (the last bar segment collects ``≥ max_degree``).
 
-    ``spectra`` maps a label (e.g. a class) to a :class:`Spectrum`.
+    ``spectra`` maps a label (e.g. a class) to a :class:`Spectrum`; the legend (``legend=True``)
+    sits to the right of the axes.
     """
     own = ax is None
     if own:
-        fig = Figure(figsize=(0.55 * max(len(spectra), 4) + 2.2, 3.2))
+        fig = Figure(figsize=(0.55 * max(len(spectra), 4) + 3.2, 3.2))
         ax = fig.subplots()
     else:
         fig = ax.figure
@@ -216,7 +232,8 @@ def plot_degree_profiles(
     ax.set_ylabel("share of non-constant energy")
     ax.set_ylim(0, 1.0)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7.5, loc="lower right", framealpha=0.85)
+    if legend:
+        ax.legend(fontsize=7.5, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     if own:
         fig.tight_layout()
     return fig

@@ -137,6 +137,22 @@ def test_transformer_heads_run_counts_and_reports_truncation(tmp_path, capsys):
         (["--model", "mnist_mlp", "--units", "top:0"], "top:K"),
         (["--model", "mnist_mlp", "--count", "2", "--solver", "exact"], "2\\^256|n=256|too large|exceeds"),
         (["--model", "no_such_model"], "unknown pretrained model"),
+        (
+            [
+                "--model",
+                "mnist_mlp",
+                "--count",
+                "2",
+                "--units",
+                "1,2",
+                "--solver",
+                "exact",
+                "--checkpoint",
+                "c.npz",
+            ],
+            "checkpoints are for the GL search",
+        ),
+        (["--model", "mnist_mlp", "--layer", "relu_0", "--layer", "logits", "--units", "1"], "single layer"),
     ],
 )
 def test_bad_input_gives_a_clear_error(argv, message, capsys, tmp_path):

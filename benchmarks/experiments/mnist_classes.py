@@ -99,11 +99,15 @@ def main() -> None:
     parser.add_argument("--runs", default=str(ROOT / "runs" / "mnist"))
     parser.add_argument("--tiny", action="store_true", help="smoke run: few inputs, small settings")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--replot", action="store_true", help="redraw docs/ from a finished run's runs/ and JSON (no solving)"
+    )
     args = parser.parse_args()
     classes = [int(c) for c in args.classes.split(",")]
     docs, runs = Path(args.docs), Path(args.runs)
     if args.tiny:
-        docs = runs / "docs_tiny"
+        runs = runs / "tiny"
+        docs = runs / "docs"
     docs.mkdir(parents=True, exist_ok=True)
     tiny = {"count": 16, "leaf_samples": 512, "num_samples": 32, "influence_samples": 4} if args.tiny else {}
     paper_tiny = {"count": 500, "num_samples": 100} if args.tiny else {}
@@ -111,6 +115,9 @@ def main() -> None:
     tau = 0.05
     ks = range(0, 41)
     started = time.perf_counter()
+    if args.replot:
+        replot(docs, runs, classes, args.seed)
+        return
     model = load_pretrained("mnist_mlp")
     results: dict[str, dict] = {}
     spectra: dict[str, dict[int, object]] = {"mask": {}, "exact": {}, "paper": {}}
@@ -132,6 +139,7 @@ def main() -> None:
             count=mask_cfg.count,
         )
         exact = run(exact_cfg, progress=False, echo=None)
+        exact.spectrum.save(runs / f"exact_{c}" / "spectrum.npz")  # with the dense spectrum, for --replot
         papers = []
         for key in (args.seed, args.seed + 1):
             paper_cfg = config_from_preset(
@@ -219,10 +227,26 @@ def main() -> None:
             flush=True,
         )
 
-    write_outputs(docs, classes, results, spectra, curves, started)
+    (runs / "curves.json").write_text(json.dumps({c: curve.to_dict() for c, curve in curves.items()}))
+    write_outputs(docs, classes, results, spectra, curves, time.perf_counter() - started)
 
 
-def write_outputs(docs: Path, classes, results, spectra, curves, started) -> None:
+def replot(docs: Path, runs: Path, classes, seed: int) -> None:
+    from actspec_jax.ablation import FaithfulnessCurve
+    from actspec_jax.spectrum import Spectrum
+
+    payload = json.loads((docs / "mnist_results.json").read_text())
+    spectra = {
+        "mask": {c: Spectrum.load(runs / f"mask_{c}" / "spectrum.json") for c in classes},
+        "exact": {c: Spectrum.load(runs / f"exact_{c}" / "spectrum.npz") for c in classes},
+        "paper": {c: Spectrum.load(runs / f"paper_{c}_key{seed}" / "spectrum.json") for c in classes},
+    }
+    stored = json.loads((runs / "curves.json").read_text())
+    curves = {c: FaithfulnessCurve.from_dict(stored[str(c)]) for c in classes}
+    write_outputs(docs, classes, payload["classes"], spectra, curves, payload["total_seconds"])
+
+
+def write_outputs(docs: Path, classes, results, spectra, curves, total_seconds: float) -> None:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(13.5, 3.4))
@@ -232,9 +256,9 @@ def write_outputs(docs: Path, classes, results, spectra, curves, started) -> Non
         "exact": "exact: log p(c), top-20 units",
         "paper": "paper mode: indicator(c), data hybrids",
     }
-    for ax, (mode, title) in zip(axes, titles.items()):
+    for i, (ax, (mode, title)) in enumerate(zip(axes, titles.items())):
         plots.plot_degree_profiles(
-            {c: spectra[mode][c] for c in classes}, title=title, ax=ax, xlabel="digit class c"
+            {c: spectra[mode][c] for c in classes}, title=title, ax=ax, xlabel="digit class c", legend=i == 2
         )
     fig.tight_layout()
     fig.savefig(docs / "energy_by_degree.png", dpi=110)
@@ -267,7 +291,7 @@ def write_outputs(docs: Path, classes, results, spectra, curves, started) -> Non
     (docs / "table.md").write_text(table)
     payload = {
         "machine": machine(),
-        "total_seconds": time.perf_counter() - started,
+        "total_seconds": total_seconds,
         "classes": results,
         "mean_faithfulness": mean_curve.to_dict(),
     }

@@ -220,9 +220,11 @@ def write_outputs(docs: Path, runs: Path, records: dict, started: float) -> None
         top.axes[0].set_title(f"Top subsets — {name.replace('_', ' ')} (n = {spectra[name].n})", fontsize=10)
         top.savefig(docs / f"top_{name}.png", dpi=100)
         if "faithfulness" in records[name]:
-            faith = runs / name / "faithfulness.png"
-            if faith.is_file():
-                shutil.copyfile(faith, docs / f"faithfulness_{name}.png")
+            curve = FaithfulnessCurve.from_dict(records[name]["faithfulness"])
+            title = f"Deletion curve — {name.replace('_', ' ')} (intact f = {curve.baseline:.3g})"
+            plots.plot_faithfulness_curve(curve, title=title).savefig(
+                docs / f"faithfulness_{name}.png", dpi=100
+            )
         heat = runs / name / "participation_heatmap.png"
         if heat.is_file() and name.startswith("mlp"):
             shutil.copyfile(heat, docs / f"participation_{name}.png")

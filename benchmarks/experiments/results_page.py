@@ -1,0 +1,257 @@
+# ruff: noqa: E501  (a page of prose: long f-string lines read better unsplit)
+"""Write ``docs/results.md`` (README-ready) from the experiment outputs under ``docs/``.
+
+Run the two experiments first, then this script::
+
+    python benchmarks/experiments/mnist_classes.py
+    python benchmarks/experiments/sentiment.py
+    python benchmarks/experiments/results_page.py
+
+Every number on the page is read from ``docs/mnist/mnist_results.json``,
+``docs/sentiment/sentiment_results.json`` and the models' sidecar files; the tables are the
+experiments' own ``table.md`` files. Statements that compare orderings are computed here, so
+they cannot drift from the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+DOCS = ROOT / "docs"
+
+
+def _mean(values) -> float:
+    return float(np.mean([v for v in values if v is not None and np.isfinite(v)]))
+
+
+def _count_better(rows, k: str, a: str, b: str) -> tuple[int, int]:
+    """How many classes have D_a(k) > D_b(k) (among those where both are defined)."""
+    pairs = [(r[k][a], r[k][b]) for r in rows if k in r and np.isfinite(r[k][a]) and np.isfinite(r[k][b])]
+    return sum(x > y for x, y in pairs), len(pairs)
+
+
+def model_section() -> list[str]:
+    info = {}
+    for name in ("mnist_mlp", "mnist_mlp_deep", "sentiment_transformer"):
+        info[name] = json.loads((ROOT / "actspec_jax" / "models" / "weights" / f"{name}.json").read_text())
+    tr = info["sentiment_transformer"]
+    acc = tr["accuracy"]
+    trunc = tr["truncation"]["imdb/test"]
+    return [
+        "## Shipped models",
+        "",
+        "| model | architecture | test accuracy |",
+        "|---|---|---|",
+        f"| `mnist_mlp` | 14×14 → 256 ReLU → 10 (the paper's MLP) | {100 * info['mnist_mlp']['test_accuracy']:.2f} % "
+        "on the 10,000 MNIST test images |",
+        f"| `mnist_mlp_deep` | 14×14 → 256 → 256 → 256 → 10 | {100 * info['mnist_mlp_deep']['test_accuracy']:.2f} % "
+        "on the 10,000 MNIST test images |",
+        f"| `sentiment_transformer` | 2 blocks, width 128, 4 heads, context 256, mean pooling | "
+        f"{100 * acc['imdb/test']:.1f} % on the held-out IMDB test split ({trunc['texts']:,} reviews; "
+        f"{trunc['truncated']} longer than 256 tokens, truncated); {100 * acc['rotten_tomatoes/test']:.1f} % on "
+        "Rotten Tomatoes test sentences (not trained on) |",
+        "",
+    ]
+
+
+def mnist_section() -> list[str]:
+    data = json.loads((DOCS / "mnist" / "mnist_results.json").read_text())
+    classes = data["classes"]
+    rows = list(classes.values())
+    table = (DOCS / "mnist" / "table.md").read_text()
+    mask_share = _mean(r["mask"]["higher_order_share"] for r in rows)
+    exact_share = _mean(r["exact"]["higher_order_share"] for r in rows)
+    paper_share = _mean(r["paper"]["higher_order_share"] for r in rows)
+    mask_singles = [r["mask"]["sizes"][0] for r in rows]
+    mask_r2 = [r["mask"]["r2_heldout_masks"] for r in rows]
+    paper_sizes = np.sum([r["paper"]["sizes"] for r in rows], axis=0)
+    jacc = [r["paper"]["stability"]["jaccard"] for r in rows]
+    refit = [r["paper"]["data_r2_heldout"]["refit"] for r in rows]
+    listed = [r["paper"]["data_r2_heldout"]["listed"] for r in rows]
+    ind_std = [r["indicator_under_masks"]["std"] for r in rows]
+    ind_mean = [r["indicator_under_masks"]["mean"] for r in rows]
+    exact_r2 = [r["exact"]["r2_top64"] for r in rows]
+    faith = [r["faithfulness_at"] for r in rows]
+    mean_curve = data["mean_faithfulness"]
+    ks = mean_curve["ks"]
+    names = list(mean_curve["drops"])
+    faith_rows = []
+    for k in (1, 2, 4, 8, 16, 32):
+        if k not in ks:
+            continue
+        i = ks.index(k)
+        cells = [mean_curve["drops"][n][i] for n in names]
+        faith_rows.append(
+            f"| {k} | "
+            + " | ".join("–" if c is None else f"{c:.4f}" for c in cells)
+            + f" | {mean_curve['random_mean'][i]:.4f} |"
+        )
+    faith_keys = {str(k): k for k in (4, 8, 16)}
+    beats = {k: _count_better(faith, k, "spectral: mask GL", "attribution (grad×act)") for k in faith_keys}
+    exact_beats = {
+        k: _count_better(faith, k, "spectral: exact top-20, greedy", "leave-one-out") for k in faith_keys
+    }
+    return [
+        "## (a) MNIST: how distributed is each digit's code?",
+        "",
+        "Layer `relu_0` (256 units) of `mnist_mlp`, every class c = 0…9, three analyses "
+        "(`actspec run --preset mnist-mask | mnist-exact | mnist-paper --target c`):",
+        "",
+        "* **mask mode, GL** — f(x) = mean log p(c) over 100 test images of class c, x a uniform keep/ablate "
+        "mask over all 256 units (ablated = 0); GL with τ = 0.05 of std f (`tau_mode='centered'`);",
+        "* **exact, top-20** — the same f over the 20 units with the largest gradient×activation attribution "
+        "(the other 236 kept), all 2^20 masks;",
+        "* **paper mode** — the authors' estimator: the class-c indicator over all 10,000 test images, "
+        "hybrids of data rows, characters on the signs of the activations, τ = 0.2, 1000 triples per level, "
+        "beam 128, non-redundancy γ = δ = 0.2; run with two keys.",
+        "",
+        "![Energy by degree per class](mnist/energy_by_degree.png)",
+        "",
+        "![Participation, mask mode](mnist/participation_mask.png)",
+        "",
+        "![Participation, paper mode](mnist/participation_paper.png)",
+        "",
+        "Top subsets of class 7: ![mask mode](mnist/top_subsets_class7_mask.png) "
+        "![paper mode](mnist/top_subsets_class7_paper.png)",
+        "",
+        table,
+        "### What differs between the modes",
+        "",
+        f"* **Mask mode sees an almost additive function.** Averaged over classes, the share of the "
+        f"non-constant energy at degree ≥ 2 is {mask_share:.3f} for GL over all 256 units and {exact_share:.3f} "
+        f"for the exact spectrum of the top-20 units (whose top 64 terms give R² = {min(exact_r2):.3f}–"
+        f"{max(exact_r2):.3f} over all masks). GL finds {min(mask_singles)}–{max(mask_singles)} single units per "
+        f"class; they explain R² = {min(mask_r2):.2f}–{max(mask_r2):.2f} of log p(c) on held-out random masks — "
+        "the rest is spread over many units below the threshold, not over pairs.",
+        f"* **The mask-mode class indicator is nearly constant**: under uniform masks the mean indicator over the "
+        f"class-c images is {min(ind_mean):.2f}–{max(ind_mean):.2f} (the class stays correct on most masks) with a "
+        f"standard deviation of {min(ind_std):.3f}–{max(ind_std):.3f}, which is why the mask mode explains log p(c).",
+        f"* **Paper mode finds many pairs and triples**: {int(paper_sizes[0])} single units, {int(paper_sizes[1])} "
+        f"pairs, {int(paper_sizes[2])} triples and {int(paper_sizes[3])} larger subsets over the ten classes "
+        f"(mean share at degree ≥ 2: {paper_share:.2f}). Its coefficients are data correlations "
+        "E_data[f(a) χ_S(sign(a))] of *correlated* binary patterns, not Fourier coefficients: summing the listed "
+        f"terms predicts the indicator on 10,000 held-out training images with R² = {min(listed):.0f} to "
+        f"{max(listed):.0f} (they double-count shared variance), while a least-squares refit of the same "
+        f"characters reaches R² = {min(refit):.2f}–{max(refit):.2f}.",
+        f"* **Paper mode is noisy across keys**: two keys share a Jaccard fraction of {min(jacc):.2f}–{max(jacc):.2f} "
+        f"of their subsets (mean {np.mean(jacc):.2f}).",
+        "",
+        "## (c) Faithfulness on MNIST: ablating what each method names",
+        "",
+        "Deletion curve on the mask-mode function of each class (all 256 units): ablate the first k units of "
+        "an ordering together (the other units kept) and measure the drop D(k) = f(intact) − f(k ablated) of "
+        "the mean log p(c). Orderings: the top subsets of each spectrum (subsets with the largest drop the "
+        "spectrum predicts for ablating them, unit by unit), the exact top-20 spectrum's greedy predicted-drop "
+        "order, single units by gradient×activation attribution, single units by their measured "
+        "leave-one-out drop, and 20 random orderings (band: 10–90 %). Mean over the ten classes:",
+        "",
+        "![Faithfulness on MNIST](mnist/faithfulness.png)",
+        "",
+        "| k | " + " | ".join(names) + " | random (mean) |",
+        "|---|" + "---|" * (len(names) + 1),
+        *faith_rows,
+        "",
+        "(– : the ordering has fewer than k units; the mask-GL spectra list only 2–11 units.)",
+        "",
+        "Counted per class: the mask-GL subsets drop log p(c) more than gradient×activation attribution at "
+        + ", ".join(f"k = {k} in {a} of {n}" for k, (a, n) in beats.items())
+        + " classes; the exact top-20 spectrum's greedy order beats the measured leave-one-out order at "
+        + ", ".join(f"k = {k} in {a} of {n}" for k, (a, n) in exact_beats.items())
+        + " classes. "
+        + paper_note(mean_curve),
+        "",
+    ]
+
+
+def paper_note(curve: dict) -> str:
+    k = 16 if 16 in curve["ks"] else curve["ks"][-1]
+    i = curve["ks"].index(k)
+    paper = curve["drops"].get("spectral: paper mode", [None] * len(curve["ks"]))[i]
+    loo = curve["drops"]["leave-one-out"][i]
+    rand = curve["random_mean"][i]
+    if paper is None:
+        return ""
+    return (
+        f"At k = {k} the paper-mode subsets drop log p(c) by {paper:.4f} on average, against {loo:.4f} for the "
+        f"leave-one-out order and {rand:.4f} for random units: paper mode describes correlations of activation "
+        "patterns over all digits, which need not be the units whose removal changes one class's output."
+    )
+
+
+def sentiment_section() -> list[str]:
+    data = json.loads((DOCS / "sentiment" / "sentiment_results.json").read_text())
+    runs = data["runs"]
+    table = (DOCS / "sentiment" / "table.md").read_text()
+    firing = (DOCS / "sentiment" / "firing.md").read_text().split("\n", 1)[1]
+    lines = [
+        "## (b) The sentiment transformer: positive − negative logit",
+        "",
+        "f = the mean of z_positive − z_negative over balanced IMDB *test* reviews, masks applied at every "
+        "token position, ablated units set to zero (`actspec run --preset sentiment-heads | "
+        "sentiment-all-heads | sentiment-mlp`). Heads: 32 + 32 reviews of ≤ 128 tokens, exact. MLP units: "
+        "8 + 8 reviews of ≤ 64 tokens (the budget of a 2-core CPU; block 0 with half the samples per level), "
+        "GL with τ = 0.1 of std f. A positive coefficient pushes towards *positive*.",
+        "",
+        "![Energy by degree](sentiment/energy_by_degree.png)",
+        "",
+        table,
+    ]
+    for name in runs:
+        lines += [f"![Top subsets, {name}](sentiment/top_{name}.png)"]
+        if (DOCS / "sentiment" / f"faithfulness_{name}.png").is_file():
+            lines += [f"![Faithfulness, {name}](sentiment/faithfulness_{name}.png)"]
+        lines.append("")
+    heads = runs.get("heads_all")
+    if heads and "faithfulness_drop" in heads:
+        f = heads["faithfulness_drop"]
+        k = "4" if "4" in f else max(f)
+        spectral, loo = f[k]["spectral: top subsets"], f[k]["leave-one-out"]
+        verdict = (
+            "the spectrum's joint terms point to a better set than the single-head ranking"
+            if spectral > loo
+            else "the single-head ranking does at least as well"
+        )
+        lines += [
+            f"All eight heads: ablating the first {k} heads of the spectral order drops the logit difference by "
+            f"{spectral:.3f}, the {k} heads with the largest single-head drops by {loo:.3f} (random: "
+            f"{f[k]['random (mean)']:.3f}). Share of energy at degree ≥ 2: {heads['higher_order_share']:.2f}; "
+            f"{verdict}.",
+            "",
+        ]
+    lines += ["### Where the top subsets fire", "", firing]
+    return lines
+
+
+def main() -> None:
+    lines = [
+        "# Results",
+        "",
+        "Activation spectra of the two shipped models. Regenerate every figure and table with",
+        "",
+        "```bash",
+        "python benchmarks/experiments/mnist_classes.py   # (a) + (c) on MNIST → docs/mnist/",
+        "python benchmarks/experiments/sentiment.py       # (b) + (c) on the transformer → docs/sentiment/",
+        "python benchmarks/experiments/results_page.py    # this page",
+        "```",
+        "",
+        "(Numbers below come from a shared 2-core CPU; the runs are seeded and deterministic up to "
+        "floating-point reduction order.)",
+        "",
+        *model_section(),
+        *mnist_section(),
+        *sentiment_section(),
+    ]
+    path = DOCS / "results.md"
+    path.write_text("\n".join(lines).rstrip() + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
