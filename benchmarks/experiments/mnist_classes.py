@@ -261,7 +261,7 @@ def write_outputs(docs: Path, classes, results, spectra, curves, total_seconds: 
             {c: spectra[mode][c] for c in classes}, title=title, ax=ax, xlabel="digit class c", legend=i == 2
         )
     fig.tight_layout()
-    fig.savefig(docs / "energy_by_degree.png", dpi=110)
+    fig.savefig(docs / "energy_by_degree.png", dpi=110, bbox_inches="tight")
 
     for mode, label in (("mask", "mask GL, log p(c)"), ("paper", "paper mode, indicator(c)")):
         grid = plots.plot_participation_grid(
@@ -269,13 +269,15 @@ def write_outputs(docs: Path, classes, results, spectra, curves, total_seconds: 
             shape=(16, 16),
             title=f"Participation of the 256 relu_0 units (16×16, index = 16·row + column) — {label}",
         )
-        grid.savefig(docs / f"participation_{mode}.png", dpi=100)
+        grid.savefig(docs / f"participation_{mode}.png", dpi=100, bbox_inches="tight")
 
     show = 7 if 7 in classes else classes[0]
     for mode in ("mask", "paper"):
         top = plots.plot_top_coefficients(spectra[mode][show], k=15)
         top.axes[0].set_title(f"Top subsets, class {show} — {titles[mode]}", fontsize=10)
-        top.savefig(docs / f"top_subsets_class{show}_{mode}.png", dpi=110)
+        if mode == "paper":  # paper-mode coefficients are data correlations on activation signs
+            top.axes[0].set_xlabel(f"E_data[f·χ_S(sign a)] of indicator:{show} (+1 = unit active)")
+        top.savefig(docs / f"top_subsets_class{show}_{mode}.png", dpi=110, bbox_inches="tight")
 
     fig = Figure(figsize=(12.5, 4.0))
     axes = fig.subplots(1, 2)
@@ -285,8 +287,11 @@ def write_outputs(docs: Path, classes, results, spectra, curves, total_seconds: 
         mean_curve, ax=axes[1], title=f"mean over classes {classes[0]}–{classes[-1]}: drop of log p(c) vs k"
     )
     fig.tight_layout()
-    fig.savefig(docs / "faithfulness.png", dpi=110)
+    fig.savefig(docs / "faithfulness.png", dpi=110, bbox_inches="tight")
 
+    cross = cross_class(classes, spectra)
+    for c in classes:
+        results[str(c)]["mask"]["influence_mean_degree"] = influence_mean_degree(spectra["mask"][c])
     table = render_table(classes, results)
     (docs / "table.md").write_text(table)
     payload = {
@@ -294,10 +299,55 @@ def write_outputs(docs: Path, classes, results, spectra, curves, total_seconds: 
         "total_seconds": total_seconds,
         "classes": results,
         "mean_faithfulness": mean_curve.to_dict(),
+        "cross_class": cross,
     }
     (docs / "mnist_results.json").write_text(json.dumps(payload, indent=1) + "\n")
     print(table)
     print(f"wrote {docs}")
+
+
+def influence_mean_degree(spectrum) -> float:
+    """``Σ_i Inf_i / Var f`` from GL's influence pre-pass: the energy-weighted mean degree of the
+    *whole* spectrum (``Σ_i Inf_i = Σ_S |S| f̂(S)²``), not only of the terms above τ."""
+    solver = spectrum.solver
+    variance = solver["norm_sq_estimate"] - solver["mean_estimate"] ** 2
+    return float(np.sum(solver["influence"]) / variance)
+
+
+def cross_class(classes, spectra) -> dict:
+    """How class-specific each mode is: mean pairwise Jaccard of the subsets found for two different
+    classes, and mean pairwise correlation of the per-unit participation vectors."""
+    out = {}
+    for mode in ("mask", "paper"):
+        sets = {c: {s for s in spectra[mode][c].subset_tuples() if s} for c in classes}
+        parts = {c: spectra[mode][c].participation() for c in classes}
+        jac, cor = [], []
+        for i, a in enumerate(classes):
+            for b in classes[i + 1 :]:
+                union = sets[a] | sets[b]
+                jac.append(len(sets[a] & sets[b]) / len(union) if union else 1.0)
+                cor.append(float(np.corrcoef(parts[a], parts[b])[0, 1]))
+        out[mode] = {"subset_jaccard": float(np.mean(jac)), "participation_correlation": float(np.mean(cor))}
+    # Paper mode: how much of each coefficient E_data[f χ_S] is mean(f)·E_data[χ_S], a property of the
+    # activation patterns alone (f = the ±1 class indicator over all 10,000 test images).
+    import jax.numpy as jnp
+
+    import actspec_jax as asj
+    from actspec_jax.data import load_mnist
+
+    model = load_pretrained("mnist_mlp")
+    images, labels = load_mnist("test")
+    cut = asj.cut_linen(model.module, model.variables, "relu_0")
+    patterns = np.where(np.asarray(cut.activations(jnp.asarray(images))) > 0, 1.0, -1.0)
+    corr = {}
+    for c in classes:
+        spec = spectra["paper"][c]
+        terms = [(t, v) for t, v in zip(spec.subset_tuples(), spec.coefficients) if t]
+        mean_f = float(np.where(labels == c, 1.0, -1.0).mean())
+        pattern_part = np.array([mean_f * patterns[:, list(t)].prod(axis=1).mean() for t, _ in terms])
+        corr[str(c)] = float(np.corrcoef([v for _, v in terms], pattern_part)[0, 1])
+    out["paper"]["coefficient_vs_pattern_mean_correlation"] = corr
+    return out
 
 
 def average_curves(curves):
@@ -324,16 +374,19 @@ def average_curves(curves):
 def render_table(classes, results) -> str:
     lines = [
         "**Mask mode, GL** (log p(c) of 100 test images of class c; 256 units; τ = 0.05·std f, centred). "
-        "Sizes: subsets found of size 1/2/3/≥4. R²: listed terms on 2048 held-out uniform masks.\n",
+        "Sizes: subsets found of size 1/2/3/≥4. R²: listed terms on 2048 held-out uniform masks. "
+        "Σ Inf / Var f: the energy-weighted mean degree of the *whole* spectrum (Σ_i Inf_i = Σ_S |S| f̂(S)²), "
+        "estimated by GL's influence pre-pass from 32 random points per unit — 1 means additive.\n",
         "| class | std f (nats) | share deg ≥ 2 | mean degree | effective terms | sizes 1/2/3/≥4 "
-        "| R² held-out |",
-        "|---|---|---|---|---|---|---|",
+        "| R² held-out | Σ Inf / Var f |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c in classes:
         m = results[str(c)]["mask"]
         lines.append(
             f"| {c} | {m['std_f']:.4f} | {m['higher_order_share']:.3f} | {m['mean_degree']:.2f} | "
-            f"{m['effective_terms']:.1f} | {'/'.join(map(str, m['sizes']))} | {m['r2_heldout_masks']:.3f} |"
+            f"{m['effective_terms']:.1f} | {'/'.join(map(str, m['sizes']))} | {m['r2_heldout_masks']:.3f} | "
+            f"{m['influence_mean_degree']:.2f} |"
         )
     lines += [
         "",

@@ -48,11 +48,7 @@ RUNS = {
     "heads_block_1": ("sentiment-heads", {"layers": ("block_1/attn/heads",)}),
     "heads_all": ("sentiment-all-heads", {}),
     "mlp_block_1": ("sentiment-mlp", {"layers": ("block_1/mlp/act",)}),
-    # block 0's head runs all of block 1 (≈ 5× the cost per mask): half the samples per level.
-    "mlp_block_0": (
-        "sentiment-mlp",
-        {"layers": ("block_0/mlp/act",), "num_samples": 64, "leaf_samples": 2048},
-    ),
+    "mlp_block_0": ("sentiment-mlp", {"layers": ("block_0/mlp/act",)}),
 }
 TINY = {
     "per_class": 2,
@@ -79,7 +75,7 @@ def refresh_faithfulness(cfg, record: dict) -> dict:
     curve = faithfulness(model, inputs, cfg, problem, spectrum, built)
     record["faithfulness"] = curve.to_dict()
     (Path(cfg.out) / "faithfulness.json").write_text(json.dumps(curve.to_dict(), indent=1))
-    plot_faithfulness_curve(curve).savefig(Path(cfg.out) / "faithfulness.png", dpi=130)
+    plot_faithfulness_curve(curve).savefig(Path(cfg.out) / "faithfulness.png", dpi=130, bbox_inches="tight")
     (Path(cfg.out) / "run.json").write_text(json.dumps(record, indent=1))
     return record
 
@@ -141,6 +137,12 @@ def write_outputs(docs: Path, runs: Path, records: dict, started: float) -> None
         m = rec["metrics"]
         sizes = np.bincount(np.minimum(spec.degrees[spec.degrees > 0], 4), minlength=5)[1:].tolist()
         r2 = m.get("r2_heldout_masks", m.get("r2_top64_exact"))
+        solver = spec.solver
+        influence_degree = (
+            float(np.sum(solver["influence"]) / (solver["norm_sq_estimate"] - solver["mean_estimate"] ** 2))
+            if solver.get("influence")
+            else m["mean_degree"]  # exact runs: the whole spectrum is known
+        )
         entry = {
             "n": spec.n,
             "layers": rec["config"]["layers"],
@@ -158,6 +160,17 @@ def write_outputs(docs: Path, runs: Path, records: dict, started: float) -> None
             "solver_seconds": spec.solver.get("wall_time_s"),
             "run_seconds": rec.get("wall_time_s"),
             **{k: m[k] for k in ("higher_order_share", "mean_degree", "effective_terms")},
+            "whole_spectrum_mean_degree": influence_degree,
+            # units whose influence alone says |f̂({i})| could reach τ (Inf_i ≥ f̂({i})²), and GL's beam use
+            "units_with_sqrt_influence_above_tau": int(
+                np.sum(np.sqrt(np.asarray(solver["influence"])) >= solver["tau_abs"])
+            )
+            if solver.get("influence")
+            else None,
+            "levels_with_full_beam": int(np.sum(np.asarray(solver["levels"]["kept"]) >= solver["beam"]))
+            if solver.get("levels")
+            else None,
+            "levels": solver.get("num_levels"),
             "top": [
                 [spec.neuron_labels[i] for i in s] + [float(c)] for s, c in list(spec.to_dict().items())[:10]
             ],
@@ -165,7 +178,7 @@ def write_outputs(docs: Path, runs: Path, records: dict, started: float) -> None
         if "faithfulness" in rec:
             curve = FaithfulnessCurve.from_dict(rec["faithfulness"])
             entry["faithfulness_drop"] = {
-                str(k): curve.at(k) for k in (1, 2, 4, 8, 16, 32) if k in set(curve.ks.tolist())
+                str(k): curve.at(k) for k in (1, 2, 3, 4, 8, 16, 32) if k in set(curve.ks.tolist())
             }
         summary[name] = entry
         rows.append(
@@ -173,12 +186,12 @@ def write_outputs(docs: Path, runs: Path, records: dict, started: float) -> None
             f"{entry['accuracy_on_inputs']:.3f} | "
             f"{entry['constant']:+.3f} | {entry['std_f']:.3f} | {entry['higher_order_share']:.3f} | "
             f"{entry['mean_degree']:.2f} | {entry['effective_terms']:.1f} | {'/'.join(map(str, sizes))} | "
-            f"{r2:.3f} ({entry['r2_kind']}) | {entry['evaluations']} |"
+            f"{r2:.3f} ({entry['r2_kind']}) | {influence_degree:.2f} | {entry['evaluations']} |"
         )
     table = [
         "| run | n | solver | reviews | accuracy on them | f̂(∅) = mean logit diff | std f | share deg ≥ 2 | "
-        "mean degree | effective terms | terms 1/2/3/≥4 | R² | evaluations |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "mean degree | effective terms | terms 1/2/3/≥4 | R² | whole-spectrum mean degree | evaluations |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
     ]
     columns = [
@@ -214,16 +227,16 @@ def write_outputs(docs: Path, runs: Path, records: dict, started: float) -> None
         xlabel="masked units",
     )
     fig.tight_layout()
-    fig.savefig(docs / "energy_by_degree.png", dpi=100)
+    fig.savefig(docs / "energy_by_degree.png", dpi=100, bbox_inches="tight")
     for name in records:
         top = plots.plot_top_coefficients(spectra[name], k=12)
         top.axes[0].set_title(f"Top subsets — {name.replace('_', ' ')} (n = {spectra[name].n})", fontsize=10)
-        top.savefig(docs / f"top_{name}.png", dpi=100)
+        top.savefig(docs / f"top_{name}.png", dpi=100, bbox_inches="tight")
         if "faithfulness" in records[name]:
             curve = FaithfulnessCurve.from_dict(records[name]["faithfulness"])
             title = f"Deletion curve — {name.replace('_', ' ')} (intact f = {curve.baseline:.3g})"
             plots.plot_faithfulness_curve(curve, title=title).savefig(
-                docs / f"faithfulness_{name}.png", dpi=100
+                docs / f"faithfulness_{name}.png", dpi=100, bbox_inches="tight"
             )
         heat = runs / name / "participation_heatmap.png"
         if heat.is_file() and name.startswith("mlp"):
