@@ -37,6 +37,46 @@ def _count_better(rows, k: str, a: str, b: str) -> tuple[int, int]:
     return sum(x > y for x, y in pairs), len(pairs)
 
 
+def summary_section() -> list[str]:
+    mnist = json.loads((DOCS / "mnist" / "mnist_results.json").read_text())
+    rows = list(mnist["classes"].values())
+    cross = mnist["cross_class"]
+    pcorr = list(cross["paper"]["coefficient_vs_pattern_mean_correlation"].values())
+    curve = mnist["mean_faithfulness"]
+    i8 = curve["ks"].index(8)
+    spectral8 = max(
+        v[i8] for n, v in curve["drops"].items() if n.startswith("spectral") and v[i8] is not None
+    )
+    single8 = max(curve["drops"][n][i8] for n in ("attribution (grad×act)", "leave-one-out"))
+    runs = json.loads((DOCS / "sentiment" / "sentiment_results.json").read_text())["runs"]
+    heads = runs["heads_all"]
+    f4 = heads["faithfulness_drop"]["4"]
+    mlp = [runs[n] for n in ("mlp_block_0", "mlp_block_1") if n in runs]
+    return [
+        "## Summary",
+        "",
+        f"* **MNIST, mask mode**: log p(c) as a function of which of the 256 hidden units are kept is close to "
+        f"additive — energy share at degree ≥ 2 of {np.mean([r['exact']['higher_order_share'] for r in rows]):.3f} "
+        f"among the 20 most attributed units (exact), {np.mean([r['mask']['higher_order_share'] for r in rows]):.3f} "
+        "among the terms GL finds over all 256.",
+        f"* **MNIST, paper mode** finds mostly pairs (share at degree ≥ 2: "
+        f"{np.mean([r['paper']['higher_order_share'] for r in rows]):.2f}), but two keys agree on only "
+        f"{np.mean([r['paper']['stability']['jaccard'] for r in rows]):.2f} of the subsets (Jaccard), different "
+        f"classes share {cross['paper']['subset_jaccard']:.2f}, and the coefficients track the class-independent "
+        f"pattern statistic mean(f)·E_data[χ_S] (r = {min(pcorr):.2f}–{max(pcorr):.2f}).",
+        f"* **Sentiment transformer**: the heads of block 0 interact (share at degree ≥ 2: "
+        f"{runs['heads_block_0']['higher_order_share']:.2f}); over all 8 heads, ablating the 4 the spectrum picks "
+        f"drops the logit difference by {f4['spectral: top subsets']:.3f} against {f4['leave-one-out']:.3f} for the "
+        f"4 strongest single heads. The 512 MLP units of each block are additive (whole-spectrum mean degree "
+        + " and ".join(f"{e['whole_spectrum_mean_degree']:.2f}" for e in mlp)
+        + ").",
+        f"* **Faithfulness**: spectral subsets beat single-unit rankings where units interact (the heads); on "
+        f"MNIST and the MLP units they do not (MNIST, k = 8: best spectral {spectral8:.3f} vs best single-unit "
+        f"{single8:.3f} nats) — the honest curves are below.",
+        "",
+    ]
+
+
 def model_section() -> list[str]:
     info = {}
     for name in ("mnist_mlp", "mnist_mlp_deep", "sentiment_transformer"):
@@ -236,7 +276,7 @@ def sentiment_section() -> list[str]:
     data = json.loads((DOCS / "sentiment" / "sentiment_results.json").read_text())
     runs = data["runs"]
     table = (DOCS / "sentiment" / "table.md").read_text()
-    firing = (DOCS / "sentiment" / "firing.md").read_text().split("\n", 1)[1]
+    firing = (DOCS / "sentiment" / "firing.md").read_text().split("\n", 1)[1].replace("\n## ", "\n#### ")
     lines = [
         "## (b) The sentiment transformer: positive − negative logit",
         "",
@@ -348,6 +388,7 @@ def main() -> None:
         "(Numbers below come from a shared 2-core CPU; the runs are seeded and deterministic up to "
         "floating-point reduction order.)",
         "",
+        *summary_section(),
         *model_section(),
         *mnist_section(),
         *sentiment_section(),
