@@ -16,9 +16,23 @@ The contract::
     spec.to_dict()                           # {tuple(sorted neuron indices): coefficient}
 """
 
-from actspec_jax import ablation, errors, firing, metrics, problems, runner, solvers, transforms
+from actspec_jax import (
+    ablation,
+    concepts,
+    errors,
+    firing,
+    indices,
+    layers,
+    metrics,
+    problems,
+    runner,
+    sharding,
+    solvers,
+    transforms,
+)
 from actspec_jax.errors import (
     ActSpecError,
+    DeviceCountError,
     MaskError,
     MemoryBudgetError,
     NonFiniteOutputError,
@@ -56,6 +70,7 @@ __all__ = [
     "ActSpecError",
     "CheckpointError",
     "CutModel",
+    "DeviceCountError",
     "ExactSolver",
     "FunctionProblem",
     "GoldreichLevin",
@@ -75,6 +90,7 @@ __all__ = [
     "UnknownLayerError",
     "__version__",
     "ablation",
+    "concepts",
     "cut_functions",
     "cut_linen",
     "cut_model",
@@ -83,12 +99,15 @@ __all__ = [
     "firing",
     "fwht",
     "ifwht",
+    "indices",
+    "layers",
     "list_layers",
     "load_results",
     "masked_problem",
     "metrics",
     "problems",
     "runner",
+    "sharding",
     "solvers",
     "transforms",
 ]

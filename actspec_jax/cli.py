@@ -17,7 +17,12 @@ from actspec_jax.errors import ActSpecError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS: tuple[str, ...] = ("actspec_jax.commands.demo", "actspec_jax.commands.run")
+COMMANDS: tuple[str, ...] = (
+    "actspec_jax.commands.demo",
+    "actspec_jax.commands.run",
+    "actspec_jax.commands.concepts",
+    "actspec_jax.commands.layers",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "ActSpecError",
+    "DeviceCountError",
     "MaskError",
     "MemoryBudgetError",
     "NonFiniteOutputError",
@@ -43,6 +44,10 @@ class ProblemTooLargeError(ActSpecError):
 
 class MemoryBudgetError(ActSpecError):
     """A memory budget too small for even one chunk of work."""
+
+
+class DeviceCountError(ActSpecError):
+    """More devices requested than exist, or a device count the table cannot be split over."""
 
 
 class MaskError(ActSpecError):

@@ -25,7 +25,7 @@ def test_there_are_notebooks():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_top_to_bottom(path, monkeypatch, tmp_path):
+def test_notebook_runs_top_to_bottom(path, monkeypatch):
     nb = nbformat.read(path, as_version=4)
     stale = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
     assert not stale, f"{path.name}: commit notebooks without outputs (cells {stale})"
@@ -37,7 +37,7 @@ def test_notebook_runs_top_to_bottom(path, monkeypatch, tmp_path):
         nb,
         timeout=600,
         kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},
+        resources={"metadata": {"path": str(path.parent)}},  # run where a user opens it: notebooks/
     )
     client.kernel_manager_class  # noqa: B018 - resolve the default before we start
     try:

@@ -31,9 +31,9 @@ def test_figures_draw_for_sparse_spectra_with_stderr():
         plots.plot_participation_heatmap(spec, shape=(2, 2))
 
 
-def test_demo_runs_end_to_end_at_a_tiny_size(tmp_path, capsys):
+def test_exact_demo_runs_end_to_end_at_a_tiny_size(tmp_path, capsys):
     out = tmp_path / "demo"
-    code = main(["demo", "--out", str(out), "--units", "6", "--inputs", "8", "--quiet"])
+    code = main(["demo", "--solver", "exact", "--out", str(out), "--units", "6", "--inputs", "8", "--quiet"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "Report written to" in printed and "higher-order energy share" in printed
@@ -45,3 +45,22 @@ def test_demo_runs_end_to_end_at_a_tiny_size(tmp_path, capsys):
 def test_cli_errors_are_reported_not_raised(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--target", "12", "--quiet"]) == 2
     assert "--target must be a digit class" in capsys.readouterr().err
+
+
+def test_default_gl_demo_covers_the_whole_layer(tmp_path, capsys):
+    out = tmp_path / "gl"
+    assert main(["demo", "--out", str(out), "--inputs", "4", "--quiet"]) == 0
+    doc = json.loads((out / "spectrum.json").read_text())
+    assert doc["n"] == 256 and doc["solver"]["name"] == "goldreich_levin"
+    assert (out / "participation_heatmap.png").exists() and (out / "subset_sizes.png").exists()
+    assert not (out / "gl_checkpoint.npz").exists()  # removed once the result is saved
+    assert "R² of the top-64-term approximation" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_paper_mode_demo(tmp_path, capsys):
+    out = tmp_path / "paper"
+    assert main(["demo", "--out", str(out), "--estimator", "paper", "--quiet"]) == 0
+    doc = json.loads((out / "spectrum.json").read_text())
+    assert doc["solver"]["estimator"] == "paper" and doc["n"] == 256
+    assert "Joint subsets" in capsys.readouterr().out

@@ -1,10 +1,12 @@
 """``actspec demo``: the embedded default analysis of the shipped MNIST MLP.
 
-Exact spectrum of class 7's log-probability over 20 hidden units of the paper's MLP
-(196→256 ReLU→10), the other 236 units kept: the units are the 20 with the largest
-first-order attribution ``|mean activation × (w_unit,7 − mean_c w_unit,c)|`` on the
-class-7 test images used as inputs. Prints the top subsets and how distributed the code
-is, and writes a report folder.
+Default: Goldreich–Levin search (mask mode) over all 256 hidden ReLU units of the paper's
+MLP (196→256→10) for class 7's log-probability, averaged over class-7 test images; ablated
+units are set to zero. ``--estimator paper`` runs the paper's data-hybrid estimator instead
+(±1 class indicator on all test images, τ = 0.2, 1000 samples, beam 128, γ = δ = 0.2).
+``--solver exact`` computes the exact spectrum over the 20 units with the largest
+first-order attribution ``|mean activation × (w_unit,7 − mean_c w_unit,c)|``, the other 236
+kept. Prints the subsets found and how distributed the code is; writes a report folder.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 __all__ = ["register", "run_demo"]
 
@@ -25,18 +28,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", default="actspec_report", help="report folder (default: %(default)s)")
     parser.add_argument("--target", type=int, default=7, help="digit class to explain (default: 7)")
-    parser.add_argument("--units", type=int, default=20, help="hidden units to mask exactly (≤ 24)")
-    parser.add_argument("--inputs", type=int, default=64, help="test images of the target class")
+    parser.add_argument("--solver", default="gl", choices=["gl", "exact"], help="default: gl (all 256 units)")
+    parser.add_argument(
+        "--estimator", default="mask", choices=["mask", "paper"], help="GL estimator (default: mask)"
+    )
+    parser.add_argument("--tau", type=float, default=None, help="GL threshold (default 0.05 mask, 0.2 paper)")
+    parser.add_argument("--units", type=int, default=20, help="units masked by --solver exact (≤ 24)")
+    parser.add_argument("--inputs", type=int, default=64, help="test images of the target class (mask mode)")
     parser.add_argument(
         "--output",
         default="log_prob",
         choices=["log_prob", "prob", "logit", "indicator"],
-        help="which output of the target class to explain (default: log_prob)",
+        help="output of the target class in mask mode (default: log_prob; paper mode: indicator)",
     )
     parser.add_argument("--fill", default="zero", choices=["zero", "mean"], help="value of ablated units")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the held-out R² masks")
+    parser.add_argument("--seed", type=int, default=0, help="PRNG seed of the search and the R² masks")
+    parser.add_argument("--fresh", action="store_true", help="discard a checkpoint left by an earlier run")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_demo)
+
+
+def _attribution_units(cut: Any, inputs: Any, kernel: Any, target: int, count: int) -> list[int]:
+    import numpy as np
+
+    activations = np.asarray(cut.activations(inputs))
+    score = activations.mean(axis=0) * (kernel[:, target] - kernel.mean(axis=1))
+    return [int(u) for u in np.argsort(-np.abs(score))[:count]]
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -51,69 +68,93 @@ def run_demo(args: argparse.Namespace) -> int:
     from actspec_jax.report import Report, add_spectrum_sections
 
     started = time.perf_counter()
-    model = load_pretrained("mnist_mlp")
-    images, labels = load_mnist("test")
     if not 0 <= args.target <= 9:
         raise asj.ActSpecError(f"--target must be a digit class 0..9, got {args.target}.")
-    inputs = jnp.asarray(images[labels == args.target][: args.inputs])
-    if inputs.shape[0] == 0:
-        raise asj.ActSpecError("--inputs must be at least 1.")
+    if args.inputs < 1:
+        raise asj.ActSpecError(f"--inputs must be at least 1, got {args.inputs}.")
+    paper = args.solver == "gl" and args.estimator == "paper"
+    model = load_pretrained("mnist_mlp")
+    images, labels = load_mnist("test")
     cut = asj.cut_linen(model.module, model.variables, "relu_0")
-    activations = np.asarray(cut.activations(inputs))
-    kernel = np.asarray(model.variables["params"]["logits"]["kernel"])
-    score = activations.mean(axis=0) * (kernel[:, args.target] - kernel.mean(axis=1))
-    units = [int(u) for u in np.argsort(-np.abs(score))[: args.units]]
-    problem = asj.masked_problem(
-        cut, inputs, output=f"{args.output}:{args.target}", fill=args.fill, units=units
-    )
+    key = jax.random.key(args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
 
-    print(
-        f"actspec demo: exact spectrum of {args.output} of class {args.target} over {len(units)} of the "
-        f"256 hidden units (others kept), {inputs.shape[0]} test images, fill={args.fill}"
-    )
-    bar = None if args.quiet else tqdm(total=1 << len(units), unit="mask", unit_scale=True, leave=False)
+    if paper:
+        inputs = jnp.asarray(images)
+        problem = asj.masked_problem(cut, inputs, output=f"indicator:{args.target}")
+        what = (
+            f"paper-mode GL over all 256 units, ±1 indicator of class {args.target}, {len(images)} test rows"
+        )
+    else:
+        inputs = jnp.asarray(images[labels == args.target][: args.inputs])
+        output = f"{args.output}:{args.target}"
+        units = None
+        if args.solver == "exact":
+            kernel = np.asarray(model.variables["params"]["logits"]["kernel"])
+            units = _attribution_units(cut, inputs, kernel, args.target, args.units)
+        problem = asj.masked_problem(cut, inputs, output=output, fill=args.fill, units=units)
+        scope = "all 256 units" if units is None else f"{len(units)} of the 256 units (others kept)"
+        what = (
+            f"{'exact spectrum' if units else 'GL search'} of {output} over {scope}, "
+            f"{inputs.shape[0]} class-{args.target} test images, fill={args.fill}"
+        )
+    print(f"actspec demo: {what}")
 
-    def progress(done: int, total: int) -> None:
+    bar = None if args.quiet else tqdm(leave=False, unit="step")
+
+    def progress(done: int, total: int, *_: Any, **__: Any) -> None:
         if bar is not None:
+            bar.total = total
             bar.update(done - bar.n)
 
-    spectrum = asj.ExactSolver()(problem, progress=progress)
+    checkpoint = out / "gl_checkpoint.npz"
+    if args.fresh and checkpoint.exists():
+        checkpoint.unlink()
+    if args.solver == "exact":
+        spectrum = asj.ExactSolver()(problem, progress=progress)
+    elif paper:
+        solver = asj.GoldreichLevin.paper(**({"tau": args.tau} if args.tau else {}))
+        spectrum = solver(problem, key=key, progress=progress, checkpoint_path=checkpoint)
+    else:
+        solver = asj.GoldreichLevin(tau=args.tau or 0.05, tau_mode="centered")
+        spectrum = solver(problem, key=key, progress=progress, checkpoint_path=checkpoint)
     if bar is not None:
         bar.close()
-    r2 = spectrum.top(64).r2(problem, key=jax.random.key(args.seed), num_masks=2048)
-    d = spectrum.distributedness()
+    if checkpoint.exists():
+        checkpoint.unlink()  # the finished result is in spectrum.json
 
     print(spectrum.summary(12))
     joint = spectrum.select(min_degree=2)
-    print("Strongest joint subsets (|S| ≥ 2):")
-    print("\n".join(joint.summary(5).splitlines()[1:-1]))
-    print(f"R² of the top-64-term approximation on 2048 held-out random masks: {r2:.4f}")
-    out = Path(args.out)
+    print(f"Joint subsets (|S| ≥ 2) found: {joint.num_terms}")
+    if joint.num_terms:
+        print("\n".join(joint.summary(5).splitlines()[1:-1]))
+    rows = [
+        ["model test accuracy", model.info.get("test_accuracy", "n/a")],
+        ["function evaluations", spectrum.solver.get("evaluations", "n/a")],
+        ["solver wall time (s)", spectrum.solver.get("wall_time_s", "n/a")],
+    ]
+    if not paper:
+        r2 = spectrum.top(64).r2(problem, key=jax.random.fold_in(key, 1), num_masks=2048)
+        print(f"R² of the top-64-term approximation on 2048 held-out random masks: {r2:.4f}")
+        rows.append(["R² of top-64 terms on held-out masks", r2])
+    else:
+        removed = spectrum.solver.get("redundancy", {}).get("removed", [])
+        rows.append(["neurons/subsets removed by non-redundancy constraints", len(removed)])
+
     report = Report(out, f"actspec demo — class {args.target} of the MNIST MLP")
     report.text(
-        f"Exact Fourier spectrum of the {args.output} of class {args.target}, averaged over "
-        f"{inputs.shape[0]} test images of that class, as a function of a ±1 mask over {len(units)} "
-        f"hidden ReLU units of the shipped 196→256→10 MLP (+1 = unit kept, −1 = set to {args.fill}); "
-        "the other units are always kept. Units were chosen by first-order attribution "
-        "|mean activation × (w_unit,target − mean_c w_unit,c)|."
+        f"{what[0].upper()}{what[1:]}. Mask convention: +1 = unit kept, −1 = unit ablated "
+        f"({'its binarised activation on data, paper mode' if paper else 'set to ' + args.fill})."
     )
-    report.table(
-        ["setting", "value"],
-        [
-            ["units (layer relu_0)", ", ".join(map(str, units))],
-            ["model test accuracy", model.info.get("test_accuracy", "n/a")],
-            ["function evaluations", spectrum.solver["evaluations"]],
-            ["solver wall time (s)", spectrum.solver["wall_time_s"]],
-            ["R² of top-64 terms on held-out masks", r2],
-        ],
-    )
-    add_spectrum_sections(report, spectrum)
+    report.table(["setting", "value"], rows)
+    add_spectrum_sections(report, spectrum, heatmap=problem.n == 256, heatmap_shape=(16, 16))
     report.save_spectrum(spectrum)
     html = report.write()
-    elapsed = time.perf_counter() - started
+    d = spectrum.distributedness()
     print(
         f"higher-order energy share {d['higher_order_share']:.3f}; mean degree {d['mean_degree']:.2f}. "
-        f"Done in {elapsed:.1f} s."
+        f"Done in {time.perf_counter() - started:.1f} s."
     )
     print(f"Report written to {html} (spectrum.json, summary.md and figures in {out}/)")
     return 0

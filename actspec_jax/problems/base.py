@@ -161,13 +161,16 @@ class FunctionProblem(Problem):
 
     @property
     def output_shape(self) -> tuple[int, ...]:
-        probe = jax.ShapeDtypeStruct((1, self._n), jnp.float32)
-        out = jax.eval_shape(self._f, probe)
-        if out.ndim < 1 or out.shape[0] != 1:
-            raise ValueError(
-                f"f must map masks [k, n] to values [k, ...]; for k=1 it returned shape {out.shape}."
-            )
-        return tuple(out.shape[1:])
+        cached = self.__dict__.get("_output_shape")
+        if cached is None:  # traced once per instance
+            probe = jax.ShapeDtypeStruct((1, self._n), jnp.float32)
+            out = jax.eval_shape(self._f, probe)
+            if out.ndim < 1 or out.shape[0] != 1:
+                raise ValueError(
+                    f"f must map masks [k, n] to values [k, ...]; for k=1 it returned shape {out.shape}."
+                )
+            cached = self.__dict__["_output_shape"] = tuple(out.shape[1:])
+        return cached
 
     def evaluate_unchecked(self, masks: jax.Array) -> jax.Array:
         return jnp.asarray(self._f(masks), dtype=jnp.result_type(float))

@@ -19,21 +19,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from actspec_jax.errors import ActSpecError, NonFiniteOutputError
-from actspec_jax.problems.base import Problem
+from actspec_jax.errors import ActSpecError
+from actspec_jax.problems._selected import (
+    Aggregate,
+    SelectedOutputProblem,
+    check_request,
+    output_labels_for,
+)
 from actspec_jax.problems.cut import CutModel
-from actspec_jax.problems.outputs import OutputSelector, parse_output
+from actspec_jax.problems.outputs import OutputSelector
 
 __all__ = ["FILLS", "MaskedProblem", "masked_problem"]
 
 FILLS = ("zero", "mean", "resample")
-Aggregate = Literal["mean", "none"]
 
 
 def _fill_values(
@@ -67,7 +71,7 @@ def _fill_values(
 
 
 @jax.tree_util.register_pytree_node_class
-class MaskedProblem(Problem):
+class MaskedProblem(SelectedOutputProblem):
     """Model cut at a layer + inputs + fill + output selector → ``f(masks)``.
 
     Build it with :meth:`from_cut` (or :func:`masked_problem`). Attributes are arrays
@@ -130,15 +134,8 @@ class MaskedProblem(Problem):
           labels: optional label per masked neuron.
           key: PRNG key, required by ``fill='resample'``.
         """
-        selector = parse_output(output)
-        if aggregate not in ("mean", "none"):
-            raise ActSpecError(f"aggregate must be 'mean' or 'none', got {aggregate!r}.")
-        leaves = jax.tree_util.tree_leaves(inputs)
-        if not leaves or any(np.ndim(a) == 0 or np.shape(a)[0] == 0 for a in leaves):
-            raise ActSpecError(
-                "the input batch is empty: pass at least one input (arrays with a leading batch axis)."
-            )
-        activations = jnp.asarray(cut.features(cut.params, inputs))
+        selector = check_request(output, aggregate, inputs)
+        activations = jnp.asarray(jax.jit(cut.features)(cut.params, inputs))
         num_neurons = activations.shape[-1]
         fill_values, fill_name = _fill_values(activations, fill, key)
 
@@ -161,20 +158,9 @@ class MaskedProblem(Problem):
             ids = range(num_neurons) if unit_array is None else unit_list
             labels = [f"{cut.layer}[{i}]" for i in ids]
 
-        outputs = jax.eval_shape(cut.head, cut.params, activations, inputs)
-        if not hasattr(outputs, "shape") or outputs.ndim < 1:
-            raise ActSpecError("the model's head must return an array of outputs [m, ..., classes].")
-        num_classes = outputs.shape[-1]
-        selector.validate(num_classes)
-        per_class = selector.output_labels(num_classes)
         m = activations.shape[0]
-        if aggregate == "none":
-            per_input = [f"input {j}" for j in range(m)]
-            out_labels = (
-                tuple(f"{a} / {b}" for a in per_input for b in per_class) if per_class else tuple(per_input)
-            )
-        else:
-            out_labels = per_class
+        outputs = jax.eval_shape(cut.head, cut.params, activations, inputs)
+        out_labels = output_labels_for(selector, outputs, m, aggregate)
         info = json.dumps(
             {
                 "layer": cut.layer,
@@ -201,31 +187,13 @@ class MaskedProblem(Problem):
             info=info,
             out_labels=out_labels,
         )
-        base = problem.evaluate_unchecked(jnp.ones((1, n), jnp.float32))
-        if not bool(jnp.all(jnp.isfinite(base))):
-            raise NonFiniteOutputError(
-                "the model's output is NaN/inf on the unmasked inputs already; check the inputs and "
-                "the parameters before analysing the layer."
-            )
+        problem.check_unmasked_outputs()
         return problem
 
     # ------------------------------------------------------------------ Problem API
     @property
     def n(self) -> int:
         return int(self.activations.shape[-1] if self.units is None else self.units.shape[0])
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self._labels if self._labels is not None else super().labels
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        probe = jax.ShapeDtypeStruct((1, self.n), jnp.float32)
-        return tuple(jax.eval_shape(self.evaluate_unchecked, probe).shape[1:])
-
-    @property
-    def output_labels(self) -> tuple[str, ...]:
-        return self._out_labels if self._out_labels else super().output_labels
 
     @property
     def num_inputs(self) -> int:
@@ -243,18 +211,9 @@ class MaskedProblem(Problem):
         """``Ã(x)``: activations with ablated neurons replaced by the fill, ``float[m, ..., N]``."""
         return jnp.where(self.keep_mask(mask), self.activations, self.fill_values)
 
-    def _value(self, mask: jax.Array) -> jax.Array:
-        outputs = self.head(self.params, self.masked_activations(mask), self.inputs)
-        selected = self.selector(outputs)
-        if self.aggregate == "mean":
-            return jnp.mean(selected, axis=0)
-        return selected
-
-    def evaluate_unchecked(self, masks: jax.Array) -> jax.Array:
-        return jax.vmap(self._value)(masks)
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": "MaskedProblem", "n": self.n, **json.loads(self._info)}
+    def outputs(self, mask: jax.Array) -> jax.Array:
+        """Model outputs ``[m, ..., classes]`` under one mask ``float[n]`` (before selection)."""
+        return self.head(self.params, self.masked_activations(mask), self.inputs)
 
     # ------------------------------------------------------------------ pytree
     def tree_flatten(self):

@@ -27,11 +27,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from actspec_jax.errors import ActSpecError, NonFiniteOutputError, UnknownLayerError
-from actspec_jax.problems.base import Problem
+from actspec_jax.errors import ActSpecError, UnknownLayerError
+from actspec_jax.problems._selected import Aggregate, SelectedOutputProblem, check_request, output_labels_for
 from actspec_jax.problems.cut import _check_array_output, _linen_layers, _linen_variables
-from actspec_jax.problems.masked import Aggregate, _fill_values
-from actspec_jax.problems.outputs import OutputSelector, parse_output
+from actspec_jax.problems.masked import _fill_values
+from actspec_jax.problems.outputs import OutputSelector
 
 __all__ = ["MultiLayerProblem", "multi_layer_problem"]
 
@@ -88,7 +88,7 @@ def _gated_forward(module: nn.Module, layers: tuple[str, ...], method: Any, kwar
 
 
 @jax.tree_util.register_pytree_node_class
-class MultiLayerProblem(Problem):
+class MultiLayerProblem(SelectedOutputProblem):
     """Several layers of a linen module masked together → ``f(masks)`` (see module docstring).
 
     Build it with :meth:`from_linen` (or :func:`multi_layer_problem`). Mask column ``k``
@@ -157,14 +157,7 @@ class MultiLayerProblem(Problem):
             raise ActSpecError("layers is empty: name at least one layer to mask.")
         if len(set(layers)) != len(layers):
             raise ActSpecError(f"layers must be distinct, got {list(layers)}.")
-        selector = parse_output(output)
-        if aggregate not in ("mean", "none"):
-            raise ActSpecError(f"aggregate must be 'mean' or 'none', got {aggregate!r}.")
-        leaves = jax.tree_util.tree_leaves(inputs)
-        if not leaves or any(np.ndim(a) == 0 or np.shape(a)[0] == 0 for a in leaves):
-            raise ActSpecError(
-                "the input batch is empty: pass at least one input (arrays with a leading batch axis)."
-            )
+        selector = check_request(output, aggregate, inputs)
         fills = list(fill) if isinstance(fill, (list, tuple)) else [fill] * len(layers)
         if len(fills) != len(layers):
             raise ActSpecError(f"got {len(fills)} fills for {len(layers)} layers; pass one or one per layer.")
@@ -187,19 +180,8 @@ class MultiLayerProblem(Problem):
         forward = _gated_forward(module, layers, method, kwargs)
         keeps = tuple(jnp.ones((s,), bool) for s in sizes)
         outputs = jax.eval_shape(forward, variables, inputs, keeps, tuple(fill_values))
-        if not hasattr(outputs, "shape") or outputs.ndim < 1:
-            raise ActSpecError("the model must return an array of outputs [m, ..., classes].")
-        num_classes = outputs.shape[-1]
-        selector.validate(num_classes)
-        per_class = selector.output_labels(num_classes)
         m = int(clean[0].shape[0])
-        if aggregate == "none":
-            per_input = [f"input {j}" for j in range(m)]
-            out_labels = (
-                tuple(f"{a} / {b}" for a in per_input for b in per_class) if per_class else tuple(per_input)
-            )
-        else:
-            out_labels = per_class
+        out_labels = output_labels_for(selector, outputs, m, aggregate)
         info = json.dumps(
             {
                 "layers": list(layers),
@@ -225,12 +207,7 @@ class MultiLayerProblem(Problem):
             info=info,
             out_labels=out_labels,
         )
-        base = problem.evaluate_unchecked(jnp.ones((1, n), jnp.float32))
-        if not bool(jnp.all(jnp.isfinite(base))):
-            raise NonFiniteOutputError(
-                "the model's output is NaN/inf on the unmasked inputs already; check the inputs and "
-                "the parameters before analysing the layers."
-            )
+        problem.check_unmasked_outputs()
         return problem
 
     # ------------------------------------------------------------------ Problem API
@@ -239,23 +216,10 @@ class MultiLayerProblem(Problem):
         return sum(self.sizes)
 
     @property
-    def labels(self) -> tuple[str, ...]:
-        return self._labels
-
-    @property
     def layer_slices(self) -> dict[str, tuple[int, int]]:
         """``{layer: (start, stop)}``: the mask columns of each layer."""
         bounds = np.cumsum((0, *self.sizes))
         return {name: (int(a), int(b)) for name, a, b in zip(self.layers, bounds[:-1], bounds[1:])}
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        probe = jax.ShapeDtypeStruct((1, self.n), jnp.float32)
-        return tuple(jax.eval_shape(self.evaluate_unchecked, probe).shape[1:])
-
-    @property
-    def output_labels(self) -> tuple[str, ...]:
-        return self._out_labels if self._out_labels else super().output_labels
 
     def keeps(self, mask: jax.Array) -> tuple[jax.Array, ...]:
         """Per-layer boolean keep-vectors ``bool[N_l]`` for one mask ``float[n]``."""
@@ -265,16 +229,6 @@ class MultiLayerProblem(Problem):
     def outputs(self, mask: jax.Array) -> jax.Array:
         """Model outputs ``[m, ..., classes]`` under one mask ``float[n]`` (before selection)."""
         return self.forward(self.params, self.inputs, self.keeps(mask), self.fill_values)
-
-    def _value(self, mask: jax.Array) -> jax.Array:
-        selected = self.selector(self.outputs(mask))
-        return jnp.mean(selected, axis=0) if self.aggregate == "mean" else selected
-
-    def evaluate_unchecked(self, masks: jax.Array) -> jax.Array:
-        return jax.vmap(self._value)(masks)
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": "MultiLayerProblem", "n": self.n, **json.loads(self._info)}
 
     # ------------------------------------------------------------------ pytree
     def tree_flatten(self):

@@ -1,8 +1,9 @@
 """Solvers: configured objects called on a problem that return a Spectrum."""
 
 from actspec_jax.solvers._gl_state import CheckpointError
-from actspec_jax.solvers.exact import ExactSolver, exact_value_table
+from actspec_jax.solvers.exact import ExactSolver, evaluation_plan, exact_value_table
 from actspec_jax.solvers.goldreich_levin import GoldreichLevin
+from actspec_jax.solvers.incremental import supports_incremental
 from actspec_jax.solvers.redundancy import PostCheck, Prescreen, SpectralAliasing
 
 __all__ = [
@@ -12,5 +13,7 @@ __all__ = [
     "PostCheck",
     "Prescreen",
     "SpectralAliasing",
+    "evaluation_plan",
     "exact_value_table",
+    "supports_incremental",
 ]

@@ -24,6 +24,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from actspec_jax.sharding import sharded_map
 from actspec_jax.solvers.paper import paper_rows, paper_values
 from actspec_jax.solvers.redundancy import predictability
 
@@ -119,28 +120,39 @@ def draw(key: jax.Array, *, mode: str, shape: tuple[int, ...], n: int, rows: int
 # --------------------------------------------------------------------------- levels
 
 
-@functools.partial(jax.jit, static_argnames=("mode", "c", "b"))
+@functools.partial(jax.jit, static_argnames=("mode", "c", "b", "mesh"))
 def evaluate_round(
-    problem: Any, draws: jax.Array, level: jax.Array, rank: jax.Array, *, mode: str, c: int, b: int
+    problem: Any,
+    draws: jax.Array,
+    level: jax.Array,
+    rank: jax.Array,
+    *,
+    mode: str,
+    c: int,
+    b: int,
+    mesh: Any = None,
 ) -> jax.Array:
     """``f`` on the hybrids of one round: ``float32[m, r]`` for draws ``[m, r + 1, ...]``.
 
     Hybrid ``(j, a)`` takes the neurons in the prefix (search rank ``< (level + 1)·b``) from
     prefix draw ``a`` and all others from base draw ``j`` (column 0). Evaluated in chunks of
-    ``c`` base draws (``c·r`` masks or hybrid rows per call of the problem).
+    ``c`` base draws (``c·r`` masks or hybrid rows per call of the problem); with a ``mesh``
+    the chunks are split over its devices (:func:`actspec_jax.sharding.sharded_map`), giving
+    the same values.
     """
     m, r = draws.shape[0], draws.shape[1] - 1
     n = rank.shape[0]
     prefix = rank < (level + 1) * b
 
-    def one(chunk: jax.Array) -> jax.Array:
+    def one(shared: tuple, chunk: jax.Array) -> jax.Array:
+        problem, prefix = shared
         if mode == PAPER:
             return paper_values(problem, chunk[:, 0], chunk[:, 1:], prefix)
         signs = signs_from_words(chunk, n)
         masks = jnp.where(prefix, signs[:, 1:], signs[:, :1])
         return problem.evaluate_unchecked(masks.reshape(c * r, n)).reshape(c, r).astype(jnp.float32)
 
-    values = jax.lax.map(one, _chunked(draws, c))
+    values = sharded_map(one, (problem, prefix), _chunked(draws, c), mesh)
     return values.reshape(-1, r)[:m]
 
 
@@ -317,18 +329,19 @@ def postcheck_trim(
 # --------------------------------------------------------------------------- norm pass and leaves
 
 
-@functools.partial(jax.jit, static_argnames=("mode", "c"))
-def evaluate_design(problem: Any, draws: jax.Array, *, mode: str, c: int) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("mode", "c", "mesh"))
+def evaluate_design(problem: Any, draws: jax.Array, *, mode: str, c: int, mesh: Any = None) -> jax.Array:
     """``f`` on fresh uniform masks (mask mode, draws ``uint32[M, W]``) or on the unpatched
-    data rows (paper mode, draws ``int32[M]`` row numbers): ``float32[M]``."""
+    data rows (paper mode, draws ``int32[M]`` row numbers): ``float32[M]``. Chunks of ``c``
+    draws, split over the devices of ``mesh`` when given."""
     total = draws.shape[0]
 
-    def one(chunk: jax.Array) -> jax.Array:
+    def one(problem: Any, chunk: jax.Array) -> jax.Array:
         if mode == PAPER:
             return paper_rows(problem, chunk)
         return problem.evaluate_unchecked(signs_from_words(chunk, problem.n)).astype(jnp.float32)
 
-    return jax.lax.map(one, _chunked(draws, c)).reshape(-1)[:total]
+    return sharded_map(one, problem, _chunked(draws, c), mesh).reshape(-1)[:total]
 
 
 def _design_xs(values: jax.Array, draws: jax.Array, c: int) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -389,27 +402,38 @@ def leaf_meat(
 # --------------------------------------------------------------------------- influence
 
 
-@functools.partial(jax.jit, static_argnames=("samples", "c"))
-def influence(problem: Any, key: jax.Array, *, samples: int, c: int) -> dict[str, jax.Array]:
+@functools.partial(jax.jit, static_argnames=("samples", "c", "mesh"))
+def influence(
+    problem: Any, key: jax.Array, *, samples: int, c: int, mesh: Any = None
+) -> dict[str, jax.Array]:
     """Influences ``Inf_i = Σ_{S∋i} f̂(S)² = E_x[((f(x) − f(x^{⊕i})) / 2)²]`` for every neuron.
 
     ``samples`` uniform points ``x``, each with all ``n`` single-neuron flips, evaluated in
-    chunks of ``c`` masks: ``samples · (n + 1)`` evaluations. Returns the means of ``D²`` and
-    ``D⁴`` (for a standard error) and the number of non-finite values.
+    chunks of ``c`` masks (split over the devices of ``mesh`` when given): ``samples · (n + 1)``
+    evaluations. Returns the means of ``D²`` and ``D⁴`` (for a standard error) and the number
+    of non-finite values.
     """
     n = problem.n
     x = random_signs(key, (samples,), n)
     f0 = problem.evaluate_unchecked(x).astype(jnp.float32)
     per = -(-n // c)
-    cols = jnp.arange(n)
+    steps = jnp.arange(samples * per)
 
-    def body(carry: tuple, idx: jax.Array) -> tuple[tuple, None]:
-        inf, inf2, bad = carry
+    def flipped_values(shared: tuple, idx: jax.Array) -> jax.Array:
+        problem, x = shared
         s, chunk = idx // per, idx % per
         coords = chunk * c + jnp.arange(c)
-        flip = cols[None, :] == coords[:, None]
+        flip = jnp.arange(n)[None, :] == coords[:, None]
         masks = jnp.where(flip, -x[s][None, :], x[s][None, :])
-        values = problem.evaluate_unchecked(masks).astype(jnp.float32)
+        return problem.evaluate_unchecked(masks).astype(jnp.float32)
+
+    all_values = sharded_map(flipped_values, (problem, x), steps, mesh)  # [samples·per, c]
+
+    def body(carry: tuple, step: tuple) -> tuple[tuple, None]:
+        inf, inf2, bad = carry
+        idx, values = step
+        s, chunk = idx // per, idx % per
+        coords = chunk * c + jnp.arange(c)
         inside = coords < n
         d2 = jnp.where(inside, ((f0[s] - values) / 2.0) ** 2, 0.0)
         bad = bad + jnp.sum(inside & ~jnp.isfinite(values))
@@ -419,5 +443,5 @@ def influence(problem: Any, key: jax.Array, *, samples: int, c: int) -> dict[str
 
     zeros = jnp.zeros((n,), jnp.float32)
     init = (zeros, zeros, jnp.sum(~jnp.isfinite(f0)))
-    (inf, inf2, bad), _ = jax.lax.scan(body, init, jnp.arange(samples * per))
+    (inf, inf2, bad), _ = jax.lax.scan(body, init, (steps, all_values))
     return {"mean": inf / samples, "mean_sq": inf2 / samples, "bad": bad}

@@ -4,6 +4,14 @@ For ``v[k] = f(x_k)`` in the enumeration order of :mod:`actspec_jax.transforms.i
 ``f̂(S) = fwht(v)[S] / 2^n``. Cost: ``2^n`` evaluations of the problem plus ``O(n 2^n)``
 for the transform; memory: the value table ``float[B, 2^n]`` (``B`` outputs), its
 transform, and one chunk of evaluations sized by the memory budget.
+
+Two evaluation paths (:func:`exact_value_table`): *direct* (every mask through the whole
+head, in cache-sized blocks on CPU) and *incremental* (when the head starts with a
+projection: a subset-sum table over the masked neurons' contributions to the projection's
+output, then only the rest of the head per mask; see :mod:`actspec_jax.solvers.incremental`).
+With several devices the table is split over a 1-D mesh (:mod:`actspec_jax.sharding`):
+each device fills its own contiguous block of masks and the transform combines the blocks
+with collectives.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 
 from actspec_jax.errors import (
     ActSpecError,
@@ -25,36 +35,126 @@ from actspec_jax.errors import (
     format_bytes,
 )
 from actspec_jax.problems.base import Problem
+from actspec_jax.sharding import (
+    MASK_AXIS,
+    DeviceSpec,
+    fwht_sharded,
+    gather_to_host,
+    mask_mesh,
+    mesh_size,
+    table_sharding,
+)
+from actspec_jax.solvers import incremental as _inc
 from actspec_jax.solvers._memory import (
     available_memory,
     bytes_per_mask,
     chunk_size_for_budget,
     default_block_size,
     default_memory_budget,
-    evaluate_blocked,
 )
 from actspec_jax.spectrum import Spectrum, SpectrumBatch
 from actspec_jax.transforms.indexing import enumerate_masks, index_to_subset, subsets_from_indices
-from actspec_jax.transforms.wht import fwht
+from actspec_jax.transforms.wht import fwht_consuming
 
 __all__ = ["ExactSolver", "exact_value_table"]
 
 Progress = Callable[[int, int], None]
 
 
-@functools.partial(jax.jit, static_argnames=("chunk", "n", "block"), donate_argnums=(1,))
-def _fill_chunk(
-    problem: Problem, table: jax.Array, start: jax.Array, *, chunk: int, n: int, block: int | None
+def _write_chunk(
+    problem: Problem,
+    table: jax.Array,
+    at: jax.Array,
+    first: jax.Array,
+    *,
+    chunk: int,
+    n: int,
+    block: int | None,
+    incremental: bool,
 ) -> jax.Array:
-    masks = enumerate_masks(start, chunk, n)
-    values = evaluate_blocked(problem.evaluate_unchecked, masks, block)
-    values = values.reshape(chunk, -1).T.astype(table.dtype)
-    return jax.lax.dynamic_update_slice(table, values, (jnp.int32(0), start))
+    """Write the values of masks ``first … first + chunk − 1`` into ``table[:, at : at + chunk]``.
+
+    Blocks of ``block`` masks are evaluated in a compiled loop and written in place, so the
+    only memory beyond the table is one block's intermediates.
+    """
+    block = chunk if block is None or block >= chunk else block
+    if incremental:
+        split, reason = _inc.split_head(problem)
+        if split is None:  # checked before compiling; kept as a guard
+            raise ActSpecError(f"incremental evaluation is not available: {reason}.")
+        plan = _inc.prepare(problem, split)
+        bits = block.bit_length() - 1
+        low = _inc.low_table(plan, bits)
+
+        def one_block(s: jax.Array) -> jax.Array:
+            return _inc.block_values(problem, split, plan, low, s, bits)
+
+    else:
+
+        def one_block(s: jax.Array) -> jax.Array:
+            return problem.evaluate_unchecked(enumerate_masks(s, block, n))
+
+    def write(i: jax.Array, table: jax.Array) -> jax.Array:
+        offset = i * block
+        values = one_block(first + offset).reshape(block, -1).T.astype(table.dtype)
+        return jax.lax.dynamic_update_slice(table, values, (jnp.int32(0), at + offset))
+
+    if block == chunk:
+        return write(jnp.int32(0), table)
+    return jax.lax.fori_loop(jnp.int32(0), jnp.int32(chunk // block), write, table)
 
 
-@jax.jit
-def _spectrum_from_table(table: jax.Array) -> jax.Array:
-    return fwht(table) / table.shape[-1]
+@functools.partial(jax.jit, static_argnames=("chunk", "n", "block", "incremental"), donate_argnums=(1,))
+def _fill_chunk(
+    problem: Problem,
+    table: jax.Array,
+    start: jax.Array,
+    *,
+    chunk: int,
+    n: int,
+    block: int | None,
+    incremental: bool = False,
+) -> jax.Array:
+    return _write_chunk(problem, table, start, start, chunk=chunk, n=n, block=block, incremental=incremental)
+
+
+@functools.partial(
+    jax.jit, static_argnames=("chunk", "n", "block", "incremental", "mesh"), donate_argnums=(1,)
+)
+def _fill_chunk_sharded(
+    problem: Problem,
+    table: jax.Array,
+    start: jax.Array,
+    *,
+    chunk: int,
+    n: int,
+    block: int | None,
+    incremental: bool,
+    mesh: Mesh,
+) -> jax.Array:
+    """Every device fills ``chunk`` masks of its own block: global index
+    ``device · 2^n / d + start + r`` (no communication)."""
+    local_len = table.shape[-1] // mesh_size(mesh)
+
+    def body(problem: Problem, local: jax.Array, start: jax.Array) -> jax.Array:
+        offset = jax.lax.axis_index(MASK_AXIS).astype(jnp.int32) * local_len
+        return _write_chunk(
+            problem, local, start, offset + start, chunk=chunk, n=n, block=block, incremental=incremental
+        )
+
+    spec = P(None, MASK_AXIS)
+    # check_vma=False: the incremental path binds primitives directly (a jaxpr interpreter),
+    # which skips jnp's automatic varying-axis promotion; the body uses no collectives.
+    return jax.shard_map(body, mesh=mesh, in_specs=(P(), spec, P()), out_specs=spec, check_vma=False)(
+        problem, table, start
+    )
+
+
+def _spectrum_from_table(
+    table: jax.Array, block_bits: int | None = None, precision: str | None = None
+) -> jax.Array:
+    """``fwht(table) / 2^n`` consuming ``table``: at most two table-sized arrays alive."""
+    return fwht_consuming(table, scale=1.0 / table.shape[-1], block_bits=block_bits, precision=precision)
 
 
 def _table_dtype(dtype: Any) -> Any:
@@ -68,6 +168,81 @@ def _table_dtype(dtype: Any) -> Any:
     return dtype
 
 
+def _resolve_mesh(devices: DeviceSpec, n: int) -> Mesh | None:
+    """The mask mesh to use, or ``None`` for the single-device path (one device, or a table
+    too small to split: ``2^n < d²``)."""
+    mesh = mask_mesh(devices)
+    d = mesh_size(mesh)
+    if d == 1 or (1 << n) < d * d:
+        return None
+    return mesh
+
+
+def _use_incremental(problem: Problem, incremental: bool | None) -> tuple[bool, str]:
+    if incremental is False:
+        return False, "disabled (incremental=False)"
+    split, reason = _inc.split_head(problem)
+    if split is None and incremental:
+        raise ActSpecError(
+            f"incremental=True but this problem has no incremental evaluation: {reason}. Use "
+            "incremental=None (automatic) or False."
+        )
+    return split is not None, reason
+
+
+_PER_MASK = _inc.StructureCache()
+
+
+def _bytes_per_mask(problem: Problem, incremental: bool) -> int:
+    if incremental:
+        split, _ = _inc.split_head(problem)
+        return bytes_per_mask(lambda m: _inc.evaluate_incremental(problem, m, split), problem.n)
+    return bytes_per_mask(problem.evaluate_unchecked, problem.n)
+
+
+def evaluation_plan(
+    problem: Problem,
+    *,
+    memory_budget: int | None = None,
+    chunk_size: int | None = None,
+    block_size: int | None = None,
+    incremental: bool | None = None,
+    devices: DeviceSpec = 1,
+) -> dict[str, Any]:
+    """How :func:`exact_value_table` will evaluate ``problem``: path, devices, chunk and
+    block sizes, bytes per mask. Raises :class:`~actspec_jax.MemoryBudgetError` when the
+    budget cannot hold one mask's intermediates (the message names the minimum)."""
+    n = problem.n
+    total = 1 << n
+    use_inc, reason = _use_incremental(problem, incremental)
+    per_mask = _PER_MASK.get(problem, lambda: _bytes_per_mask(problem, use_inc), use_inc)
+    mesh = _resolve_mesh(devices, n)
+    d = 1 if mesh is None else mesh_size(mesh)
+    local = total // d
+    if chunk_size is None:
+        budget = memory_budget if memory_budget is not None else default_memory_budget()
+        chunk = chunk_size_for_budget(per_mask, budget, limit=local)
+    else:
+        if chunk_size < 1:
+            raise ActSpecError(f"chunk_size must be >= 1, got {chunk_size}.")
+        if memory_budget is not None:
+            chunk_size_for_budget(per_mask, memory_budget, limit=local)  # validates the budget
+        chunk = 1 << int(np.floor(np.log2(min(chunk_size, local))))
+    if block_size is not None and block_size < 1:
+        raise ActSpecError(f"block_size must be >= 1, got {block_size}.")
+    block = block_size if block_size is not None else default_block_size(per_mask)
+    block = None if block is None else 1 << int(np.floor(np.log2(min(block, chunk))))
+    return {
+        "evaluation": "incremental" if use_inc else "direct",
+        "incremental_reason": reason,
+        "bytes_per_mask": int(per_mask),
+        "chunk": int(chunk),
+        "block": block,
+        "devices": d,
+        "mesh": mesh,
+    }
+
+
 def exact_value_table(
     problem: Problem,
     *,
@@ -76,44 +251,128 @@ def exact_value_table(
     chunk_size: int | None = None,
     block_size: int | None = None,
     progress: Progress | None = None,
+    incremental: bool | None = None,
+    devices: DeviceSpec = 1,
 ) -> jax.Array:
     """Values of the problem on all ``2^n`` masks: ``float[B, 2^n]`` (``B = num_outputs``).
 
     Column ``k`` is mask ``x_k`` (bit ``i`` of ``k`` set ⇔ neuron ``i`` ablated). Each chunk
-    (one compiled call, sized by ``memory_budget``) is evaluated ``block_size`` masks at a time
-    in a compiled loop (default: cache-sized blocks on CPU, whole chunks on accelerators).
+    (one compiled call, sized by ``memory_budget`` per device) is evaluated ``block_size``
+    masks at a time in a compiled loop (default: cache-sized blocks on CPU, whole chunks on
+    accelerators).
+
+    Args:
+      incremental: ``None`` (default) uses the subset-sum table when the head starts with a
+        projection (:func:`actspec_jax.solvers.incremental.supports_incremental`), ``True``
+        requires it, ``False`` evaluates every mask through the whole head.
+      devices: ``1`` (default here) — one device; ``None``/``"all"``, an int, a device list
+        or a :class:`~jax.sharding.Mesh` — split the table over that many devices (the
+        result is then sharded on its last axis; see :mod:`actspec_jax.sharding`).
+
     Raises :class:`NonFiniteOutputError` if any value is NaN or inf.
     """
     n = problem.n
     total = 1 << n
     dtype = _table_dtype(dtype)
-    per_mask = bytes_per_mask(problem.evaluate_unchecked, n)
-    if chunk_size is None:
-        budget = memory_budget if memory_budget is not None else default_memory_budget()
-        chunk = chunk_size_for_budget(per_mask, budget, limit=total)
+    plan = evaluation_plan(
+        problem,
+        memory_budget=memory_budget,
+        chunk_size=chunk_size,
+        block_size=block_size,
+        incremental=incremental,
+        devices=devices,
+    )
+    chunk, block, mesh = plan["chunk"], plan["block"], plan["mesh"]
+    use_inc = plan["evaluation"] == "incremental"
+    if mesh is None:
+        table = jnp.zeros((problem.num_outputs, total), dtype)
+        for start in range(0, total, chunk):
+            table = _fill_chunk(
+                problem, table, jnp.int32(start), chunk=chunk, n=n, block=block, incremental=use_inc
+            )
+            if progress is not None:
+                table.block_until_ready()
+                progress(min(start + chunk, total), total)
     else:
-        if chunk_size < 1:
-            raise ActSpecError(f"chunk_size must be >= 1, got {chunk_size}.")
-        chunk = 1 << int(np.floor(np.log2(min(chunk_size, total))))
-    if block_size is not None and block_size < 1:
-        raise ActSpecError(f"block_size must be >= 1, got {block_size}.")
-    block = block_size if block_size is not None else default_block_size(per_mask)
-    block = None if block is None else 1 << int(np.floor(np.log2(min(block, chunk))))
-    table = jnp.zeros((problem.num_outputs, total), dtype)
-    for start in range(0, total, chunk):
-        table = _fill_chunk(problem, table, jnp.int32(start), chunk=chunk, n=n, block=block)
-        if progress is not None:
-            table.block_until_ready()
-            progress(min(start + chunk, total), total)
-    finite = jnp.isfinite(table)
-    if not bool(jnp.all(finite)):
-        row, col = np.argwhere(~np.asarray(finite))[0]
+        d = mesh_size(mesh)
+        local = total // d
+        table = jax.device_put(jnp.zeros((problem.num_outputs, total), dtype), table_sharding(mesh))
+        for start in range(0, local, chunk):
+            table = _fill_chunk_sharded(
+                problem,
+                table,
+                jnp.int32(start),
+                chunk=chunk,
+                n=n,
+                block=block,
+                incremental=use_inc,
+                mesh=mesh,
+            )
+            if progress is not None:
+                table.block_until_ready()
+                progress(min(start + chunk, local) * d, total)
+    finite = _all_finite(table)
+    if not bool(gather_to_host(finite)):
+        bad = ~np.isfinite(gather_to_host(table))
+        row, col = np.argwhere(bad)[0]
         raise NonFiniteOutputError(
             f"the model output is NaN/inf for mask {int(col)} (ablated neurons "
             f"{list(index_to_subset(int(col)))}, output {int(row)}). Check the fill values and the "
             "output selector (e.g. log of a zero probability)."
         )
     return table
+
+
+@jax.jit
+def _all_finite(table: jax.Array) -> jax.Array:
+    return jnp.all(jnp.isfinite(table))
+
+
+def _transform(table: jax.Array, block_bits: int | None = None, precision: str | None = None) -> jax.Array:
+    """``fwht(table) / 2^n``, consuming ``table`` (its buffer is reused where possible)."""
+    sharding = getattr(table, "sharding", None)
+    mesh = getattr(sharding, "mesh", None)
+    if isinstance(mesh, Mesh) and mesh_size(mesh) > 1:
+        return _scale(fwht_sharded(table, mesh, donate=True, block_bits=block_bits, precision=precision))
+    return _spectrum_from_table(table, block_bits, precision)
+
+
+@functools.partial(jax.jit, donate_argnums=(0,))
+def _scale(coefficients: jax.Array) -> jax.Array:
+    return coefficients / coefficients.shape[-1]
+
+
+@jax.jit
+def _norms(dense: jax.Array) -> jax.Array:
+    return jnp.sum(dense * dense, axis=-1)
+
+
+TOPK_GROUP = 1 << 16  # entries per group of the two-stage top-k (bounded temporary memory)
+
+
+@functools.partial(jax.jit, static_argnames=("k",))
+def _top_k(dense: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+    """Largest-|value| ``k`` entries per row of ``float[B, L]`` (values with sign, indices).
+
+    Rows longer than ``TOPK_GROUP`` go in two stages (top-k per group in a compiled loop,
+    then over the candidates), so no full-size sort buffer is ever allocated.
+    """
+    batch, length = dense.shape
+    if length <= TOPK_GROUP or k > TOPK_GROUP:
+        _, idx = jax.lax.top_k(jnp.abs(dense), k)
+        return jnp.take_along_axis(dense, idx, axis=-1), idx
+    groups = length // TOPK_GROUP
+
+    def per_group(g: jax.Array) -> tuple[jax.Array, jax.Array]:
+        block = jax.lax.dynamic_slice(dense, (jnp.int32(0), g * TOPK_GROUP), (batch, TOPK_GROUP))
+        _, idx = jax.lax.top_k(jnp.abs(block), k)
+        return jnp.take_along_axis(block, idx, axis=-1), idx + g * TOPK_GROUP
+
+    vals, idx = jax.lax.map(per_group, jnp.arange(groups, dtype=jnp.int32))
+    vals = vals.transpose(1, 0, 2).reshape(batch, -1)
+    idx = idx.transpose(1, 0, 2).reshape(batch, -1)
+    _, best = jax.lax.top_k(jnp.abs(vals), k)
+    return jnp.take_along_axis(vals, best, axis=-1), jnp.take_along_axis(idx, best, axis=-1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +391,18 @@ class ExactSolver:
         CPU, no blocking on accelerators).
       dtype: ``float32`` (default) or ``float64`` (needs ``jax_enable_x64``).
       keep_dense: attach the full dense spectrum ``float[2^n]`` to each result.
+      incremental: ``None`` (automatic) evaluates through a subset-sum table when the head
+        starts with a projection (dense, attention, convolution; see
+        :mod:`actspec_jax.solvers.incremental`), ``True`` requires it, ``False`` disables it.
+      devices: devices to split the mask table over — ``None`` (default: every device JAX
+        sees, rounded down to a power of two), an int, a device list, or a
+        :class:`jax.sharding.Mesh` with an axis ``"masks"``. More devices than exist raise
+        :class:`~actspec_jax.sharding.DeviceCountError`. Results equal the one-device ones
+        (mask values bitwise; the transform to float rounding).
+      wht_block_bits: bits per Kronecker factor of the transform (default 5 on CPU, 7 on
+        GPU/TPU; see :func:`actspec_jax.transforms.fwht`).
+      wht_precision: matmul precision of the transform: ``None`` (``"highest"``: exact float32
+        on every backend), ``"high"`` or ``"default"`` (faster on TPU/GPU, ~3 digits).
 
     Calling the solver on a problem returns a :class:`~actspec_jax.Spectrum` for a single
     function and a :class:`~actspec_jax.SpectrumBatch` for a batch of outputs.
@@ -145,11 +416,18 @@ class ExactSolver:
     block_size: int | None = None
     dtype: Any = None
     keep_dense: bool = True
+    incremental: bool | None = None
+    devices: DeviceSpec = None
+    wht_block_bits: int | None = None
+    wht_precision: str | None = None
 
     def _guard(self, problem: Problem) -> None:
         n = problem.n
         itemsize = jnp.dtype(self.dtype or jnp.float32).itemsize
         need = 2 * problem.num_outputs * (1 << min(n, 62)) * itemsize
+        if n <= 62:
+            mesh = _resolve_mesh(self.devices, n)
+            need //= 1 if mesh is None else mesh_size(mesh)
         hint = (
             "Use the Goldreich–Levin search for large layers (actspec_jax.GoldreichLevin(tau=0.1)), "
             "or mask a subset of the neurons (units=[...])."
@@ -177,8 +455,10 @@ class ExactSolver:
             chunk_size=self.chunk_size,
             block_size=self.block_size,
             progress=progress,
+            incremental=self.incremental,
+            devices=self.devices,
         )
-        return _spectrum_from_table(table).reshape((*problem.output_shape, -1))
+        return _transform(table, self.wht_block_bits, self.wht_precision).reshape((*problem.output_shape, -1))
 
     def __call__(
         self,
@@ -193,14 +473,22 @@ class ExactSolver:
         if not 0.0 <= self.rtol < 1.0:
             raise ActSpecError(f"rtol must be in [0, 1), got {self.rtol}.")
         started = time.perf_counter()
+        plan = evaluation_plan(
+            problem,
+            memory_budget=self.memory_budget,
+            chunk_size=self.chunk_size,
+            block_size=self.block_size,
+            incremental=self.incremental,
+            devices=self.devices,
+        )
         dense = self.dense(problem, progress=progress).reshape(problem.num_outputs, -1)
         n = problem.n
         k = min(self.top_k, dense.shape[-1])
-        norms = jnp.sum(dense * dense, axis=-1)
-        _, top_idx = jax.lax.top_k(jnp.abs(dense), k)
-        top_val = jnp.take_along_axis(dense, top_idx, axis=-1)
-        dense_np, norms_np = np.asarray(dense), np.asarray(norms)
-        top_idx, top_val = np.asarray(top_idx), np.asarray(top_val)
+        norms = _norms(dense)
+        top_val, top_idx = _top_k(dense, k)
+        dense_np = gather_to_host(dense) if self.keep_dense else None
+        norms_np = gather_to_host(norms)
+        top_idx, top_val = gather_to_host(top_idx), gather_to_host(top_val)
         wall = time.perf_counter() - started
         solver_info = {
             "name": "exact",
@@ -212,6 +500,12 @@ class ExactSolver:
             "wall_time_s": wall,
             "key": None if key is None else np.asarray(jax.random.key_data(key)).tolist(),
             "backend": jax.default_backend(),
+            "evaluation": plan["evaluation"],
+            "devices": plan["devices"],
+            "chunk": plan["chunk"],
+            "block": plan["block"],
+            "wht_block_bits": self.wht_block_bits,
+            "wht_precision": self.wht_precision or "highest",
         }
         description = problem.describe()
         spectra = []
@@ -226,7 +520,7 @@ class ExactSolver:
                     norm_sq=float(norms_np[b]),
                     problem=description,
                     solver=solver_info,
-                    dense=dense_np[b] if self.keep_dense else None,
+                    dense=dense_np[b] if dense_np is not None else None,
                     output_label=label,
                     output_index=b,
                 )

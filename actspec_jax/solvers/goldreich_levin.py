@@ -95,6 +95,7 @@ import numpy as np
 
 from actspec_jax.errors import ActSpecError, NonFiniteOutputError
 from actspec_jax.problems.base import Problem
+from actspec_jax.sharding import mask_mesh, mesh_size
 from actspec_jax.solvers import _gl_kernels as K
 from actspec_jax.solvers._gl_leaves import LeafFit
 from actspec_jax.solvers._gl_state import (
@@ -194,6 +195,11 @@ class GoldreichLevin:
         of :class:`Prescreen` / :class:`PostCheck` / :class:`SpectralAliasing`.
       binarize_threshold: activation above which a neuron counts as active (+1).
       memory_budget: bytes per evaluation chunk (default: the device's, at most 512 MiB).
+      devices: devices the mask evaluations are split over — ``None`` (every device JAX sees,
+        rounded down to a power of two), an int, a device list or a
+        :class:`jax.sharding.Mesh` with an axis ``"masks"`` (see :mod:`actspec_jax.sharding`).
+        The chunks of each level's hybrid masks go to the devices in order; results equal
+        the one-device results for the same key.
 
     Call it as ``GoldreichLevin(tau=0.1)(problem, key=key, progress=..., checkpoint_path=...)``.
     """
@@ -218,6 +224,7 @@ class GoldreichLevin:
     redundancy: Any = None
     binarize_threshold: float = 0.0
     memory_budget: int | None = None
+    devices: Any = None
 
     # ------------------------------------------------------------------ configuration
     @classmethod
@@ -396,6 +403,8 @@ class _Run:
         self.b, self.r = cfg["block_size"], cfg["draws_per_z"]
         self.pool = 2 * self.beam if "postcheck" in self.constraints else self.beam
         self.order_length = -(-self.n // self.b) * self.b
+        mesh = mask_mesh(solver.devices)
+        self.mesh = None if mesh_size(mesh) == 1 else mesh
         self._chunks()
 
     # ------------------------------------------------------------------ sizes
@@ -475,7 +484,11 @@ class _Run:
         pruned = 0
         if cfg["order"] == "influence" and not constant:
             out = K.influence(
-                self.problem, self._sub(TAG_INFLUENCE), samples=cfg["influence_samples"], c=self.c_influence
+                self.problem,
+                self._sub(TAG_INFLUENCE),
+                samples=cfg["influence_samples"],
+                c=self.c_influence,
+                mesh=self.mesh,
             )
             if float(out["bad"]) > 0:
                 raise NonFiniteOutputError(
@@ -524,7 +537,9 @@ class _Run:
         return setup, meta
 
     def _design_values(self, draws: jax.Array) -> np.ndarray:
-        return self._checked(K.evaluate_design(self.problem, draws, mode=self.mode, c=self.c_design))
+        return self._checked(
+            K.evaluate_design(self.problem, draws, mode=self.mode, c=self.c_design, mesh=self.mesh)
+        )
 
     def _checked(self, values: jax.Array) -> np.ndarray:
         values = np.asarray(values, np.float64)
@@ -633,7 +648,14 @@ class _Run:
                 rows=self.rows,
             )
             values = K.evaluate_round(
-                self.problem, draws, jnp.int32(level), rank, mode=self.mode, c=self.c_eval, b=self.b
+                self.problem,
+                draws,
+                jnp.int32(level),
+                rank,
+                mode=self.mode,
+                c=self.c_eval,
+                b=self.b,
+                mesh=self.mesh,
             )
             stats = K.child_stats(
                 values,
@@ -781,7 +803,7 @@ class _Run:
                 columns.append(row + 1)
                 leaves.append(subset)
         draws = self.design_draws(TAG_LEAVES)
-        values_dev = K.evaluate_design(self.problem, draws, mode=self.mode, c=self.c_design)
+        values_dev = K.evaluate_design(self.problem, draws, mode=self.mode, c=self.c_design, mesh=self.mesh)
         values = self._checked(values_dev)
         if self.mode == "mask":
             meta["evaluations"]["leaves"] = int(values.shape[0])
@@ -821,6 +843,7 @@ class _Run:
             "wall_time_s": wall,
             "resumed_from_level": resumed_from,
             "backend": jax.default_backend(),
+            "devices": 1 if self.mesh is None else mesh_size(self.mesh),
             "chunks": dict(zip(("eval", "stats", "design", "leaf", "influence"), self.chunk_sizes())),
             "tau_abs": tau_abs,
             "weight_threshold": tau_abs**2 / 2.0,

@@ -9,12 +9,15 @@ Two formulations:
 
 * ``"kronecker"`` — ``H_{2^n} = H_{2^{k_1}} ⊗ … ⊗ H_{2^{k_p}}``. Each of the ``p`` passes
   multiplies the leading ``k`` index bits by a small dense Hadamard matrix and rotates
-  them to the back (Good's shuffle), so a pass is one matrix product plus one transpose:
-  ``p = ⌈n / k⌉`` memory passes instead of ``n``, and the work lands on matrix units
-  (MXU / tensor cores). Products run at ``Precision.HIGHEST`` so float32 stays float32.
+  them to the back (Good's shuffle). Written as a plain 2-D product ``[2^k, R]ᵀ · H`` (rows
+  of a batch ride along as the fastest index), a pass is one matrix product whose operand
+  transposition the GEMM absorbs: ``p = ⌈n / k⌉`` memory passes instead of ``n``, and the
+  work lands on matrix units (MXU / tensor cores). Products run at ``Precision.HIGHEST``
+  (default) so float32 stays float32.
 * ``"radix2"`` — the textbook ``n`` butterfly passes; simplest, used as a reference.
 
-Memory: at most two arrays of the input's size are live (no ``n``-fold copies).
+Memory: at most two arrays of the input's size are live (no ``n``-fold copies);
+:func:`fwht_consuming` keeps it at two even when the input is donated.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["MAX_WHT_BITS", "default_block_bits", "fwht", "hadamard_matrix", "ifwht"]
+__all__ = ["MAX_WHT_BITS", "default_block_bits", "fwht", "fwht_consuming", "hadamard_matrix", "ifwht"]
 
 MAX_WHT_BITS = 30
 Method = Literal["auto", "kronecker", "radix2"]
@@ -76,17 +79,51 @@ def _split_bits(bits: int, block: int) -> tuple[int, ...]:
     return tuple(base + (1 if i < extra else 0) for i in range(passes))
 
 
-def _kronecker(values: jax.Array, bits: int, block: int) -> jax.Array:
-    batch = values.shape[:-1]
-    x = values.reshape((-1, 1 << bits))
-    for k in _split_bits(bits, block):
+def _precision(precision: str | None) -> jax.lax.Precision:
+    """``None`` → ``HIGHEST`` (float32 products stay float32 on every backend)."""
+    if precision is None:
+        return jax.lax.Precision.HIGHEST
+    names = {"default": "DEFAULT", "high": "HIGH", "highest": "HIGHEST"}
+    if str(precision).lower() not in names:
+        raise ValueError(f"precision must be one of {sorted(names)} or None, got {precision!r}.")
+    return jax.lax.Precision[names[str(precision).lower()]]
+
+
+def _kronecker(
+    values: jax.Array,
+    bits: int,
+    block: int,
+    factors: tuple[int, ...] | None = None,
+    scale: float = 1.0,
+    precision: str | None = None,
+    *,
+    batch_first: bool = True,
+) -> jax.Array:
+    """Good's-shuffle passes over ``values`` viewed as one flat index ``(t, b)``.
+
+    The rows ``b`` (leading axes, ``B`` of them) are first moved to the fastest position
+    (``[2^bits, B]``; skipped for ``B = 1``). Each pass contracts the *leading* ``k`` index bits
+    with ``H_{2^k}`` and moves them to the back — a plain 2-D product ``[2^k, R]ᵀ·H`` with
+    no batch dimension, which XLA runs without any transpose — so once every factor has been
+    applied the rows are in front again and the bit order is the original one.
+    ``batch_first=False`` (internal) continues from an intermediate layout, so
+    :func:`fwht_consuming` can split the passes over several calls (the intermediate
+    arrays are flat permutations of the same size).
+    """
+    shape = values.shape
+    rows = values.size >> bits
+    factors = _split_bits(bits, block) if factors is None else factors
+    x = values.reshape((rows, 1 << bits))
+    if batch_first and rows > 1:
+        x = x.T
+    x = x.reshape(-1)
+    for i, k in enumerate(factors):
         h = hadamard_matrix(k, x.dtype)
-        x = x.reshape((x.shape[0], 1 << k, -1))
-        # Contract the leading k bits, then move them to the back (Good's shuffle):
-        # after every factor has been applied once, the bit order is the original one.
-        x = jnp.einsum("ij,bjr->bri", h, x, precision=jax.lax.Precision.HIGHEST)
-        x = x.reshape((x.shape[0], -1))
-    return x.reshape((*batch, 1 << bits))
+        if scale != 1.0 and i == len(factors) - 1:
+            h = h * jnp.asarray(scale, x.dtype)  # exact for powers of two
+        x = jnp.einsum("ij,jr->ri", h, x.reshape(1 << k, -1), precision=_precision(precision))
+        x = x.reshape(-1)
+    return x.reshape(shape)
 
 
 def _radix2(values: jax.Array, bits: int) -> jax.Array:
@@ -98,14 +135,23 @@ def _radix2(values: jax.Array, bits: int) -> jax.Array:
     return x.reshape((*batch, 1 << bits))
 
 
-@functools.partial(jax.jit, static_argnames=("method", "block_bits"))
-def fwht(values: jax.Array, *, method: Method = "auto", block_bits: int | None = None) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("method", "block_bits", "precision"))
+def fwht(
+    values: jax.Array,
+    *,
+    method: Method = "auto",
+    block_bits: int | None = None,
+    precision: str | None = None,
+) -> jax.Array:
     """Unnormalised Walsh–Hadamard transform over the last axis.
 
     Args:
       values: ``float[..., 2^n]`` (float32 or float64; integer input is promoted to float32).
       method: ``"kronecker"`` (matrix-unit friendly), ``"radix2"``, or ``"auto"`` (kronecker).
       block_bits: bits per Kronecker factor; default :func:`default_block_bits`.
+      precision: matmul precision of the Kronecker products: ``None``/``"highest"`` (default;
+        exact float32 on every backend), ``"high"`` or ``"default"`` (TPU: bf16 passes, GPU:
+        TF32 — faster, but the transform is then only accurate to ~3 significant digits).
 
     Returns:
       Array of the same shape: ``out[..., S] = Σ_k values[..., k] (−1)^{popcount(k & S)}``.
@@ -120,10 +166,58 @@ def fwht(values: jax.Array, *, method: Method = "auto", block_bits: int | None =
     block = block_bits if block_bits is not None else default_block_bits()
     if block < 1:
         raise ValueError(f"block_bits must be >= 1, got {block}.")
-    return _kronecker(values, bits, block)
+    return _kronecker(values, bits, block, precision=precision)
 
 
 def ifwht(coefficients: jax.Array, *, method: Method = "auto", block_bits: int | None = None) -> jax.Array:
     """Inverse of :func:`fwht`: ``fwht(c) / 2^n``."""
     out = fwht(coefficients, method=method, block_bits=block_bits)
     return out / out.shape[-1]
+
+
+@functools.partial(jax.jit, static_argnames=("factors", "scale", "precision", "first"), donate_argnums=(0,))
+def _kronecker_passes(
+    values: jax.Array,
+    factors: tuple[int, ...],
+    scale: float,
+    precision: str | None = None,
+    first: bool = True,
+) -> jax.Array:
+    bits = values.shape[-1].bit_length() - 1
+    return _kronecker(values, bits, 0, factors=factors, scale=scale, precision=precision, batch_first=first)
+
+
+def fwht_consuming(
+    values: jax.Array,
+    *,
+    scale: float = 1.0,
+    block_bits: int | None = None,
+    passes_per_call: int = 2,
+    precision: str | None = None,
+) -> jax.Array:
+    """``scale · fwht(values)`` with at most two arrays of the input's size alive at once.
+
+    The Kronecker passes run in separate compiled calls of ``passes_per_call`` passes, each
+    donating its input (so ``values`` is consumed: do not use it afterwards). Inside a single
+    compiled call XLA keeps the donated input, the output and a temporary (3×); two passes per
+    call let the second pass write back into the input's buffer (2×). ``scale`` is folded into
+    the last Hadamard factor (exact when it is a power of two, e.g. ``2^{-n}``).
+    ``block_bits`` and ``precision`` as in :func:`fwht`. Not for use under ``jit`` (use
+    :func:`fwht` there).
+    """
+    values = jnp.asarray(values)
+    if not jnp.issubdtype(values.dtype, jnp.floating):
+        values = values.astype(jnp.float32)
+    bits = _check_length(values.shape[-1])
+    block = block_bits if block_bits is not None else default_block_bits()
+    if block < 1:
+        raise ValueError(f"block_bits must be >= 1, got {block}.")
+    factors = _split_bits(bits, block)
+    if not factors:
+        return values * jnp.asarray(scale, values.dtype)
+    step = max(1, int(passes_per_call))
+    for first in range(0, len(factors), step):
+        group = factors[first : first + step]
+        last = first + step >= len(factors)
+        values = _kronecker_passes(values, group, float(scale) if last else 1.0, precision, first == 0)
+    return values
