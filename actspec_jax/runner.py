@@ -40,7 +40,7 @@ __all__ = [
     "RunResult",
     "build_problem",
     "config_from_preset",
-    "faithfulness",
+    "deletion_curve",
     "load_inputs",
     "load_run",
     "run",
@@ -687,7 +687,7 @@ def run(cfg: RunConfig, *, progress: bool = True, echo: Callable[[str], None] | 
     }
     curve = None
     if cfg.faithfulness:
-        curve = faithfulness(model, inputs, cfg, problem, spectrum, built, full)
+        curve = deletion_curve(model, inputs, cfg, problem, spectrum, built, full)
         record["faithfulness"] = curve.to_dict()
     firing = None
     if cfg.firing and inputs.texts is not None:
@@ -722,7 +722,7 @@ def run(cfg: RunConfig, *, progress: bool = True, echo: Callable[[str], None] | 
     return RunResult(spectrum, problem, record, report, curve, firing)
 
 
-def faithfulness(
+def deletion_curve(
     model: Any,
     inputs: Inputs,
     cfg: RunConfig,

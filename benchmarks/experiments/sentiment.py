@@ -66,13 +66,13 @@ def refresh_faithfulness(cfg, record: dict) -> dict:
     """Recompute a reused run's deletion curve with the current code (cheap next to the solve)."""
     from actspec_jax.models import load_pretrained
     from actspec_jax.plots import plot_faithfulness_curve
-    from actspec_jax.runner import build_problem, faithfulness, load_inputs
+    from actspec_jax.runner import build_problem, deletion_curve, load_inputs
 
     model = load_pretrained(cfg.model)
     inputs = load_inputs(model, cfg)
     problem, built = build_problem(model, inputs, cfg)
     spectrum = Spectrum.load(Path(cfg.out) / "spectrum.json")
-    curve = faithfulness(model, inputs, cfg, problem, spectrum, built)
+    curve = deletion_curve(model, inputs, cfg, problem, spectrum, built)
     record["faithfulness"] = curve.to_dict()
     (Path(cfg.out) / "faithfulness.json").write_text(json.dumps(curve.to_dict(), indent=1))
     plot_faithfulness_curve(curve).savefig(Path(cfg.out) / "faithfulness.png", dpi=130, bbox_inches="tight")
