@@ -19,6 +19,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 COMMANDS: tuple[str, ...] = (
     "actspec_jax.commands.demo",
+    "actspec_jax.commands.run",
     "actspec_jax.commands.concepts",
     "actspec_jax.commands.layers",
 )

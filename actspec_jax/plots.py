@@ -11,11 +11,15 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from actspec_jax.spectrum import Spectrum
 
 __all__ = [
+    "plot_degree_profiles",
     "plot_energy_by_degree",
+    "plot_faithfulness_curve",
+    "plot_participation_grid",
     "plot_participation_heatmap",
     "plot_subset_sizes",
     "plot_top_coefficients",
@@ -112,6 +116,8 @@ def plot_participation_heatmap(
     ax.set_title(f"Neuron participation — {_output_name(spectrum)}", fontsize=10)
     ax.set_xlabel(f"neuron index mod {cols}")
     ax.set_ylabel(f"neuron index // {cols}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     return fig
 
@@ -130,4 +136,135 @@ def plot_subset_sizes(spectrum: Spectrum) -> Figure:
     ax.set_xticks(np.arange(1, top + 1))
     ax.set_title("Sizes of the subsets found", fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+_SPECTRAL_COLORS = ["#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"]
+_ORDER_STYLES = {"attribution": ("#1f77b4", "--"), "leave-one-out": ("#2ca02c", "-.")}
+
+
+def _order_style(name: str, spectral_seen: int) -> tuple[str, str]:
+    for prefix, style in _ORDER_STYLES.items():
+        if name.startswith(prefix):
+            return style
+    if name.startswith("spectral"):
+        return _SPECTRAL_COLORS[spectral_seen % len(_SPECTRAL_COLORS)], "-"
+    return "#7f7f7f", ":"
+
+
+def plot_faithfulness_curve(curve, *, title: str | None = None, ax=None) -> Figure:
+    """Output drop ``D(k)`` against the number of neurons ablated: one line per ordering, random
+    orderings as a 10–90 % band around their mean.
+
+    ``curve`` is an :class:`actspec_jax.ablation.FaithfulnessCurve`; subset boundaries of subset
+    orderings are marked with dots. Pass ``ax`` to draw into an existing axes.
+    """
+    own = ax is None
+    if own:
+        fig = Figure(figsize=(6.0, 3.8))
+        ax = fig.subplots()
+    else:
+        fig = ax.figure
+    ks = curve.ks
+    mean, low, high = curve.random_band()
+    ax.fill_between(ks, low, high, color="#bbbbbb", alpha=0.6, label="random (10–90 % band)")
+    ax.plot(ks, mean, color="#555555", linewidth=1.2, label="random (mean)")
+    spectral_seen = 0
+    for name, drop in curve.drops.items():
+        color, style = _order_style(name, spectral_seen)
+        spectral_seen += name.startswith("spectral")
+        ax.plot(ks, drop, color=color, linestyle=style, linewidth=1.8, label=name)
+        bounds = [b for b in curve.boundaries.get(name, []) if b <= ks[-1]]
+        if bounds:
+            idx = np.searchsorted(ks, bounds)
+            idx = idx[idx < ks.size]
+            ax.plot(ks[idx], drop[idx], "o", color=color, markersize=3.5)
+    ax.axhline(0.0, color="black", linewidth=0.6)
+    ax.set_xlabel("neurons ablated together, k")
+    ax.set_ylabel(f"output drop D(k) ({curve.output})")
+    ax.set_title(title or f"Deletion curve (intact f = {curve.baseline:.3g})", fontsize=10)
+    ax.legend(fontsize=7.5, loc="upper left")
+    ax.set_xlim(ks[0], ks[-1])
+    if own:
+        fig.tight_layout()
+    return fig
+
+
+def plot_degree_profiles(
+    spectra,
+    *,
+    max_degree: int = 4,
+    title: str = "Energy by degree",
+    ax=None,
+    xlabel: str = "function",
+    legend: bool = True,
+) -> Figure:
+    """Stacked bars: for each named spectrum, the share of its non-constant energy at degree
+    1, 2, …, ``max_degree`` (the last bar segment collects ``≥ max_degree``).
+
+    ``spectra`` maps a label (e.g. a class) to a :class:`Spectrum`; the legend (``legend=True``)
+    sits to the right of the axes.
+    """
+    own = ax is None
+    if own:
+        fig = Figure(figsize=(0.55 * max(len(spectra), 4) + 3.2, 3.2))
+        ax = fig.subplots()
+    else:
+        fig = ax.figure
+    names = list(spectra)
+    shares = np.zeros((len(names), max_degree))
+    for row, name in enumerate(names):
+        energy = spectra[name].energy_by_degree()[1:]
+        total = energy.sum()
+        if total > 0:
+            top = np.zeros(max_degree)
+            top[: min(max_degree, energy.size)] = energy[:max_degree]
+            top[-1] += energy[max_degree:].sum()
+            shares[row] = top / total
+    bottom = np.zeros(len(names))
+    x = np.arange(len(names))
+    for d in range(max_degree):
+        label = f"|S| = {d + 1}" if d + 1 < max_degree else f"|S| ≥ {max_degree}"
+        ax.bar(x, shares[:, d], bottom=bottom, color=_degree_color(d + 1), label=label)
+        bottom += shares[:, d]
+    ax.set_xticks(x, [str(n) for n in names])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("share of non-constant energy")
+    ax.set_ylim(0, 1.0)
+    ax.set_title(title, fontsize=10)
+    if legend:
+        ax.legend(fontsize=7.5, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    if own:
+        fig.tight_layout()
+    return fig
+
+
+def plot_participation_grid(
+    spectra, *, shape: tuple[int, int] | None = None, columns: int = 5, title: str = "Neuron participation"
+) -> Figure:
+    """One participation heatmap per named spectrum (same colour scale), e.g. one per class."""
+    names = list(spectra)
+    rows = -(-len(names) // columns)
+    fig = Figure(figsize=(2.3 * min(columns, len(names)) + 0.8, 2.3 * rows + 0.6))
+    axes = np.atleast_1d(fig.subplots(rows, min(columns, len(names)), squeeze=False)).reshape(-1)
+    grids = []
+    for name in names:
+        values = spectra[name].participation()
+        n = values.shape[0]
+        r, c = shape or ((math.isqrt(n),) * 2 if math.isqrt(n) ** 2 == n else (1, n))
+        grid = np.full(r * c, np.nan)
+        grid[:n] = values
+        grids.append(grid.reshape(r, c))
+    vmax = max(float(np.nanmax(g)) for g in grids) if grids else 1.0
+    image = None
+    for ax, name, grid in zip(axes, names, grids):
+        image = ax.imshow(grid, cmap="viridis", vmin=0.0, vmax=vmax or 1.0)
+        ax.set_title(str(name), fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[len(names) :]:
+        ax.axis("off")
+    if image is not None:
+        fig.colorbar(image, ax=list(axes), shrink=0.8, label="share of non-constant energy")
+    fig.suptitle(title, fontsize=10)
     return fig

@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from actspec_jax.spectrum import Spectrum, SpectrumBatch, _atomic_write, _jsonable
 
-__all__ = ["Report"]
+__all__ = ["Report", "add_faithfulness_section", "add_firing_section", "add_spectrum_sections"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:980px;
@@ -99,6 +100,14 @@ class Report:
         )
         return path
 
+    def block(self, markdown: str, html_fragment: str) -> None:
+        """One block given in both renderings (e.g. text with highlighted tokens).
+
+        ``html_fragment`` is inserted as is: escape any untrusted text in it.
+        """
+        self._md.append(markdown.rstrip() + "\n")
+        self._html.append(html_fragment)
+
     # ------------------------------------------------------------------ files
     def save_json(self, name: str, obj: Any) -> Path:
         path = self.out_dir / name
@@ -169,3 +178,67 @@ def add_spectrum_sections(
             "Per-neuron participation: share of non-constant energy in subsets containing the neuron.",
         )
         report.figure(plots.plot_subset_sizes(spectrum), "subset_sizes", "Sizes of the subsets found.")
+
+
+def add_faithfulness_section(
+    report: Report, curve: Any, *, checkpoints: Sequence[int] = (1, 2, 4, 8, 16, 32)
+) -> None:
+    """The deletion curve (:class:`actspec_jax.ablation.FaithfulnessCurve`): definition, figure, table."""
+    from actspec_jax import plots
+
+    report.heading("Faithfulness: ablating what the spectrum names")
+    report.text(
+        "Starting from the intact model, the first k neurons of each ordering are ablated together (set to "
+        "the fill) and the drop of the output is measured: D(k) = f(all kept) − f(first k ablated), in "
+        f"the output's units ({curve.output}); the intact value is f(all kept) = {curve.baseline:.4g}. Each "
+        "ordering tries to remove what supports the output. Spectral, top subsets: the spectrum's subsets "
+        "with the largest drop it predicts for ablating each alone, subset by subset. Spectral, greedy: "
+        "neurons added one at a time by the spectrum's predicted drop of the whole set. Attribution: single "
+        "neurons by gradient × activation. Leave-one-out: single neurons by their measured drop. Random: "
+        f"{curve.random_drops.shape[0]} random orderings (mean and 10–90 % band)."
+    )
+    report.figure(
+        plots.plot_faithfulness_curve(curve),
+        "faithfulness",
+        "Output drop D(k) when ablating k neurons chosen by each ordering.",
+    )
+    shown = [k for k in checkpoints if k in set(curve.ks.tolist())]
+    names = list(curve.drops)
+    rows = []
+    mean, _, _ = curve.random_band()
+    for k in shown:
+        idx = int(np.searchsorted(curve.ks, k))
+        rows.append([k, *[float(curve.drops[name][idx]) for name in names], float(mean[idx])])
+    if rows:
+        report.table(
+            ["k", *names, "random (mean)"],
+            rows,
+            caption="Output drop D(k) (nan: the ordering has fewer than k neurons)",
+        )
+
+
+def add_firing_section(report: Report, firing: Sequence[dict[str, Any]]) -> None:
+    """Where the top subsets fire: reviews carrying each subset and its co-active tokens."""
+    report.heading("Where the top subsets fire")
+    report.text(
+        "For each subset S: the reviews j with the largest per-review coefficient f̂_j(S) of the same sign as "
+        "f̂(S) (exact for small n, else estimated from uniform masks), and in each review the token positions "
+        "where every neuron of S is strongly active at once (each neuron above its 90th percentile over all "
+        "tokens of all reviews; marked tokens). For attention heads, a head's activity is the norm of its "
+        "output vector."
+    )
+    for entry in firing:
+        title = "{" + ", ".join(entry["neurons"]) + "}"
+        report.heading(f"{title}: f̂(S) = {entry['coefficient']:+.4g}", level=3)
+        same = f"{entry['inputs_with_same_sign']} reviews have a per-review coefficient of the same sign."
+        md = [same + "\n"]
+        page = [f"<p>{same}</p><ul>"]
+        for ex in entry["examples"]:
+            lead = (
+                f"review #{ex['dataset_index']} (label {'positive' if ex['label'] == 1 else 'negative'}), "
+                f"f̂_j(S) = {ex['per_input_coefficient']:+.3g}"
+            )
+            md.append(f"- {lead}: {ex['markdown']}")
+            page.append(f"<li>{html.escape(lead)}: {ex['html']}</li>")
+        page.append("</ul>")
+        report.block("\n".join(md), "".join(page))
