@@ -107,7 +107,7 @@ def test_two_layers_match_a_hand_written_forward_pass(mlp, fill):
         ("pooled", "resample"),
     ],
 )
-def test_single_layer_equals_masked_problem_exactly(tiny_transformer, layer, fill):
+def test_single_layer_equals_masked_problem(tiny_transformer, layer, fill):
     module, variables, tokens = tiny_transformer
     key = jax.random.key(3)
     single = asj.MaskedProblem.from_cut(
@@ -118,11 +118,15 @@ def test_single_layer_equals_masked_problem_exactly(tiny_transformer, layer, fil
     )
     assert multi.n == single.n and multi.labels == single.labels
     masks = jnp.asarray(np.random.default_rng(4).choice([-1.0, 1.0], (24, single.n)), jnp.float32)
-    # Op-by-op kernels: the same operations in the same order give bitwise-equal values.
-    np.testing.assert_array_equal(
-        np.asarray(multi.evaluate_unchecked(masks)), np.asarray(single.evaluate_unchecked(masks))
+    # Same function; the clean activations come from differently compiled forward passes, so
+    # the values agree to float32 rounding rather than bit for bit.
+    np.testing.assert_allclose(
+        np.asarray(multi.evaluate_unchecked(masks)),
+        np.asarray(single.evaluate_unchecked(masks)),
+        rtol=2e-6,
+        atol=1e-6,
     )
-    np.testing.assert_allclose(multi.evaluate(masks), single.evaluate(masks), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(multi.evaluate(masks), single.evaluate(masks), rtol=2e-6, atol=1e-6)
 
 
 def test_all_heads_gate_semantics(tiny_transformer):
