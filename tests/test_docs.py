@@ -24,3 +24,19 @@ def test_results_page_links_existing_small_figures():
         "## (c) Faithfulness",
     ):
         assert needle in text, needle
+
+
+def test_readme_tour_runs_as_written(tmp_path, monkeypatch):
+    readme = (DOCS.parent / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert blocks, "README.md lost its Python tour"
+    monkeypatch.chdir(tmp_path)  # the tour saves spectrum.json in the working directory
+    namespace: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    first = namespace["asj"].FunctionProblem(lambda x: x[:, 0] * x[:, 2] + 0.5 * x[:, 1], n=4)
+    assert {k: round(v, 6) for k, v in namespace["asj"].ExactSolver()(first).to_dict().items()} == {
+        (0, 2): 1.0,
+        (1,): 0.5,
+    }
+    assert (tmp_path / "spectrum.json").is_file()
+    assert namespace["spec"].n == 16
