@@ -13,7 +13,10 @@ the script measures, in the same run:
   * the **naive memory floor**: the head's product ``[masks·inputs, 256] @ [256, 10]`` on
     masked activations that are already materialised.
 
-Target (issue 2): mask evaluation ≥ 50 % of the matmul floor.
+Target (issue 2): mask evaluation ≥ 50 % of the matmul floor. The direct evaluation is a
+skinny ``[masks·inputs, 256] @ [256, 10]`` product and memory-bound; the solver's incremental
+path (what ``ExactSolver`` runs) is also reported against the same floor, counted in the
+direct evaluation's FLOPs.
 Usage: ``python benchmarks/bench_exact.py [--inputs 64] [--ns 16 18 20]``
 """
 
@@ -107,6 +110,8 @@ def measure(n: int, num_inputs: int, repeats: int) -> dict[str, float]:
         "memory_floor_s": t_memory,
         "eval_masks_inputs_per_s": CHUNK * m / t_blocked,
         "fraction_of_compute_floor": t_compute / t_blocked,
+        # the solver's rate counted in the direct evaluation's FLOPs (it does fewer: incremental)
+        "solve_fraction_of_compute_floor": (1 << n) * t_compute / (CHUNK * t_solve),
         "fraction_of_naive_memory_floor": t_memory / t_blocked,
         "blocking_speedup": t_unblocked / t_blocked,
     }
@@ -132,6 +137,7 @@ def main() -> None:
                 record["chunk_flops"] / record["eval_blocked_s"] / 1e9,
                 record["chunk_flops"] / record["compute_floor_s"] / 1e9,
                 record["fraction_of_compute_floor"],
+                record["solve_fraction_of_compute_floor"],
                 record["fraction_of_naive_memory_floor"],
                 record["blocking_speedup"],
             ]
@@ -144,11 +150,15 @@ def main() -> None:
         "eval GFLOP/s",
         "matmul floor GFLOP/s",
         "eval / compute floor",
+        "solve / compute floor",
         "eval / naive memory floor",
         "blocking speed-up",
     ]
     print(table(headers, rows))
-    print("\nTarget: eval / compute floor ≥ 0.5 (issue 2).")
+    print(
+        "\nTarget: eval / compute floor ≥ 0.5 (issue 2). 'solve / compute floor' counts the solver's"
+        " masks·inputs per second in the direct evaluation's FLOPs (the solver itself does fewer)."
+    )
     print(f"saved {save('bench_exact', {'records': records})}")
 
 
