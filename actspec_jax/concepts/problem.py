@@ -22,13 +22,13 @@ from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from actspec_jax.concepts.basis import ConceptBasis, Shift, fit_basis
-from actspec_jax.errors import ActSpecError, NonFiniteOutputError
+from actspec_jax.errors import ActSpecError
+from actspec_jax.problems._selected import SelectedOutputProblem, check_request, output_labels_for
 from actspec_jax.problems.base import Problem
 from actspec_jax.problems.cut import CutModel
-from actspec_jax.problems.outputs import OutputSelector, parse_output
+from actspec_jax.problems.outputs import OutputSelector
 
 __all__ = ["ConceptProblem", "concept_problem", "concept_spectrum"]
 
@@ -36,7 +36,7 @@ ConceptFill = Literal["zero", "mean"]
 
 
 @jax.tree_util.register_pytree_node_class
-class ConceptProblem(Problem):
+class ConceptProblem(SelectedOutputProblem):
     """Model cut at a layer + concept basis + inputs + output → ``f(mask over concepts)``.
 
     Build with :meth:`from_cut`. Arrays are pytree leaves (the problem passes through
@@ -110,14 +110,9 @@ class ConceptProblem(Problem):
           aggregate: ``'mean'`` over inputs, or ``'none'`` (one function per input).
           labels: optional names of the concepts.
         """
-        selector = parse_output(output)
-        if aggregate not in ("mean", "none"):
-            raise ActSpecError(f"aggregate must be 'mean' or 'none', got {aggregate!r}.")
+        selector = check_request(output, aggregate, inputs)
         if fill not in ("zero", "mean"):
             raise ActSpecError(f"concept fill must be 'zero' or 'mean', got {fill!r}.")
-        leaves = jax.tree_util.tree_leaves(inputs)
-        if not leaves or any(np.ndim(a) == 0 or np.shape(a)[0] == 0 for a in leaves):
-            raise ActSpecError("the input batch is empty: pass at least one input.")
         activations = jnp.asarray(cut.features(cut.params, inputs), jnp.float32)
         if basis is None:
             if num_concepts is None or key is None:
@@ -146,18 +141,9 @@ class ConceptProblem(Problem):
             raise ActSpecError(f"got {len(labels)} labels for {k} concepts.")
         concept_labels = tuple(labels) if labels is not None else tuple(f"concept {j}" for j in range(k))
 
-        outputs = jax.eval_shape(cut.head, cut.params, activations, inputs)
-        num_classes = outputs.shape[-1]
-        selector.validate(num_classes)
-        per_class = selector.output_labels(num_classes)
         m = activations.shape[0]
-        if aggregate == "none":
-            per_input = [f"input {j}" for j in range(m)]
-            out_labels = (
-                tuple(f"{a} / {b}" for a in per_input for b in per_class) if per_class else tuple(per_input)
-            )
-        else:
-            out_labels = per_class
+        outputs = jax.eval_shape(cut.head, cut.params, activations, inputs)
+        out_labels = output_labels_for(selector, outputs, m, aggregate)
         info = json.dumps(
             {
                 "layer": cut.layer,
@@ -188,28 +174,13 @@ class ConceptProblem(Problem):
             info=info,
             out_labels=out_labels,
         )
-        base = problem.evaluate_unchecked(jnp.ones((1, k), jnp.float32))
-        if not bool(jnp.all(jnp.isfinite(base))):
-            raise NonFiniteOutputError("the model's output is NaN/inf on the unmasked inputs already.")
+        problem.check_unmasked_outputs()
         return problem
 
     # ------------------------------------------------------------------ Problem API
     @property
     def n(self) -> int:
         return int(self.dictionary.shape[0])
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self._labels
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        probe = jax.ShapeDtypeStruct((1, self.n), jnp.float32)
-        return tuple(jax.eval_shape(self.evaluate_unchecked, probe).shape[1:])
-
-    @property
-    def output_labels(self) -> tuple[str, ...]:
-        return self._out_labels if self._out_labels else super().output_labels
 
     @property
     def num_inputs(self) -> int:
@@ -220,15 +191,9 @@ class ConceptProblem(Problem):
         removed = jnp.where(mask < 0, self.codes - self.fill_codes, 0.0)
         return self.activations - removed @ self.dictionary
 
-    def _value(self, mask: jax.Array) -> jax.Array:
-        selected = self.selector(self.head(self.params, self.masked_activations(mask), self.inputs))
-        return jnp.mean(selected, axis=0) if self.aggregate == "mean" else selected
-
-    def evaluate_unchecked(self, masks: jax.Array) -> jax.Array:
-        return jax.vmap(self._value)(masks)
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": "ConceptProblem", "n": self.n, **json.loads(self._info)}
+    def outputs(self, mask: jax.Array) -> jax.Array:
+        """The model's outputs ``[m, ..., classes]`` with the concepts of ``mask`` ablated."""
+        return self.head(self.params, self.masked_activations(mask), self.inputs)
 
     # ------------------------------------------------------------------ pytree
     def tree_flatten(self):
