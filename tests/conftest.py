@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("ACTSPEC_TINY", "1")
+# Commands run in-process here: keep their compilation cache out of the user's home.
+os.environ.setdefault("ACTSPEC_COMPILATION_CACHE", "off")
 
 
 @pytest.fixture

@@ -64,3 +64,43 @@ def test_paper_mode_demo(tmp_path, capsys):
     doc = json.loads((out / "spectrum.json").read_text())
     assert doc["solver"]["estimator"] == "paper" and doc["n"] == 256
     assert "Joint subsets" in capsys.readouterr().out
+
+
+def test_compilation_cache_folder_follows_the_environment(tmp_path):
+    from pathlib import Path
+
+    from actspec_jax.cli import compilation_cache_dir
+
+    assert compilation_cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "actspec_jax" / "xla"
+    assert compilation_cache_dir({"ACTSPEC_COMPILATION_CACHE": str(tmp_path / "cc")}) == tmp_path / "cc"
+    for off in ("off", "0", "", "false"):
+        assert compilation_cache_dir({"ACTSPEC_COMPILATION_CACHE": off}) is None
+    # JAX configured by the user: left alone
+    assert compilation_cache_dir({"JAX_COMPILATION_CACHE_DIR": "/elsewhere"}) is None
+    assert isinstance(compilation_cache_dir({}), Path)
+
+
+def test_a_command_turns_on_the_compilation_cache(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "ACTSPEC_COMPILATION_CACHE": str(tmp_path / "cc"),
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+        "JAX_PLATFORMS": "cpu",
+    }
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    argv = ["demo", "--solver", "exact", "--units", "4", "--inputs", "4", "--quiet", "--out"]
+    code = (
+        "import jax; from actspec_jax.cli import main; "
+        f"assert main({[*argv, str(tmp_path / 'r')]!r}) == 0; "
+        "print('cache:', jax.config.jax_compilation_cache_dir)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"cache: {tmp_path / 'cc'}" in done.stdout
+    assert (tmp_path / "cc").is_dir()
