@@ -37,6 +37,7 @@ def test_exact_demo_runs_end_to_end_at_a_tiny_size(tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "Report written to" in printed and "higher-order energy share" in printed
+    assert "joint subsets found: units that act together" in printed  # exact: every coefficient
     doc = json.loads((out / "spectrum.json").read_text())
     assert doc["n"] == 6 and doc["problem"]["output"] == "log_prob:7"
     assert (out / "report.html").exists() and (out / "top_coefficients.png").exists()
