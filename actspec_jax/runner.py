@@ -194,7 +194,8 @@ class RunConfig:
       tau … max_degree: GL settings (``None``: the estimator's default).
       seed: seed of every random choice (GL, R² masks, random orderings).
       out: report folder.
-      checkpoint: GL checkpoint file; rerunning with the same file resumes the search.
+      checkpoint: checkpoint file (GL search state, or the exact solver's partly filled table);
+        rerunning with the same file resumes.
       faithfulness: compute the ablation curve (spectral vs attribution vs random).
       faithfulness_k: largest number of neurons ablated on the curve.
       random_orderings: random orderings averaged on the curve.
@@ -512,8 +513,6 @@ def _solve(problem: Any, cfg: RunConfig, progress: bool) -> Any:
         raise ActSpecError(f"solver must be one of {SOLVERS}, got {cfg.solver!r}.")
     bar = None
     if cfg.solver == "exact":
-        if cfg.checkpoint is not None:
-            raise ActSpecError("checkpoints are for the GL search; the exact solver has nothing to resume.")
         if progress:
             from tqdm.auto import tqdm
 
@@ -524,7 +523,7 @@ def _solve(problem: Any, cfg: RunConfig, progress: bool) -> Any:
                 bar.update(done - bar.n)
 
         try:
-            return asj.ExactSolver()(problem, progress=tick)
+            return asj.ExactSolver()(problem, progress=tick, checkpoint_path=cfg.checkpoint)
         finally:
             if bar is not None:
                 bar.close()

@@ -10,8 +10,9 @@ Examples::
     actspec run --model sentiment_transformer --layer block_0/attn/heads \\
         --layer block_1/attn/heads --classes 0,1 --per-class 16 --solver exact
 
-A preset sets defaults; every option given on the command line overrides it. GL searches
-can be stopped and resumed: pass ``--checkpoint FILE`` and rerun the same command.
+A preset sets defaults; every option given on the command line overrides it. Runs can be
+stopped and resumed (GL searches and exact solves): pass ``--checkpoint FILE`` and rerun the
+same command.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--leaf-samples", type=int, help="GL: masks for the norm pass and the leaf estimates")
     g.add_argument("--influence-samples", type=int, help="GL: points of the influence pre-pass")
     g.add_argument("--max-degree", type=int, help="GL: largest subset size searched")
-    g.add_argument("--checkpoint", help="GL checkpoint file; rerun the same command to resume")
+    g.add_argument("--checkpoint", help="checkpoint file (GL or exact); rerun the same command to resume")
     g = parser.add_argument_group("report")
     g.add_argument("--seed", type=int, help="seed of every random choice (default 0)")
     g.add_argument("--out", help="report folder (default: actspec_run)")

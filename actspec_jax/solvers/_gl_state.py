@@ -5,32 +5,25 @@ weights, the base key's data) plus the fixed result of the pre-passes (:class:`S
 coordinate order, centring constant, norm, thresholds). A checkpoint is one ``.npz`` file
 (``np.savez``, no pickles) holding both and a JSON ``meta`` string (format tag, version, a
 fingerprint of problem + settings + key, per-level statistics, removal records, counters).
-It is written to a temporary file in the same folder and renamed over the old one, so a
-crash leaves either the previous or the new checkpoint, never a torn one.
+Written and read by :mod:`actspec_jax.solvers._checkpoint` (atomic rename; format, version
+and fingerprint checked).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from actspec_jax.errors import ActSpecError
+from actspec_jax.solvers._checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 
 __all__ = ["CheckpointError", "SearchSetup", "SearchState", "load_checkpoint", "save_checkpoint"]
 
 FORMAT = "actspec_jax.gl_checkpoint"
 VERSION = 1
-
-
-class CheckpointError(ActSpecError):
-    """A Goldreich–Levin checkpoint that is corrupt, foreign, or from another configuration."""
 
 
 class SearchState(NamedTuple):
@@ -80,21 +73,7 @@ def _arrays(state: SearchState, setup: SearchSetup) -> dict[str, np.ndarray]:
 
 def save_checkpoint(path: str | os.PathLike, state: SearchState, setup: SearchSetup, meta: dict) -> Path:
     """Write the checkpoint atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"format": FORMAT, "version": VERSION, **meta}
-    arrays = _arrays(state, setup)
-    arrays["meta"] = np.asarray(json.dumps(doc))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_checkpoint(path, _arrays(state, setup), meta, format_tag=FORMAT, version=VERSION)
 
 
 def load_checkpoint(
@@ -117,31 +96,9 @@ def load_checkpoint(
     """
     source = str(path)
     fix = f"Delete {source} (or pass another checkpoint_path) to start a fresh search."
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: np.asarray(data[name]) for name in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise CheckpointError(f"{source} is not a readable checkpoint ({err}). {fix}") from err
-    if "meta" not in arrays:
-        raise CheckpointError(
-            f"{source} is not an actspec_jax Goldreich–Levin checkpoint (no metadata). {fix}"
-        )
-    try:
-        meta = json.loads(str(arrays.pop("meta")))
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{source}: corrupt checkpoint metadata ({err}). {fix}") from err
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{source} is not an actspec_jax Goldreich–Levin checkpoint. {fix}")
-    version = meta.get("version")
-    if not isinstance(version, int) or version > VERSION or version < 1:
-        raise CheckpointError(
-            f"{source} has checkpoint version {version!r}; this build reads {VERSION}. {fix}"
-        )
-    if meta.get("fingerprint") != fingerprint:
-        raise CheckpointError(
-            f"{source} was written by a different search (another problem, solver setting or key), so "
-            f"it cannot be resumed here. {fix}"
-        )
+    arrays, meta = read_checkpoint(
+        path, format_tag=FORMAT, version=VERSION, fingerprint=fingerprint, what="Goldreich–Levin", fix=fix
+    )
     try:
         expected = shapes(meta)
     except (KeyError, TypeError, ValueError) as err:

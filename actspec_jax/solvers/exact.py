@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +48,7 @@ from actspec_jax.sharding import (
     table_sharding,
 )
 from actspec_jax.solvers import incremental as _inc
+from actspec_jax.solvers._checkpoint import CheckpointError, problem_digest, read_checkpoint, write_checkpoint
 from actspec_jax.solvers._memory import (
     available_memory,
     bytes_per_mask,
@@ -243,6 +247,71 @@ def evaluation_plan(
     }
 
 
+class _TableCheckpoint:
+    """The partly filled value table of :func:`exact_value_table` in an ``.npz`` checkpoint."""
+
+    FORMAT = "actspec_jax.exact_table_checkpoint"
+    VERSION = 1
+
+    def __init__(self, path: str | os.PathLike, problem: Problem, plan: dict[str, Any], dtype: Any) -> None:
+        if jax.process_count() > 1:
+            raise ActSpecError(
+                "exact-solver checkpoints are written by one process; drop checkpoint_path in a "
+                "multi-process run (or run on one host)."
+            )
+        self.path = os.fspath(path)
+        self.shape = (problem.num_outputs, 1 << problem.n)
+        self.dtype = np.dtype(dtype)
+        doc = {
+            "problem": problem_digest(problem),
+            "n": problem.n,
+            "shape": self.shape,
+            "dtype": str(self.dtype),
+            **{k: plan[k] for k in ("evaluation", "chunk", "block", "devices")},
+        }
+        self.fingerprint = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+    def resume(self, table: jax.Array, mesh: Mesh | None) -> tuple[jax.Array, int]:
+        """``(table, masks done per device)`` from the file, or the fresh table and 0."""
+        if not os.path.exists(self.path):
+            return table, 0
+        fix = f"Delete {self.path} (or pass another checkpoint_path) to start a fresh solve."
+        arrays, meta = read_checkpoint(
+            self.path,
+            format_tag=self.FORMAT,
+            version=self.VERSION,
+            fingerprint=self.fingerprint,
+            what="exact-solver",
+            fix=fix,
+        )
+        saved = arrays.get("table")
+        done = meta.get("done")
+        matches = saved is not None and saved.shape == self.shape and saved.dtype == self.dtype
+        if not matches or not isinstance(done, int):
+            raise CheckpointError(f"{self.path}: the saved table does not match this solve. {fix}")
+        restored = jnp.asarray(saved)
+        if mesh is not None:
+            restored = jax.device_put(restored, table_sharding(mesh))
+        return restored, done
+
+    def save(self, table: jax.Array, done: int) -> None:
+        write_checkpoint(
+            self.path,
+            {"table": gather_to_host(table)},
+            {"fingerprint": self.fingerprint, "done": int(done)},
+            format_tag=self.FORMAT,
+            version=self.VERSION,
+        )
+
+    def save_if_intact(self, table: jax.Array, done: int) -> None:
+        """Save after an interruption unless the table's buffer was lost with it."""
+        try:
+            if not table.is_deleted():
+                self.save(table, done)
+        except Exception:  # the failed chunk took the table with it: keep the last checkpoint
+            pass
+
+
 def exact_value_table(
     problem: Problem,
     *,
@@ -253,6 +322,8 @@ def exact_value_table(
     progress: Progress | None = None,
     incremental: bool | None = None,
     devices: DeviceSpec = 1,
+    checkpoint_path: str | os.PathLike | None = None,
+    checkpoint_every_s: float = 60.0,
 ) -> jax.Array:
     """Values of the problem on all ``2^n`` masks: ``float[B, 2^n]`` (``B = num_outputs``).
 
@@ -268,6 +339,11 @@ def exact_value_table(
       devices: ``1`` (default here) — one device; ``None``/``"all"``, an int, a device list
         or a :class:`~jax.sharding.Mesh` — split the table over that many devices (the
         result is then sharded on its last axis; see :mod:`actspec_jax.sharding`).
+      checkpoint_path: ``.npz`` file for the partly filled table: written atomically every
+        ``checkpoint_every_s`` seconds and when the run is interrupted (an exception, Ctrl-C);
+        a rerun with the same file resumes where it stopped and gives the same table bit for
+        bit. The file is left in place (:class:`ExactSolver` removes it once the spectrum is
+        built). Single-process runs only.
 
     Raises :class:`NonFiniteOutputError` if any value is NaN or inf.
     """
@@ -284,33 +360,38 @@ def exact_value_table(
     )
     chunk, block, mesh = plan["chunk"], plan["block"], plan["mesh"]
     use_inc = plan["evaluation"] == "incremental"
+    d = 1 if mesh is None else mesh_size(mesh)
+    span = total // d  # masks per device
+    settings = {"chunk": chunk, "block": block, "incremental": use_inc, "n": n}
     if mesh is None:
+        fill = functools.partial(_fill_chunk, **settings)
         table = jnp.zeros((problem.num_outputs, total), dtype)
-        for start in range(0, total, chunk):
-            table = _fill_chunk(
-                problem, table, jnp.int32(start), chunk=chunk, n=n, block=block, incremental=use_inc
-            )
-            if progress is not None:
-                table.block_until_ready()
-                progress(min(start + chunk, total), total)
     else:
-        d = mesh_size(mesh)
-        local = total // d
+        fill = functools.partial(_fill_chunk_sharded, **settings, mesh=mesh)
         table = jax.device_put(jnp.zeros((problem.num_outputs, total), dtype), table_sharding(mesh))
-        for start in range(0, local, chunk):
-            table = _fill_chunk_sharded(
-                problem,
-                table,
-                jnp.int32(start),
-                chunk=chunk,
-                n=n,
-                block=block,
-                incremental=use_inc,
-                mesh=mesh,
-            )
+    saver = None
+    begin = 0
+    if not checkpoint_every_s >= 0:
+        raise ActSpecError(f"checkpoint_every_s must be >= 0 seconds, got {checkpoint_every_s}.")
+    if checkpoint_path is not None:
+        saver = _TableCheckpoint(checkpoint_path, problem, plan, dtype)
+        table, begin = saver.resume(table, mesh)
+    done = begin
+    last_save = time.monotonic()
+    try:
+        for start in range(begin, span, chunk):
+            table = fill(problem, table, jnp.int32(start))
+            done = min(start + chunk, span)
             if progress is not None:
                 table.block_until_ready()
-                progress(min(start + chunk, local) * d, total)
+                progress(done * d, total)
+            if saver is not None and done < span and time.monotonic() - last_save >= checkpoint_every_s:
+                saver.save(table, done)
+                last_save = time.monotonic()
+    except BaseException:
+        if saver is not None and done > begin:
+            saver.save_if_intact(table, done)  # an interrupted run keeps what it computed
+        raise
     finite = _all_finite(table)
     if not bool(gather_to_host(finite)):
         bad = ~np.isfinite(gather_to_host(table))
@@ -403,6 +484,8 @@ class ExactSolver:
         GPU/TPU; see :func:`actspec_jax.transforms.fwht`).
       wht_precision: matmul precision of the transform: ``None`` (``"highest"``: exact float32
         on every backend), ``"high"`` or ``"default"`` (faster on TPU/GPU, ~3 digits).
+      checkpoint_every_s: with ``checkpoint_path=`` (a call argument), seconds between saves
+        of the partly filled value table; an interrupted solve also saves on its way out.
 
     Calling the solver on a problem returns a :class:`~actspec_jax.Spectrum` for a single
     function and a :class:`~actspec_jax.SpectrumBatch` for a batch of outputs.
@@ -420,6 +503,7 @@ class ExactSolver:
     devices: DeviceSpec = None
     wht_block_bits: int | None = None
     wht_precision: str | None = None
+    checkpoint_every_s: float = 60.0
 
     def _guard(self, problem: Problem) -> None:
         n = problem.n
@@ -445,8 +529,17 @@ class ExactSolver:
                 f"{format_bytes(need)} but only {format_bytes(free)} is free. {hint}"
             )
 
-    def dense(self, problem: Problem, *, progress: Progress | None = None) -> jax.Array:
-        """Full spectrum ``float[*output_shape, 2^n]`` (index ``S`` = subset bitmask)."""
+    def dense(
+        self,
+        problem: Problem,
+        *,
+        progress: Progress | None = None,
+        checkpoint_path: str | os.PathLike | None = None,
+    ) -> jax.Array:
+        """Full spectrum ``float[*output_shape, 2^n]`` (index ``S`` = subset bitmask).
+
+        ``checkpoint_path``: see :func:`exact_value_table`; removed once the transform is done.
+        """
         self._guard(problem)
         table = exact_value_table(
             problem,
@@ -457,8 +550,13 @@ class ExactSolver:
             progress=progress,
             incremental=self.incremental,
             devices=self.devices,
+            checkpoint_path=checkpoint_path,
+            checkpoint_every_s=self.checkpoint_every_s,
         )
-        return _transform(table, self.wht_block_bits, self.wht_precision).reshape((*problem.output_shape, -1))
+        dense = _transform(table, self.wht_block_bits, self.wht_precision)
+        if checkpoint_path is not None and os.path.exists(checkpoint_path):
+            os.unlink(checkpoint_path)  # the spectrum is complete
+        return dense.reshape((*problem.output_shape, -1))
 
     def __call__(
         self,
@@ -466,8 +564,14 @@ class ExactSolver:
         *,
         key: jax.Array | None = None,
         progress: Progress | None = None,
+        checkpoint_path: str | os.PathLike | None = None,
     ) -> Spectrum | SpectrumBatch:
-        """Solve ``problem``. ``key`` is accepted for a uniform solver API and recorded only."""
+        """Solve ``problem``. ``key`` is accepted for a uniform solver API and recorded only.
+
+        ``checkpoint_path``: a file for the partly filled value table, saved every
+        ``checkpoint_every_s`` seconds and on interruption; calling again with the same file
+        resumes and gives the same spectrum. Removed once the spectrum is built.
+        """
         if self.top_k < 1:
             raise ActSpecError(f"top_k must be >= 1, got {self.top_k}.")
         if not 0.0 <= self.rtol < 1.0:
@@ -481,7 +585,8 @@ class ExactSolver:
             incremental=self.incremental,
             devices=self.devices,
         )
-        dense = self.dense(problem, progress=progress).reshape(problem.num_outputs, -1)
+        dense = self.dense(problem, progress=progress, checkpoint_path=checkpoint_path)
+        dense = dense.reshape(problem.num_outputs, -1)
         n = problem.n
         k = min(self.top_k, dense.shape[-1])
         norms = _norms(dense)

@@ -104,6 +104,7 @@ from actspec_jax.errors import ActSpecError, NonFiniteOutputError
 from actspec_jax.problems.base import Problem
 from actspec_jax.sharding import mask_mesh, mesh_size
 from actspec_jax.solvers import _gl_kernels as K
+from actspec_jax.solvers._checkpoint import problem_digest
 from actspec_jax.solvers._gl_leaves import LeafFit
 from actspec_jax.solvers._gl_state import (
     CheckpointError,
@@ -598,17 +599,11 @@ class _Run:
 
         Resuming from a checkpoint with another fingerprint would splice two searches.
         """
-        digest = hashlib.sha256()
-        for leaf in jax.tree_util.tree_leaves(self.problem):
-            array = np.asarray(leaf)
-            digest.update(f"{array.dtype}{array.shape}".encode())
-            digest.update(np.ascontiguousarray(array).tobytes())
         doc = {
             "settings": self.cfg,
-            "problem": self.problem.describe(),
+            "problem": problem_digest(self.problem),
             "n": self.n,
             "key": _key_data(self.key).tolist(),
-            "arrays": digest.hexdigest(),
         }
         return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
