@@ -203,6 +203,13 @@ def summary_rows(results: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
+def load_note(results: dict[str, Any]) -> str:
+    """A caveat when other work shared the cores (1-minute load above the core count)."""
+    cores = results["machine"].get("cores") or 1
+    loads = [v[0] for v in (results.get("load_before"), results.get("load_after")) if v]
+    return " (the machine was shared: expect noise of ±30 %)" if any(v > cores for v in loads) else ""
+
+
 def markdown(results: dict[str, Any]) -> str:
     info = results["machine"]
     lines = [
@@ -210,7 +217,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"Measured with `python benchmarks/run_all.py{' --tiny' if results['tiny'] else ''}` on "
         f"{info['cpu']} ({info['cores']} cores, backend {info['backend']}, jax {info['jax']}), "
         f"{results['date']}; load average {results['load_before']} before, "
-        f"{results['load_after']} after (the machine was shared: expect noise of ±30 %).",
+        f"{results['load_after']} after{load_note(results)}.",
         "",
         table(
             ["benchmark", "ours", "baseline (same run)", "ratio", "target", "holds"], summary_rows(results)
