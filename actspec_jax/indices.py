@@ -263,21 +263,31 @@ def _popcount(length_like: jax.Array) -> jax.Array:
 
 
 @jax.jit
-def _weighted_superset(dense: jax.Array, column: jax.Array, idx: jax.Array) -> jax.Array:
-    """``Σ_{R⊇S} column[|R|] dense[R]`` at the subset indices ``idx``."""
-    h = column.astype(dense.dtype)[_popcount(dense)] * dense
-    return superset_sum(h)[idx]
+def _weighted_supersets(dense: jax.Array, columns: jax.Array) -> jax.Array:
+    """``out[j, S] = Σ_{R⊇S} columns[j, |R|] dense[R]`` for every subset ``S``: ``float[J, 2^n]``."""
+    h = columns.astype(dense.dtype)[:, _popcount(dense)] * dense
+    return superset_sum(h)
+
+
+SUPERSET_GROUP_BYTES = 1 << 28  # at most this much for one group of weighted superset tables
 
 
 def _dense_index(dense: Any, n: int, w: np.ndarray, sizes: range) -> dict[tuple[int, ...], float]:
+    """Every size in one compiled call per group of sizes (groups padded to one shape)."""
     values = jnp.asarray(dense)
     if not jnp.issubdtype(values.dtype, jnp.floating):
         values = values.astype(jnp.float32)
+    sizes = list(sizes)
+    group = max(1, min(len(sizes), SUPERSET_GROUP_BYTES // (values.dtype.itemsize << n)))
     out: dict[tuple[int, ...], float] = {}
-    for s in sizes:
-        idx, tuples = _subsets_of_size(n, s)
-        got = np.asarray(_weighted_superset(values, jnp.asarray(w[:, s]), jnp.asarray(idx, jnp.int32)))
-        out.update(zip(tuples, got.astype(np.float64).tolist()))
+    for first in range(0, len(sizes), group):
+        chunk = sizes[first : first + group]
+        columns = np.zeros((group, w.shape[0]), w.dtype)
+        columns[: len(chunk)] = w[:, chunk].T
+        tables = np.asarray(_weighted_supersets(values, jnp.asarray(columns)))
+        for row, s in enumerate(chunk):
+            idx, tuples = _subsets_of_size(n, s)
+            out.update(zip(tuples, tables[row, idx].astype(np.float64).tolist()))
     return out
 
 
