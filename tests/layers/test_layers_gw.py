@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -93,7 +95,13 @@ def _round64(P: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 def test_ranking_agrees_with_exact_conditional_gradient():
     """Reference: POT's exact (unregularised) conditional-gradient GW, square loss, on the same
-    normalised cost matrices, best of two starts (the product coupling and our coupling)."""
+    normalised cost matrices, best of two starts (the product coupling and our coupling).
+
+    GW is not convex and conditional gradient stops at a local optimum: from the product
+    coupling or random permutations POT lands about 2× above our values here (median ratio
+    ours/POT 0.44), so a reference from those starts alone ranks its own local optima, not the
+    pairs. Refining our coupling with the exact objective gives the nearest stationary point;
+    the independent comparison with POT's own entropic starts is the slow test below."""
     ot = pytest.importorskip("ot")
     m = 20
     costs = cost_matrices(_noise_family(m, 0))
@@ -111,6 +119,28 @@ def test_ranking_agrees_with_exact_conditional_gradient():
     assert rho >= 0.95, (rho, ours, reference)
     # our coupling is close to a stationary point of the exact objective
     assert np.median(ours / np.asarray(reference)) < 1.1
+
+
+@pytest.mark.slow
+def test_our_couplings_are_no_worse_than_pots_own():
+    """Independent of our couplings: POT's entropic GW (ε = 1e-2) refined by its exact conditional
+    gradient, best with the product start. Ours should reach GW values at least as low."""
+    ot = pytest.importorskip("ot")
+    m = 20
+    costs = cost_matrices(_noise_family(m, 0))
+    C = np.asarray(costs, np.float64)
+    result = gw_matrix(costs)
+    p = np.full(m, 1 / m)
+    reference = []
+    for a, b in result.pairs:
+        start = ot.gromov.entropic_gromov_wasserstein(
+            C[a], C[b], p, p, loss_fun="square_loss", epsilon=1e-2, max_iter=500
+        )
+        exact = functools.partial(ot.gromov.gromov_wasserstein2, C[a], C[b], p, p, loss_fun="square_loss")
+        reference.append(min(exact(G0=_round64(start, p)), exact()))
+    ours = result.distances[result.pairs[:, 0], result.pairs[:, 1]]
+    assert np.median(ours / np.asarray(reference)) <= 1.0
+    assert np.mean(ours <= np.asarray(reference) * 1.05) >= 0.8
 
 
 def test_bad_inputs():
