@@ -40,3 +40,4 @@ def test_readme_tour_runs_as_written(tmp_path, monkeypatch):
     }
     assert (tmp_path / "spectrum.json").is_file()
     assert namespace["spec"].n == 16
+    assert namespace["big"].n == 256 and namespace["big"].solver["name"] == "goldreich_levin"
