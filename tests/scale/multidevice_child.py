@@ -6,8 +6,11 @@ imports jax (the flag is read once, at backend start-up), so it must be a separa
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import sys
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -57,6 +60,28 @@ def main() -> None:
     calls: list[tuple[int, int]] = []
     asj.ExactSolver(devices=4, chunk_size=32)(table_problem, progress=lambda d, t: calls.append((d, t)))
     out["progress"] = calls
+
+    # An interrupted sharded solve resumes from its checkpoint to the same table, bit for bit.
+    class Stop(Exception):
+        pass
+
+    def stop_at_half(done: int, total: int) -> None:
+        if done >= total // 2:
+            raise Stop
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "sharded.npz")
+        solve = functools.partial(exact_value_table, table_problem, devices=4, chunk_size=16)
+        full = np.asarray(solve())
+        try:
+            solve(progress=stop_at_half, checkpoint_path=path)
+            out["checkpoint_stopped"] = False
+        except Stop:
+            out["checkpoint_stopped"] = True
+        out["checkpoint_written"] = os.path.exists(path)
+        resumed = solve(checkpoint_path=path)
+        out["checkpoint_resumed_sharded_over"] = len(resumed.sharding.device_set)
+        out["checkpoint_resumed_bitwise_equal"] = bool(np.array_equal(full, np.asarray(resumed)))
 
     mesh = mask_mesh(4)
     x = jnp.asarray(np.random.default_rng(1).standard_normal((3, 1 << 10)), jnp.float32)

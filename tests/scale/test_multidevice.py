@@ -44,6 +44,12 @@ def test_sharded_progress_counts_all_masks(child):
     assert all(t == 512 for _, t in child["progress"])
 
 
+def test_sharded_solve_resumes_from_its_checkpoint(child):
+    assert child["checkpoint_stopped"] is True and child["checkpoint_written"] is True
+    assert child["checkpoint_resumed_sharded_over"] == 4
+    assert child["checkpoint_resumed_bitwise_equal"] is True
+
+
 def test_sharded_fwht_matches_single_device(child):
     assert child["fwht_output_sharded_over"] == 4
     assert child["fwht_max_diff"] <= 1e-3  # |values| ~ 32 after the transform of N(0,1) data
