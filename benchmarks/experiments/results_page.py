@@ -212,7 +212,8 @@ def mnist_section() -> list[str]:
         "|---|" + "---|" * (len(names) + 1),
         *faith_rows,
         "",
-        "(– : the ordering has fewer than k units; the mask-GL spectra list only 2–11 units.)",
+        "(– : the ordering has fewer than k units; the mask-GL spectra list only "
+        f"{min(mask_singles)}–{max(mask_singles)} units.)",
         "",
         "Counted per class (where both orderings reach k): the mask-GL subsets drop log p(c) more than "
         "gradient×activation attribution at "
