@@ -18,7 +18,7 @@ contributes ``w(r, s) f̂(R)`` to every ``S ⊆ R``, with
 computed once in exact rational arithmetic. Hence:
 
 * dense spectra (``Spectrum.dense``, all ``2^n`` coefficients): ``I(S) = Σ_{R⊇S} w(|R|,|S|) f̂(R)``,
-  one superset-sum transform (``O(n 2^n)``, jit) per order ``s ≤ k`` — exact;
+  one superset-sum transform (``O(n 2^n)``) per order ``s ≤ k``, batched in one jit call — exact;
 * sparse spectra (``K`` listed terms, any ``n``): each term is spread onto its
   ``Σ_{s≤k} C(r, s)`` subsets — exact for the sparse approximation, never ``2^n`` work.
 
