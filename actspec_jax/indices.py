@@ -263,17 +263,21 @@ def _popcount(length_like: jax.Array) -> jax.Array:
 
 
 @jax.jit
-def _weighted_supersets(dense: jax.Array, columns: jax.Array) -> jax.Array:
-    """``out[j, S] = Σ_{R⊇S} columns[j, |R|] dense[R]`` for every subset ``S``: ``float[J, 2^n]``."""
+def _weighted_supersets(dense: jax.Array, columns: jax.Array, rows: jax.Array, idx: jax.Array) -> jax.Array:
+    """``Σ_{R⊇S} columns[j, |R|] dense[R]`` at the pairs ``(j, S) = (rows[i], idx[i])``: ``float[I]``.
+
+    All sizes' weighted superset sums in one batched transform; only the requested entries
+    leave the device.
+    """
     h = columns.astype(dense.dtype)[:, _popcount(dense)] * dense
-    return superset_sum(h)
+    return superset_sum(h)[rows, idx]
 
 
 SUPERSET_GROUP_BYTES = 1 << 28  # at most this much for one group of weighted superset tables
 
 
 def _dense_index(dense: Any, n: int, w: np.ndarray, sizes: range) -> dict[tuple[int, ...], float]:
-    """Every size in one compiled call per group of sizes (groups padded to one shape)."""
+    """Every size in one compiled call per group of sizes (one group unless memory-limited)."""
     values = jnp.asarray(dense)
     if not jnp.issubdtype(values.dtype, jnp.floating):
         values = values.astype(jnp.float32)
@@ -282,12 +286,12 @@ def _dense_index(dense: Any, n: int, w: np.ndarray, sizes: range) -> dict[tuple[
     out: dict[tuple[int, ...], float] = {}
     for first in range(0, len(sizes), group):
         chunk = sizes[first : first + group]
-        columns = np.zeros((group, w.shape[0]), w.dtype)
-        columns[: len(chunk)] = w[:, chunk].T
-        tables = np.asarray(_weighted_supersets(values, jnp.asarray(columns)))
-        for row, s in enumerate(chunk):
-            idx, tuples = _subsets_of_size(n, s)
-            out.update(zip(tuples, tables[row, idx].astype(np.float64).tolist()))
+        subsets = [_subsets_of_size(n, s) for s in chunk]
+        rows = np.concatenate([np.full(len(idx), j, np.int32) for j, (idx, _) in enumerate(subsets)])
+        idx = np.concatenate([idx for idx, _ in subsets]).astype(np.int32)
+        got = _weighted_supersets(values, jnp.asarray(w[:, chunk].T), jnp.asarray(rows), jnp.asarray(idx))
+        tuples = [t for _, ts in subsets for t in ts]
+        out.update(zip(tuples, np.asarray(got).astype(np.float64).tolist()))
     return out
 
 
