@@ -22,7 +22,7 @@ import numpy as np
 
 from actspec_jax.errors import ActSpecError
 
-__all__ = ["CheckpointError", "problem_digest", "read_checkpoint", "write_checkpoint"]
+__all__ = ["CheckpointError", "fingerprint", "problem_digest", "read_checkpoint", "write_checkpoint"]
 
 
 class CheckpointError(ActSpecError):
@@ -37,6 +37,11 @@ def problem_digest(problem: Any) -> str:
         digest.update(f"{array.dtype}{array.shape}".encode())
         digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()
+
+
+def fingerprint(doc: dict[str, Any]) -> str:
+    """SHA-256 of a JSON document (keys sorted) naming what a checkpoint belongs to."""
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def write_checkpoint(

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
 import os
 import time
 from collections.abc import Callable
@@ -48,7 +46,13 @@ from actspec_jax.sharding import (
     table_sharding,
 )
 from actspec_jax.solvers import incremental as _inc
-from actspec_jax.solvers._checkpoint import CheckpointError, problem_digest, read_checkpoint, write_checkpoint
+from actspec_jax.solvers._checkpoint import (
+    CheckpointError,
+    fingerprint,
+    problem_digest,
+    read_checkpoint,
+    write_checkpoint,
+)
 from actspec_jax.solvers._memory import (
     available_memory,
     bytes_per_mask,
@@ -269,12 +273,14 @@ class _TableCheckpoint:
             "dtype": str(self.dtype),
             **{k: plan[k] for k in ("evaluation", "chunk", "block", "devices")},
         }
-        self.fingerprint = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+        self.fingerprint = fingerprint(doc)
+        self.chunk = int(plan["chunk"])
+        self.span = self.shape[1] // int(plan["devices"])  # masks per device
 
-    def resume(self, table: jax.Array, mesh: Mesh | None) -> tuple[jax.Array, int]:
-        """``(table, masks done per device)`` from the file, or the fresh table and 0."""
+    def resume(self, mesh: Mesh | None) -> tuple[jax.Array | None, int]:
+        """``(saved table, masks done per device)``, or ``(None, 0)`` when there is no file."""
         if not os.path.exists(self.path):
-            return table, 0
+            return None, 0
         fix = f"Delete {self.path} (or pass another checkpoint_path) to start a fresh solve."
         arrays, meta = read_checkpoint(
             self.path,
@@ -287,8 +293,13 @@ class _TableCheckpoint:
         saved = arrays.get("table")
         done = meta.get("done")
         matches = saved is not None and saved.shape == self.shape and saved.dtype == self.dtype
-        if not matches or not isinstance(done, int):
+        if not matches:
             raise CheckpointError(f"{self.path}: the saved table does not match this solve. {fix}")
+        if not isinstance(done, int) or not 0 <= done <= self.span or done % self.chunk:
+            raise CheckpointError(
+                f"{self.path}: corrupt progress record (done={done!r}; expected a multiple of the "
+                f"chunk {self.chunk} up to {self.span}). {fix}"
+            )
         restored = jnp.asarray(saved)
         if mesh is not None:
             restored = jax.device_put(restored, table_sharding(mesh))
@@ -363,19 +374,18 @@ def exact_value_table(
     d = 1 if mesh is None else mesh_size(mesh)
     span = total // d  # masks per device
     settings = {"chunk": chunk, "block": block, "incremental": use_inc, "n": n}
-    if mesh is None:
-        fill = functools.partial(_fill_chunk, **settings)
-        table = jnp.zeros((problem.num_outputs, total), dtype)
-    else:
-        fill = functools.partial(_fill_chunk_sharded, **settings, mesh=mesh)
-        table = jax.device_put(jnp.zeros((problem.num_outputs, total), dtype), table_sharding(mesh))
-    saver = None
-    begin = 0
     if not checkpoint_every_s >= 0:
         raise ActSpecError(f"checkpoint_every_s must be >= 0 seconds, got {checkpoint_every_s}.")
-    if checkpoint_path is not None:
-        saver = _TableCheckpoint(checkpoint_path, problem, plan, dtype)
-        table, begin = saver.resume(table, mesh)
+    saver = None if checkpoint_path is None else _TableCheckpoint(checkpoint_path, problem, plan, dtype)
+    table, begin = (None, 0) if saver is None else saver.resume(mesh)
+    if mesh is None:
+        fill = functools.partial(_fill_chunk, **settings)
+        if table is None:
+            table = jnp.zeros((problem.num_outputs, total), dtype)
+    else:
+        fill = functools.partial(_fill_chunk_sharded, **settings, mesh=mesh)
+        if table is None:
+            table = jax.device_put(jnp.zeros((problem.num_outputs, total), dtype), table_sharding(mesh))
     done = begin
     last_save = time.monotonic()
     try:

@@ -87,9 +87,7 @@ problem; the statistics kernels compile once per (n, beam, D, b, r) and are shar
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import inspect
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -104,7 +102,7 @@ from actspec_jax.errors import ActSpecError, NonFiniteOutputError
 from actspec_jax.problems.base import Problem
 from actspec_jax.sharding import mask_mesh, mesh_size
 from actspec_jax.solvers import _gl_kernels as K
-from actspec_jax.solvers._checkpoint import problem_digest
+from actspec_jax.solvers._checkpoint import fingerprint, problem_digest
 from actspec_jax.solvers._gl_leaves import LeafFit
 from actspec_jax.solvers._gl_state import (
     CheckpointError,
@@ -605,7 +603,7 @@ class _Run:
             "n": self.n,
             "key": _key_data(self.key).tolist(),
         }
-        return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+        return fingerprint(doc)
 
     def _sub(self, tag: int) -> jax.Array:
         return jax.random.fold_in(self.key, tag)

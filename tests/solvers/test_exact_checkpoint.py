@@ -74,3 +74,21 @@ def test_a_checkpoint_of_another_solve_is_refused(tmp_path):
 def test_negative_save_interval_is_refused():
     with pytest.raises(asj.ActSpecError, match="checkpoint_every_s"):
         exact_value_table(problem(n=4), checkpoint_path="unused.npz", checkpoint_every_s=-1.0)
+
+
+def test_a_corrupt_progress_record_is_refused(tmp_path):
+    import json
+
+    from actspec_jax.solvers._checkpoint import write_checkpoint
+
+    path = tmp_path / "exact.npz"
+    solver = asj.ExactSolver(chunk_size=64, devices=1)
+    with pytest.raises(Stop):
+        solver(problem(), progress=stop_after(2), checkpoint_path=path)
+    with np.load(path) as saved:
+        table, meta = saved["table"], json.loads(str(saved["meta"]))
+    meta["done"] = 70  # not a chunk boundary: resuming would leave masks unevaluated
+    tag, version = meta.pop("format"), meta.pop("version")
+    write_checkpoint(path, {"table": table}, meta, format_tag=tag, version=version)
+    with pytest.raises(asj.CheckpointError, match="corrupt progress record"):
+        solver(problem(), checkpoint_path=path)
