@@ -1,0 +1,47 @@
+"""Conditions under which a solver's answer may be incomplete, recorded and warned about.
+
+Every such condition (a beam full on consecutive levels, an adaptive sample rule hitting its
+cap, an exhausted evaluation budget, outputs with tiny variance, a suspicious argument) is
+both *warned* (:class:`IncompleteResultWarning`, a ``UserWarning``) and *recorded* in the
+result's solver metadata under ``spectrum.solver["diagnostics"]``: a list of
+``{"code": str, "message": str, "fix": str}`` dicts, so a saved spectrum still says it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import MutableMapping, MutableSequence
+from typing import Any
+
+__all__ = ["IncompleteResultWarning", "diagnostic", "report_diagnostic"]
+
+
+class IncompleteResultWarning(UserWarning):
+    """A solver's answer may be incomplete or misleading; the message says why and the fix."""
+
+
+def diagnostic(code: str, message: str, fix: str) -> dict[str, str]:
+    """One diagnostic record: a stable ``code``, what happened, and what to do about it."""
+    return {"code": str(code), "message": str(message), "fix": str(fix)}
+
+
+def report_diagnostic(
+    sink: MutableSequence[dict[str, str]] | MutableMapping[str, Any],
+    code: str,
+    message: str,
+    fix: str,
+    *,
+    stacklevel: int = 3,
+) -> dict[str, str]:
+    """Warn with :class:`IncompleteResultWarning` and append the record to ``sink``.
+
+    ``sink`` is either a list of records or a solver-metadata mapping, in which case the record
+    goes to its ``"diagnostics"`` list (created when missing).
+    """
+    record = diagnostic(code, message, fix)
+    if isinstance(sink, MutableMapping):
+        sink.setdefault("diagnostics", []).append(record)
+    else:
+        sink.append(record)
+    warnings.warn(f"{message} Fix: {fix}", IncompleteResultWarning, stacklevel=stacklevel)
+    return record
