@@ -1,5 +1,9 @@
 """Report folders: ``summary.md``, PNG figures, JSON results and a self-contained ``report.html``.
 
+Every file is written atomically and durably (:func:`actspec_jax._io.atomic_write`): a crash,
+a kill or a full disk never leaves a truncated figure or page; the folder is checked to be
+writable when the :class:`Report` is created.
+
 A :class:`Report` collects blocks (headings, paragraphs, tables, figures, code) and writes
 them twice: as Markdown next to the PNG files, and as one HTML page with the figures
 embedded (base64), so the page can be mailed or opened anywhere without the folder.
@@ -18,6 +22,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from actspec_jax._io import check_writable_folder
 from actspec_jax.spectrum import Spectrum, SpectrumBatch, _atomic_write, _jsonable
 
 __all__ = ["Report", "add_faithfulness_section", "add_firing_section", "add_spectrum_sections"]
@@ -49,8 +54,7 @@ class Report:
     """
 
     def __init__(self, out_dir: str | Path, title: str) -> None:
-        self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir = check_writable_folder(out_dir, "report folder")
         self.title = title
         self._md: list[str] = [f"# {title}\n"]
         self._html: list[str] = [f"<h1>{html.escape(title)}</h1>"]
@@ -91,7 +95,7 @@ class Report:
         fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
         data = buffer.getvalue()
         path = self.out_dir / f"{name}.png"
-        path.write_bytes(data)
+        _atomic_write(path, lambda h: h.write(data), "wb", label="figure")
         self._md.append(f"![{caption}]({path.name})\n\n*{caption}*\n")
         encoded = base64.b64encode(data).decode("ascii")
         self._html.append(
@@ -112,7 +116,7 @@ class Report:
     def save_json(self, name: str, obj: Any) -> Path:
         path = self.out_dir / name
         text = json.dumps(_jsonable(obj), indent=1)
-        _atomic_write(path, lambda h: h.write(text), "w")
+        _atomic_write(path, lambda h: h.write(text), "w", label="json")
         return path
 
     def save_spectrum(self, spectrum: Spectrum | SpectrumBatch, name: str = "spectrum.json") -> Path:
@@ -121,7 +125,7 @@ class Report:
     def write(self) -> Path:
         """Write ``summary.md`` and ``report.html``; returns the HTML path."""
         md = "\n".join(self._md)
-        _atomic_write(self.out_dir / "summary.md", lambda h: h.write(md), "w")
+        _atomic_write(self.out_dir / "summary.md", lambda h: h.write(md), "w", label="report")
         page = (
             "<!doctype html><html><head><meta charset='utf-8'>"
             f"<title>{html.escape(self.title)}</title><style>{_CSS}</style></head><body>"
@@ -129,7 +133,7 @@ class Report:
             + "</body></html>"
         )
         path = self.out_dir / "report.html"
-        _atomic_write(path, lambda h: h.write(page), "w")
+        _atomic_write(path, lambda h: h.write(page), "w", label="report")
         return path
 
 

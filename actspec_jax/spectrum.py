@@ -17,7 +17,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from actspec_jax import _format
+from actspec_jax._io import atomic_write
 from actspec_jax.errors import SpectrumFormatError
 from actspec_jax.transforms.indexing import (
     characters,
@@ -65,17 +66,9 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _atomic_write(path: Path, write: Any, mode: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _atomic_write(path: Path, write: Any, mode: str, *, label: str = "results") -> None:
+    """Durable atomic write (:func:`actspec_jax._io.atomic_write`)."""
+    atomic_write(path, write, mode, label=label)
 
 
 @jax.tree_util.register_pytree_node_class
@@ -334,41 +327,9 @@ class Spectrum:
     def from_json_dict(cls, doc: Any, *, source: str = "document") -> Spectrum:
         """Validate and rebuild a spectrum from :meth:`to_json_dict` output."""
         _check_header(doc, FORMAT, source)
-        try:
-            n = int(doc["n"])
-            subsets = doc["subsets"]
-            coefficients = np.asarray(doc["coefficients"], dtype=np.float64)
-            stderr = doc.get("stderr")
-            labels = doc.get("labels")
-        except (KeyError, TypeError, ValueError) as err:
-            raise SpectrumFormatError(f"{source}: missing or malformed field ({err}).") from err
-        if n < 1 or not isinstance(subsets, list) or coefficients.ndim != 1:
-            raise SpectrumFormatError(f"{source}: 'n', 'subsets' or 'coefficients' is malformed.")
-        if len(subsets) != coefficients.shape[0]:
-            raise SpectrumFormatError(
-                f"{source}: {len(subsets)} subsets but {coefficients.shape[0]} coefficients."
-            )
-        if labels is not None and len(labels) != n:
-            raise SpectrumFormatError(f"{source}: {len(labels)} labels for n={n} neurons.")
-        if stderr is not None and len(stderr) != len(subsets):
-            raise SpectrumFormatError(f"{source}: stderr has the wrong length.")
-        try:
-            packed = packed_from_tuples([tuple(int(i) for i in s) for s in subsets], n)
-        except (TypeError, ValueError) as err:
-            raise SpectrumFormatError(f"{source}: bad subset ({err}).") from err
-        norm_sq = doc.get("norm_sq")
-        return cls(
-            n=n,
-            subsets=packed,
-            coefficients=coefficients,
-            stderr=None if stderr is None else np.asarray(stderr, dtype=np.float64),
-            labels=None if labels is None else tuple(str(a) for a in labels),
-            norm_sq=None if norm_sq is None else float(norm_sq),
-            problem=dict(doc.get("problem") or {}),
-            solver=dict(doc.get("solver") or {}),
-            output_label=doc.get("output_label"),
-            output_index=doc.get("output_index"),
-        )
+        fields = _format.spectrum_fields(doc, source)
+        fields["subsets"] = packed_from_tuples(fields["subsets"], fields["n"])
+        return cls(**fields)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write to ``.json`` (readable; no dense spectrum) or ``.npz`` (arrays incl. dense).
@@ -376,6 +337,13 @@ class Spectrum:
         Writes atomically (temporary file + rename). Returns the path.
         """
         path = Path(path)
+        for name in ("coefficients", "dense"):
+            values = getattr(self, name)
+            if values is not None and not np.all(np.isfinite(np.asarray(values))):
+                raise SpectrumFormatError(
+                    f"cannot save to {path}: the spectrum's {name} hold NaN/inf, which no results file "
+                    "may contain (the loader would refuse it)."
+                )
         if path.suffix == ".npz":
             arrays = {"metadata": np.asarray(json.dumps(self.to_json_dict()))}
             if self.dense is not None:
@@ -499,6 +467,31 @@ def _check_header(doc: Any, expected: str, source: str) -> None:
         )
 
 
+def _read_npz(path: Path, source: str) -> tuple[Any, np.ndarray | None]:
+    """``(metadata document, dense array or None)`` of a results ``.npz``; never unpickles."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            files = set(data.files)
+            arrays = {name: np.asarray(data[name]) for name in files & {"metadata", "dense"}}
+    except Exception as err:  # zip, zlib, header or pickle errors all mean a damaged file
+        reason = "it holds pickled objects" if "allow_pickle" in str(err) else f"{type(err).__name__}: {err}"
+        raise SpectrumFormatError(
+            f"{source} is not a readable actspec_jax .npz results file ({reason}); it is truncated, "
+            "corrupt or not a results file."
+        ) from err
+    extra = files - {"metadata", "dense"}
+    if extra:
+        raise SpectrumFormatError(f"{source}: unexpected array(s) {sorted(extra)} in a results file.")
+    meta = arrays.get("metadata")
+    if meta is None or meta.shape != () or meta.dtype.kind != "U":
+        raise SpectrumFormatError(f"{source}: field 'metadata' is missing or not a JSON string.")
+    try:
+        doc = json.loads(str(meta))
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise SpectrumFormatError(f"{source}: field 'metadata' is not valid JSON ({err}).") from err
+    return doc, arrays.get("dense")
+
+
 def load_results(path: str | os.PathLike) -> Spectrum | SpectrumBatch:
     """Load a :class:`Spectrum` (``.json``/``.npz``) or :class:`SpectrumBatch` (``.json``)."""
     path = Path(path)
@@ -506,21 +499,14 @@ def load_results(path: str | os.PathLike) -> Spectrum | SpectrumBatch:
     if not path.exists():
         raise FileNotFoundError(f"no results file at {source}.")
     if path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                doc = json.loads(str(data["metadata"]))
-                dense = np.asarray(data["dense"]) if "dense" in data.files else None
-        except (ValueError, KeyError, OSError, json.JSONDecodeError) as err:
-            raise SpectrumFormatError(f"{source} is not a readable actspec_jax .npz file ({err}).") from err
+        doc, dense = _read_npz(path, source)
         spectrum = Spectrum.from_json_dict(doc, source=source)
         if dense is not None:
-            if dense.shape != (1 << spectrum.n,):
-                raise SpectrumFormatError(f"{source}: dense spectrum has shape {dense.shape}.")
-            spectrum = dataclasses.replace(spectrum, dense=dense)
+            spectrum = dataclasses.replace(spectrum, dense=_format.check_dense(dense, spectrum.n, source))
         return spectrum
     try:
-        doc = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise SpectrumFormatError(
             f"{source} is not valid JSON ({err}); the file is truncated, corrupt or not a results file."
         ) from err
@@ -528,9 +514,10 @@ def load_results(path: str | os.PathLike) -> Spectrum | SpectrumBatch:
         _check_header(doc, BATCH_FORMAT, source)
         items = doc.get("spectra")
         if not isinstance(items, list):
-            raise SpectrumFormatError(f"{source}: 'spectra' must be a list.")
+            raise SpectrumFormatError(f"{source}: field 'spectra' must be a list.")
         spectra = tuple(
             Spectrum.from_json_dict(item, source=f"{source}[{i}]") for i, item in enumerate(items)
         )
-        return SpectrumBatch(spectra=spectra, output_shape=tuple(doc.get("output_shape") or ()))
+        shape = _format.check_output_shape(doc.get("output_shape"), len(spectra), source)
+        return SpectrumBatch(spectra=spectra, output_shape=shape)
     return Spectrum.from_json_dict(doc, source=source)

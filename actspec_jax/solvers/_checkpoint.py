@@ -1,10 +1,13 @@
 """Atomic, validated ``.npz`` checkpoints shared by the solvers (private).
 
 A checkpoint is one ``.npz`` file (``np.savez``, never pickles) of named arrays plus a JSON
-``meta`` string carrying a format tag, a version and a fingerprint of what was being solved.
-It is written to a temporary file in the same folder and renamed over the old one, so a
-crash leaves either the previous or the new checkpoint, never a torn one. Reading checks the
-tag, the version and the fingerprint, and names the file and the fix in every error.
+``meta`` string carrying a format tag, a version, a fingerprint of what was being solved and
+a SHA-256 ``digest`` of the content (every array's name, dtype, shape and bytes, and the rest
+of the metadata). It is written by :func:`actspec_jax._io.atomic_write` (temporary file,
+``fsync``, rename, folder ``fsync``), so a crash or a kill leaves either the previous or the
+new checkpoint, never a torn one. Reading checks the tag, the version, the digest (a
+truncated, bit-flipped or hand-edited file is refused) and the fingerprint, and names the
+file and the fix in every error: :class:`CheckpointError`, never a raw NumPy/zip/JSON error.
 """
 
 from __future__ import annotations
@@ -12,17 +15,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 
+from actspec_jax._io import atomic_write, clean_stale_temps
 from actspec_jax.errors import ActSpecError
 
-__all__ = ["CheckpointError", "fingerprint", "problem_digest", "read_checkpoint", "write_checkpoint"]
+__all__ = [
+    "CheckpointError",
+    "content_digest",
+    "fingerprint",
+    "problem_digest",
+    "read_checkpoint",
+    "write_checkpoint",
+]
 
 
 class CheckpointError(ActSpecError):
@@ -44,24 +53,36 @@ def fingerprint(doc: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def content_digest(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> str:
+    """SHA-256 of the arrays (name, dtype, shape, bytes; names sorted) and of ``meta`` (sans digest)."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    rest = {k: v for k, v in meta.items() if k != "digest"}
+    digest.update(json.dumps(rest, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
 def write_checkpoint(
     path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict, *, format_tag: str, version: int
 ) -> Path:
-    """Write ``arrays`` and ``meta`` atomically (temporary file in the same folder, then rename)."""
+    """Write ``arrays`` and ``meta`` durably and atomically (see the module docstring).
+
+    Raises:
+      actspec_jax._io.OutputWriteError: the disk is full or the folder not writable (the
+        previous checkpoint is left byte for byte as it was).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = dict(arrays)
-    payload["meta"] = np.asarray(json.dumps({"format": format_tag, "version": version, **meta}))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **payload)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    clean_stale_temps(path)
+    arrays = {name: np.asarray(value) for name, value in arrays.items()}
+    doc = {k: v for k, v in meta.items() if k != "digest"}
+    # the digest is taken over the metadata as it will read back (JSON round trip)
+    doc = json.loads(json.dumps({**doc, "format": format_tag, "version": version}, default=str))
+    doc["digest"] = content_digest(arrays, doc)
+    payload = {**arrays, "meta": np.asarray(json.dumps(doc))}
+    return atomic_write(path, lambda handle: np.savez(handle, **payload), "wb", label="checkpoint")
 
 
 def read_checkpoint(
@@ -86,19 +107,33 @@ def read_checkpoint(
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: np.asarray(data[name]) for name in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise CheckpointError(f"{source} is not a readable checkpoint ({err}). {fix}") from err
+    except Exception as err:  # zip, zlib, header or pickle errors: all mean a damaged file
+        reason = "it holds pickled objects" if "allow_pickle" in str(err) else f"{type(err).__name__}: {err}"
+        raise CheckpointError(
+            f"{source} is not a readable checkpoint ({reason}); it is truncated, corrupt or not a "
+            f"checkpoint. {fix}"
+        ) from err
     if "meta" not in arrays:
         raise CheckpointError(f"{source} is not an actspec_jax {what} checkpoint (no metadata). {fix}")
+    raw = arrays.pop("meta")
+    if raw.shape != () or raw.dtype.kind != "U":
+        raise CheckpointError(f"{source}: field 'meta' is not a JSON string. {fix}")
     try:
-        meta = json.loads(str(arrays.pop("meta")))
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{source}: corrupt checkpoint metadata ({err}). {fix}") from err
+        meta = json.loads(str(raw))
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise CheckpointError(
+            f"{source}: corrupt checkpoint metadata in field 'meta' ({err}). {fix}"
+        ) from err
     if not isinstance(meta, dict) or meta.get("format") != format_tag:
         raise CheckpointError(f"{source} is not an actspec_jax {what} checkpoint. {fix}")
     found = meta.get("version")
     if not isinstance(found, int) or found > version or found < 1:
         raise CheckpointError(f"{source} has checkpoint version {found!r}; this build reads {version}. {fix}")
+    if meta.get("digest") != content_digest(arrays, meta):
+        raise CheckpointError(
+            f"{source}: field 'digest' does not match the content: the checkpoint was damaged or "
+            f"edited after it was written. {fix}"
+        )
     if meta.get("fingerprint") != fingerprint:
         raise CheckpointError(
             f"{source} was written for a different problem, solver setting or key, so it cannot be "

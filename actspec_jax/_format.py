@@ -1,0 +1,157 @@
+"""Strict validation of results files (private; used by :mod:`actspec_jax.spectrum`).
+
+Every check names the file and the field, and raises
+:class:`~actspec_jax.errors.SpectrumFormatError`: a file either loads to exactly the object
+that was saved or is refused — never a raw ``TypeError``/``KeyError``, never a silently
+"repaired" value (``n: 5.7`` → 5, subset ``[0.5]`` → ``(0,)``, duplicate subsets, NaN
+coefficients).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from actspec_jax.errors import SpectrumFormatError
+
+__all__ = ["MAX_N", "check_dense", "check_output_shape", "spectrum_fields"]
+
+MAX_N = 1 << 20  # a larger neuron count is certainly corruption
+MAX_DENSE_N = 40  # a dense spectrum of more neurons cannot have been written
+
+
+def _bad(source: str, field: str, problem: str) -> SpectrumFormatError:
+    return SpectrumFormatError(f"{source}: field {field!r} {problem}.")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _reals(doc: Mapping, field: str, source: str, *, finite: bool, nonneg: bool) -> np.ndarray:
+    values = doc[field]
+    if not isinstance(values, list):
+        raise _bad(source, field, f"must be a list of numbers, got {type(values).__name__}")
+    for i, v in enumerate(values):
+        if not _is_real(v):
+            raise _bad(source, field, f"has a non-number at position {i}: {v!r}")
+        if finite and not math.isfinite(v):
+            raise _bad(source, field, f"has a non-finite value at position {i}: {v!r}")
+        if nonneg and v < 0:
+            raise _bad(source, field, f"has a negative value at position {i}: {v!r}")
+    return np.asarray(values, dtype=np.float64).reshape(len(values))
+
+
+def _subsets(values: Any, n: int, source: str) -> list[tuple[int, ...]]:
+    if not isinstance(values, list):
+        raise _bad(
+            source, "subsets", f"must be a list of lists of neuron indices, got {type(values).__name__}"
+        )
+    out: list[tuple[int, ...]] = []
+    for k, subset in enumerate(values):
+        if not isinstance(subset, list):
+            raise _bad(source, "subsets", f"entry {k} is not a list: {subset!r}")
+        for i in subset:
+            if not _is_int(i):
+                raise _bad(source, "subsets", f"entry {k} has a non-integer neuron index {i!r}")
+            if not 0 <= i < n:
+                raise _bad(source, "subsets", f"entry {k} names neuron {i}, outside 0..{n - 1}")
+        if any(a >= b for a, b in itertools.pairwise(subset)):
+            raise _bad(source, "subsets", f"entry {k} is not strictly increasing: {subset!r}")
+        out.append(tuple(int(i) for i in subset))
+    seen: set[tuple[int, ...]] = set()
+    for subset in out:
+        if subset in seen:
+            raise _bad(source, "subsets", f"lists the subset {list(subset)} twice")
+        seen.add(subset)
+    return out
+
+
+def spectrum_fields(doc: Mapping, source: str) -> dict[str, Any]:
+    """Validated constructor arguments of a :class:`~actspec_jax.Spectrum` from its JSON document."""
+    for name in ("n", "subsets", "coefficients"):
+        if name not in doc:
+            raise SpectrumFormatError(f"{source}: missing or malformed field {name!r} (required).")
+    n = doc["n"]
+    if not _is_int(n) or not 1 <= n <= MAX_N:
+        raise _bad(source, "n", f"must be an integer number of neurons in 1..{MAX_N}, got {n!r}")
+    n = int(n)
+    subsets = _subsets(doc["subsets"], n, source)
+    coefficients = _reals(doc, "coefficients", source, finite=True, nonneg=False)
+    if len(subsets) != coefficients.shape[0]:
+        raise SpectrumFormatError(
+            f"{source}: {len(subsets)} subsets but {coefficients.shape[0]} coefficients (fields "
+            "'subsets' and 'coefficients' must have one entry per term)."
+        )
+    stderr = None
+    if doc.get("stderr") is not None:
+        # NaN = unknown error; otherwise non-negative
+        stderr = _reals(doc, "stderr", source, finite=False, nonneg=True)
+        if stderr.shape[0] != len(subsets):
+            raise _bad(source, "stderr", f"has {stderr.shape[0]} entries for {len(subsets)} terms")
+    labels = doc.get("labels")
+    if labels is not None:
+        if not isinstance(labels, list) or not all(isinstance(a, str) for a in labels):
+            raise _bad(source, "labels", "must be a list of strings")
+        if len(labels) != n:
+            raise SpectrumFormatError(f"{source}: {len(labels)} labels for n={n} neurons (field 'labels').")
+        labels = tuple(labels)
+    norm_sq = doc.get("norm_sq")
+    if norm_sq is not None:
+        if not _is_real(norm_sq) or not math.isfinite(norm_sq) or norm_sq < 0:
+            raise _bad(source, "norm_sq", f"must be a finite non-negative number, got {norm_sq!r}")
+        norm_sq = float(norm_sq)
+    meta = {}
+    for name in ("problem", "solver"):
+        value = doc.get(name)
+        if value is not None and not isinstance(value, Mapping):
+            raise _bad(source, name, f"must be an object (mapping), got {type(value).__name__}")
+        meta[name] = dict(value or {})
+    label = doc.get("output_label")
+    if label is not None and not isinstance(label, str):
+        raise _bad(source, "output_label", f"must be a string, got {label!r}")
+    index = doc.get("output_index")
+    if index is not None and (not _is_int(index) or index < 0):
+        raise _bad(source, "output_index", f"must be a non-negative integer, got {index!r}")
+    return {
+        "n": n,
+        "subsets": subsets,
+        "coefficients": coefficients,
+        "stderr": stderr,
+        "labels": labels,
+        "norm_sq": norm_sq,
+        "output_label": label,
+        "output_index": None if index is None else int(index),
+        **meta,
+    }
+
+
+def check_dense(dense: np.ndarray, n: int, source: str) -> np.ndarray:
+    """The ``dense`` array of an ``.npz`` file: real floats, shape ``(2^n,)``, finite."""
+    if dense.dtype.kind != "f":
+        raise _bad(source, "dense", f"must hold floats, got dtype {dense.dtype}")
+    if n > MAX_DENSE_N or dense.shape != (1 << n,):
+        raise SpectrumFormatError(f"{source}: dense spectrum has shape {dense.shape}, expected (2^{n},).")
+    if not np.all(np.isfinite(dense)):
+        raise _bad(source, "dense", "has non-finite values")
+    return dense
+
+
+def check_output_shape(value: Any, count: int, source: str) -> tuple[int, ...]:
+    """The ``output_shape`` of a batch file: non-negative integers whose product is ``count``."""
+    if value is None:
+        value = []
+    if not isinstance(value, list) or not all(_is_int(v) and v >= 0 for v in value):
+        raise _bad(source, "output_shape", f"must be a list of non-negative integers, got {value!r}")
+    if value and math.prod(value) != count:
+        raise _bad(source, "output_shape", f"{value} does not match the {count} spectra in the file")
+    return tuple(int(v) for v in value)
