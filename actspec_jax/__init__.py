@@ -55,11 +55,13 @@ from actspec_jax.problems import (
 )
 from actspec_jax.solvers import (
     CheckpointError,
+    DegreeProfile,
     ExactSolver,
     GoldreichLevin,
     PostCheck,
     Prescreen,
     SpectralAliasing,
+    estimate_degree_profile,
 )
 from actspec_jax.spectrum import Spectrum, SpectrumBatch, load_results
 from actspec_jax.transforms import fwht, ifwht
@@ -70,6 +72,7 @@ __all__ = [
     "ActSpecError",
     "CheckpointError",
     "CutModel",
+    "DegreeProfile",
     "DeviceCountError",
     "ExactSolver",
     "FunctionProblem",
@@ -96,6 +99,7 @@ __all__ = [
     "cut_model",
     "cut_nnx",
     "errors",
+    "estimate_degree_profile",
     "firing",
     "fwht",
     "ifwht",
