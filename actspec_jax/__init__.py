@@ -55,6 +55,7 @@ from actspec_jax.problems import (
 )
 from actspec_jax.solvers import (
     CheckpointError,
+    CompressiveSolver,
     DegreeProfile,
     ExactSolver,
     GoldreichLevin,
@@ -71,6 +72,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ActSpecError",
     "CheckpointError",
+    "CompressiveSolver",
     "CutModel",
     "DegreeProfile",
     "DeviceCountError",

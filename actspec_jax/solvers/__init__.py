@@ -1,6 +1,7 @@
 """Solvers: configured objects called on a problem that return a Spectrum."""
 
 from actspec_jax.solvers._gl_state import CheckpointError
+from actspec_jax.solvers.compressive import CompressiveSolver
 from actspec_jax.solvers.degree_profile import DegreeProfile, DegreeProfileError, estimate_degree_profile
 from actspec_jax.solvers.exact import ExactSolver, evaluation_plan, exact_value_table
 from actspec_jax.solvers.goldreich_levin import GoldreichLevin
@@ -9,6 +10,7 @@ from actspec_jax.solvers.redundancy import PostCheck, Prescreen, SpectralAliasin
 
 __all__ = [
     "CheckpointError",
+    "CompressiveSolver",
     "DegreeProfile",
     "DegreeProfileError",
     "ExactSolver",

@@ -204,6 +204,9 @@ class GoldreichLevin:
         of :class:`Prescreen` / :class:`PostCheck` / :class:`SpectralAliasing`.
       binarize_threshold: activation above which a neuron counts as active (+1).
       memory_budget: bytes per evaluation chunk (default: the device's, at most 512 MiB).
+      max_evaluations: budget of mask evaluations (mask mode), never exceeded: the settings
+        are re-planned before the run so that the worst case fits
+        (:mod:`actspec_jax.solvers.gl_budget`); ``solver['max_evaluations']`` records it.
       devices: devices the mask evaluations are split over — ``None`` (every device JAX sees,
         rounded down to a power of two), an int, a device list or a
         :class:`jax.sharding.Mesh` with an axis ``"masks"`` (see :mod:`actspec_jax.sharding`).
@@ -235,6 +238,7 @@ class GoldreichLevin:
     binarize_threshold: float = 0.0
     memory_budget: int | None = None
     devices: Any = None
+    max_evaluations: int | None = None
 
     # ------------------------------------------------------------------ configuration
     @classmethod
@@ -367,6 +371,8 @@ class GoldreichLevin:
         """
         started = time.perf_counter()
         cfg = self.settings()
+        if self.max_evaluations is not None:
+            return self._budgeted(problem, cfg, key, progress, checkpoint_path)
         if key is None:
             raise ActSpecError("GoldreichLevin samples at random: pass key=jax.random.key(0) (any seed).")
         n = int(problem.n)
@@ -390,6 +396,31 @@ class GoldreichLevin:
         if cfg["passes"] == 1 or spectrum.solver["constant_function"]:
             return spectrum
         return self._residual_passes(run, spectrum, progress, checkpoint_path, started)
+
+    def _budgeted(
+        self, problem: Problem, cfg: dict[str, Any], key: Any, progress: Any, path: Any
+    ) -> Spectrum:
+        """Run under ``max_evaluations`` (mask mode): re-plan, run, verify the count."""
+        from actspec_jax.solvers.gl_budget import plan_gl_budget, worst_case_evaluations
+
+        budget = int(self.max_evaluations)
+        if self.estimator != "mask":
+            raise ActSpecError("max_evaluations applies to the mask estimator (paper mode counts data rows).")
+        plan = plan_gl_budget(budget, int(problem.n), cfg)
+        names = ("passes", "adaptive", "draws_per_z", "influence_samples", "leaf_samples", "num_samples")
+        solver = dataclasses.replace(
+            self, max_evaluations=None, **{k: plan[k] for k in names}, max_samples=None
+        )
+        spectrum = solver(problem, key=key, progress=progress, checkpoint_path=path)
+        used = int(spectrum.solver["evaluations"])
+        if used > budget:  # cannot happen: the plan bounds the worst case
+            raise RuntimeError(f"GoldreichLevin used {used} evaluations under max_evaluations={budget}.")
+        info = dict(
+            spectrum.solver,
+            max_evaluations=budget,
+            planned_worst_case=worst_case_evaluations(plan, problem.n),
+        )
+        return dataclasses.replace(spectrum, solver=info)
 
     def _residual_passes(
         self,

@@ -88,6 +88,7 @@ PROBLEMS = _problems()
 SOLVERS: dict[str, Callable[[], object]] = {
     "exact": lambda: asj.ExactSolver(),
     "gl": lambda: asj.GoldreichLevin(tau=TAU),
+    "compressive": lambda: asj.CompressiveSolver(max_degree=None, refit="held", held=4096, rounds=1),
 }
 # Further GL configurations, on a subset of problems (non-slow) and on all of them (slow).
 VARIANTS: dict[str, Callable[[], object]] = {
@@ -143,8 +144,17 @@ def test_exact_reference_matches_independent_truth(name: str) -> None:
     )
 
 
-@pytest.mark.parametrize("solver", sorted(SOLVERS))
-@pytest.mark.parametrize("name", sorted(PROBLEMS))
+# The compressive solver compiles its kernels once per problem size and shape: two problems
+# here (non-slow), all of them with the slow tests.
+COMPRESSIVE_FAST = ("dictator", "sparse_poly_a")
+PAIRS = [
+    pytest.param(s, p, marks=pytest.mark.slow) if s == "compressive" and p not in COMPRESSIVE_FAST else (s, p)
+    for s in sorted(SOLVERS)
+    for p in sorted(PROBLEMS)
+]
+
+
+@pytest.mark.parametrize("solver, name", PAIRS)
 def test_solver_matches_exact_spectrum(solver: str, name: str) -> None:
     planted, ref = reference(name)
     spec = SOLVERS[solver]()(planted.problem, key=jax.random.key(7))

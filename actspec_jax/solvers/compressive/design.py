@@ -1,0 +1,76 @@
+"""Structured subsampling: the masks of one round and their aliased bins (private).
+
+Group ``c`` of a round draws a random binary matrix ``M_c ∈ {0,1}^{n×b}`` and a random offset
+``o_c ∈ {0,1}^n``; with delays ``d_0 = 0, d_1 … d_P`` it evaluates ``f`` at the ``2^b`` bit
+patterns ``M_c ℓ ⊕ o_c ⊕ d_p`` (``ℓ ∈ {0,1}^b``; bit ``i`` set ⇔ neuron ``i`` ablated, mask
+entry ``−1``). Since ``f(x) = Σ_k F[k] (−1)^{⟨k, bits(x)⟩}``, the normalised WHT over ``ℓ``
+of each delay's ``2^b`` values is
+
+    U_c[p, j] = Σ_{k : M_cᵀ k = j} F[k] (−1)^{⟨k, o_c ⊕ d_p⟩},
+
+so every coefficient lands in one of ``2^b`` bins per group (its *bin* ``j = M_cᵀ k``), and
+a bin holding one coefficient shows it under every delay with sign ``(−1)^{⟨k, o_c ⊕ d_p⟩}``.
+The random offset makes every single mask uniform on ``{−1,+1}^n`` (used by the refit) and
+randomises the signs in which colliding coefficients add.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from actspec_jax.transforms.wht import fwht
+
+__all__ = ["bins_of", "draw_groups", "group_bins", "group_masks", "uniform_masks"]
+
+
+@functools.partial(jax.jit, static_argnames=("groups", "n", "b", "held"))
+def _draw(key: jax.Array, groups: int, n: int, b: int, held: int) -> tuple[jax.Array, ...]:
+    k1, k2, k3 = jax.random.split(key, 3)
+    uniform = jnp.where(jax.random.bernoulli(k3, 0.5, (held, n)), -1.0, 1.0).astype(jnp.float32)
+    return jax.random.bernoulli(k1, 0.5, (groups, n, b)), jax.random.bernoulli(k2, 0.5, (groups, n)), uniform
+
+
+def draw_groups(key: jax.Array, groups: int, n: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """``M: bool[C, n, b]`` and offsets ``o: bool[C, n]`` of one round (one compiled draw)."""
+    hashes, offsets, _ = _draw(key, groups, n, b, 0)
+    return np.asarray(hashes), np.asarray(offsets)
+
+
+def uniform_masks(key: jax.Array, count: int, n: int) -> jax.Array:
+    """``float32[count, n]`` independent uniform ±1 masks."""
+    return _draw(key, 1, n, 1, count)[2]
+
+
+@functools.partial(jax.jit, static_argnames=("b",))
+def _masks(hashes: jax.Array, offsets: jax.Array, delays: jax.Array, b: int) -> jax.Array:
+    ell = (jnp.arange(1 << b)[:, None] >> jnp.arange(b)[None, :]) & 1  # [2^b, b]
+    coset = (ell @ jnp.swapaxes(hashes, 1, 2).astype(jnp.int32)) & 1  # [C, 2^b, n]
+    shift = offsets[:, None, :] ^ delays[None, :, :]  # [C, P+1, n]
+    bits = coset[:, None, :, :] ^ shift[:, :, None, :].astype(jnp.int32)  # [C, P+1, 2^b, n]
+    return (1 - 2 * bits).astype(jnp.float32)
+
+
+def group_masks(hashes: np.ndarray, offsets: np.ndarray, delays: np.ndarray, b: int) -> jax.Array:
+    """``float32[C·(P+1)·2^b, n]`` masks (group, delay, ℓ order); ``delays`` includes ``d_0 = 0``."""
+    out = _masks(jnp.asarray(hashes), jnp.asarray(offsets), jnp.asarray(delays), b)
+    return out.reshape(-1, out.shape[-1])
+
+
+@functools.partial(jax.jit, static_argnames=("shape",))
+def _bins(values: jax.Array, shape: tuple[int, int, int]) -> jax.Array:
+    return fwht(values.reshape(shape).astype(jnp.float32)) / shape[-1]
+
+
+def group_bins(values: jax.Array, groups: int, delays: int, b: int) -> np.ndarray:
+    """``U: float64[C, P+1, 2^b]`` from the values in :func:`group_masks` order (batched FWHT)."""
+    return np.asarray(_bins(values, (groups, delays, 1 << b)), np.float64)
+
+
+def bins_of(support: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """Bin index ``Σ_r (M_cᵀ k)_r 2^r`` of ``support: bool[K, n]`` in every group → ``int[C, K]``."""
+    parity = (support.astype(np.int64) @ hashes.astype(np.int64)) & 1  # [C, K, b]
+    return (parity << np.arange(hashes.shape[-1])).sum(axis=-1)

@@ -1,0 +1,80 @@
+"""Least-squares refit of a found support on evaluated masks, with sandwich errors (private).
+
+``Φ[i, s] = χ_{S_s}(x_i)``; the coefficients solve ``min ‖v − Φc‖²`` and their
+heteroskedasticity-robust (HC1) covariance is ``(ΦᵀΦ)⁻¹ Φᵀdiag(e²)Φ (ΦᵀΦ)⁻¹ · N/(N−K)``, as
+GL's leaf refit. On uniform masks the characters are orthonormal, so the population solution
+is exactly ``f̂(S)`` and the residual is only the unfound energy. Moments are accumulated on
+device in fixed-size chunks; the support is padded to a power of two with inactive (zero)
+columns so that a second call with another support size rarely compiles again.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from actspec_jax.transforms.indexing import characters
+
+__all__ = ["least_squares"]
+
+CHUNK = 1024
+
+
+@functools.partial(jax.jit, static_argnames=("meat",))
+def _moments(masks, values, weights, member, active, coef, *, meat: bool):
+    def step(carry, chunk):
+        x, v, w = chunk
+        phi = characters(x, member) * active[None, :] * w[:, None]
+        if meat:
+            e = (v - phi @ coef) * w
+            return carry + (phi * (e * e)[:, None]).T @ phi, None
+        gram, xty = carry
+        return (gram + phi.T @ phi, xty + phi.T @ (v * w)), None
+
+    k = member.shape[0]
+    chunks = (masks.reshape(-1, CHUNK, masks.shape[1]), values.reshape(-1, CHUNK), weights.reshape(-1, CHUNK))
+    if meat:
+        init = jnp.zeros((k, k), jnp.float32)
+    else:
+        init = (jnp.zeros((k, k), jnp.float32), jnp.zeros((k,), jnp.float32))
+    out, _ = jax.lax.scan(step, init, chunks)
+    return out
+
+
+def least_squares(
+    masks: Any, values: np.ndarray, support: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Coefficients, HC1 standard errors and the residual mean square of ``support: bool[K, n]``."""
+    count, n = int(masks.shape[0]), int(masks.shape[1])
+    k = support.shape[0]
+    width = 1 << max(4, int(np.ceil(np.log2(max(k, 1)))))
+    padded = -(-count // CHUNK) * CHUNK
+    member = np.zeros((width, n), bool)
+    member[:k] = support
+    active = np.zeros(width, np.float32)
+    active[:k] = 1.0
+    weights = np.zeros(padded, np.float32)
+    weights[:count] = 1.0
+    x = np.ones((padded, n), np.float32)
+    x[:count] = np.asarray(masks)
+    v = np.zeros(padded, np.float32)
+    v[:count] = values
+    args = (jnp.asarray(x), jnp.asarray(v), jnp.asarray(weights), jnp.asarray(member), jnp.asarray(active))
+    gram, xty = _moments(*args, jnp.zeros(width, jnp.float32), meat=False)
+    gram = np.asarray(gram, np.float64)[:k, :k]
+    xty = np.asarray(xty, np.float64)[:k]
+    vals, vecs = np.linalg.eigh(gram)
+    inv = np.where(vals > 1e-9 * max(vals.max(), 1.0), 1.0 / np.maximum(vals, 1e-300), 0.0)
+    bread = (vecs * inv) @ vecs.T
+    coef = bread @ xty
+    full = np.zeros(width, np.float32)
+    full[:k] = coef
+    meat = np.asarray(_moments(*args, jnp.asarray(full), meat=True), np.float64)[:k, :k]
+    cov = bread @ meat @ bread * count / max(count - k, 1)
+    fitted_sq = float(coef @ gram @ coef)
+    rss = max(float((np.asarray(values, np.float64) ** 2).sum()) - 2 * float(coef @ xty) + fitted_sq, 0.0)
+    return coef, np.sqrt(np.maximum(np.diag(cov), 0.0)), rss / max(count, 1)

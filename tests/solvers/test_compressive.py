@@ -1,0 +1,97 @@
+"""CompressiveSolver: BCH support decoding, planted recovery, budgets (counted), bad input."""
+
+from __future__ import annotations
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import actspec_jax as asj
+from actspec_jax.problems import synthetic
+from actspec_jax.solvers.compressive.bch import bch_delays, decode_syndrome
+from actspec_jax.solvers.gl_budget import minimum_gl_evaluations
+
+
+@pytest.mark.parametrize("n, t", [(12, 4), (100, 4), (1000, 3)])
+def test_bch_decodes_every_low_degree_support(n: int, t: int) -> None:
+    rng = np.random.default_rng(n)
+    delays = bch_delays(n, t)
+    for _ in range(200):
+        subset = tuple(sorted(int(i) for i in rng.choice(n, rng.integers(0, t + 1), replace=False)))
+        bits = delays[:, list(subset)].sum(axis=1) % 2 == 1
+        assert decode_syndrome(bits, n, t) == subset
+
+
+@pytest.mark.slow
+def test_planted_sparse_recovery_under_budget() -> None:
+    poly = synthetic.random_sparse_polynomial(jax.random.key(4), 100, 20, max_degree=4, min_abs=0.3)
+    spec = asj.CompressiveSolver(max_evaluations=4000)(poly.problem, key=jax.random.key(1))
+    got = spec.to_dict()
+    for subset, value in poly.truth.items():
+        assert got.get(subset, 0.0) == pytest.approx(value, abs=1e-3), subset
+    assert spec.solver["evaluations"] <= 4000
+    assert sum(spec.solver["evaluations_by_stage"].values()) == spec.solver["evaluations"]
+
+
+def _counting(problem: asj.Problem) -> tuple[asj.FunctionProblem, list[int]]:
+    """The same function, counting every row it is evaluated on (padding included)."""
+    seen: list[int] = []
+
+    def f(masks: jax.Array) -> jax.Array:
+        jax.debug.callback(lambda k: seen.append(int(k)), jnp.int32(masks.shape[0]))
+        return problem.evaluate_unchecked(masks)
+
+    return asj.FunctionProblem(f, problem.n), seen
+
+
+@pytest.mark.parametrize(
+    "make, budget",
+    [
+        (lambda b: asj.CompressiveSolver(max_evaluations=b), 1500),
+        pytest.param(
+            lambda b: asj.CompressiveSolver(max_evaluations=b, max_degree=None), 5000, marks=pytest.mark.slow
+        ),
+        pytest.param(lambda b: asj.CompressiveSolver(max_evaluations=b), 9000, marks=pytest.mark.slow),
+        (lambda b: asj.GoldreichLevin(tau=0.1, max_evaluations=b), 1500),
+        pytest.param(lambda b: asj.GoldreichLevin(tau=0.1, max_evaluations=b), 9000, marks=pytest.mark.slow),
+    ],
+)
+def test_budget_never_exceeded(make, budget: int) -> None:
+    poly = synthetic.random_sparse_polynomial(jax.random.key(2), 24, 6, max_degree=3)
+    problem, seen = _counting(poly.problem)
+    spec = make(budget)(problem, key=jax.random.key(0))
+    jax.effects_barrier()
+    assert 0 < sum(seen) <= budget
+    assert spec.solver["evaluations"] <= budget
+    assert spec.solver["evaluations"] <= sum(seen)
+
+
+def test_budget_below_minimum_names_it() -> None:
+    problem = synthetic.random_sparse_polynomial(jax.random.key(0), 40, 4).problem
+    solver = asj.CompressiveSolver(max_evaluations=50)
+    minimum = solver.minimum_evaluations(40)
+    with pytest.raises(asj.ActSpecError, match=rf"minimum of {minimum}\b"):
+        solver(problem, key=jax.random.key(0))
+    gl_min = minimum_gl_evaluations(40)
+    with pytest.raises(asj.ActSpecError, match=rf"minimum of {gl_min}\b"):
+        asj.GoldreichLevin(max_evaluations=gl_min - 1)(problem, key=jax.random.key(0))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"max_degree": 40}, "max_degree must be in 1..39"),
+        ({"max_degree": 0}, "max_degree must be in 1..39"),
+        ({"noise_level": 1.0}, "noise_level"),
+        ({"noise_level": -0.1}, "noise_level"),
+        ({"singletons": "some"}, "singletons"),
+        ({"refit": "x"}, "refit"),
+    ],
+)
+def test_bad_settings_are_clear_errors(kwargs: dict, message: str) -> None:
+    problem = synthetic.random_sparse_polynomial(jax.random.key(0), 40, 4).problem
+    with pytest.raises(asj.ActSpecError, match=re.escape(message)):
+        asj.CompressiveSolver(**kwargs)(problem, key=jax.random.key(0))
