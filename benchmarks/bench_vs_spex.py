@@ -227,8 +227,28 @@ def main() -> None:
     parser.add_argument("--spex-budget", type=int, default=20000, help="budget requested from SPEX (part A)")
     parser.add_argument("--skip-part-b", action="store_true", help="skip GL defaults vs SPEX at GL's budget")
     parser.add_argument("--skip-part-c", action="store_true", help="skip adaptive GL vs part A's SPEX")
+    parser.add_argument(
+        "--compressive", action="store_true", help="issue 10: CompressiveSolver vs SPEX/GL/LS"
+    )
+    parser.add_argument("--sparsity", type=int, nargs="+", default=[20, 50])
+    parser.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.1])
+    parser.add_argument("--b-max", type=int, default=8, help="largest SPEX b searched for full recall")
+    parser.add_argument("--real", nargs="*", default=["mnist"], help="real functions (compressive mode)")
+    parser.add_argument("--real-budgets", type=int, nargs="+", default=[10000, 40000])
+    parser.add_argument("--no-real-spex", action="store_true")
     args = parser.parse_args()
     from actspec_jax.metrics import uniform_masks
+
+    if args.compressive:
+        import _bench_compressive
+
+        def keep(payload: dict[str, Any]) -> None:
+            payload.update(benchmark="bench_vs_spex (compressive)", load_average=os.getloadavg(),
+                           note="2 shared CPU cores (load ~15-18): times noisy; same-run ratios")  # fmt: skip
+            print(f"saved {save('bench_vs_spex', payload).relative_to(ROOT)}", flush=True)
+
+        _bench_compressive.run(args, keep)
+        return
 
     records, rows = [], []
     for n in args.ns:
