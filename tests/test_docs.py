@@ -41,3 +41,33 @@ def test_readme_tour_runs_as_written(tmp_path, monkeypatch):
     assert (tmp_path / "spectrum.json").is_file()
     assert namespace["spec"].n == 16
     assert namespace["big"].n == 256 and namespace["big"].solver["name"] == "goldreich_levin"
+
+
+def test_ci_runs_the_readme_test_command_in_both_environments():
+    root = DOCS.parent
+    readme = (root / "README.md").read_text()
+    quickstart = re.search(r"## Quickstart\n\n```bash\n(.*?)```", readme, flags=re.S).group(1)
+    test_command = quickstart.strip().splitlines()[1].split("&&")[1].strip()
+    assert test_command == 'python -m pytest -q -n 2 -m "not slow"', test_command
+    ci = (root / ".ci" / "run").read_text()
+    assert ci.count(test_command) == 1, "the README's test command must be .ci/run's, run once per env"
+    assert "run_env oldest" in ci and "run_env newest" in ci
+
+
+def test_oldest_constraints_are_the_lower_bounds_of_the_pins():
+    import tomllib
+
+    root = DOCS.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"].values()
+    specs = project["dependencies"] + [spec for extra in extras for spec in extra]
+    lower = {}
+    for spec in specs:
+        m = re.match(r"([A-Za-z0-9_.-]+)\s*(?:>=|==)\s*([0-9][^,;\s]*)", spec)
+        if m:
+            lower.setdefault(m.group(1).lower(), set()).add(m.group(2))
+    lines = (root / ".ci" / "constraints-oldest.txt").read_text().splitlines()
+    pins = dict(line.split("==") for line in lines if line and not line.startswith("#"))
+    assert {"jax", "jaxlib", "flax", "optax", "chex"} <= set(pins), pins
+    for name, pinned in pins.items():
+        assert pinned in lower.get(name, set()), f"{name}=={pinned} is not a lower bound in pyproject.toml"
