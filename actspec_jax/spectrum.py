@@ -299,7 +299,24 @@ class Spectrum:
             f"higher-order energy share {d['higher_order_share']:.3f}, energy-weighted mean degree "
             f"{d['mean_degree']:.2f}, effective number of terms {d['effective_terms']:.1f}"
         )
+        profile = self.degree_profile()
+        if profile is not None:
+            lines.append(f"whole spectrum ({profile.evaluations} extra masks): {profile.headline()}")
         return "\n".join(lines)
+
+    def degree_profile(self) -> Any:
+        """The estimated degree profile of the *whole* spectrum that a large-n solver attached
+        (``solver['degree_profile']``, a :class:`~actspec_jax.solvers.degree_profile.DegreeProfile`),
+        or ``None``. Unlike :meth:`energy_by_degree` it covers the terms that were not listed."""
+        from actspec_jax.solvers.degree_profile import DegreeProfile, DegreeProfileError
+
+        record = self.solver.get("degree_profile")
+        if not isinstance(record, Mapping):
+            return None
+        try:
+            return DegreeProfile.from_dict(dict(record))
+        except DegreeProfileError:
+            return None
 
     def __repr__(self) -> str:
         src = self.solver.get("name", "?")

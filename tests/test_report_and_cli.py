@@ -55,7 +55,12 @@ def test_default_gl_demo_covers_the_whole_layer(tmp_path, capsys):
     assert doc["n"] == 256 and doc["solver"]["name"] == "goldreich_levin"
     assert (out / "participation_heatmap.png").exists() and (out / "subset_sizes.png").exists()
     assert not list(out.glob("gl_checkpoint*.npz"))  # removed once the result is saved
-    assert "R² of the top-64-term approximation" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "R² of the top-64-term approximation" in printed
+    # the degree profile of the whole spectrum is printed next to the terms and reported
+    assert doc["solver"]["degree_profile"]["evaluations"] == 16384
+    assert "of the variance sits in singletons" in printed and "degree  2:" in printed
+    assert "Degree profile of the whole spectrum" in (out / "summary.md").read_text()
 
 
 @pytest.mark.slow

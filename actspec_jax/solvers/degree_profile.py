@@ -81,7 +81,9 @@ __all__ = [
     "MIN_EVALUATIONS",
     "DegreeProfile",
     "DegreeProfileError",
+    "attach_degree_profile",
     "estimate_degree_profile",
+    "wants_degree_profile",
 ]
 
 DEFAULT_EVALUATIONS = 16384
@@ -154,7 +156,10 @@ class DegreeProfile(NamedTuple):
         out: dict[str, Any] = {"kind": "degree_profile"}
         for name in self._fields:
             value = getattr(self, name)
-            out[name] = np.asarray(value).tolist() if name in _ARRAYS else value
+            if name in _ARRAYS:  # non-finite entries (a ratio over a zero variance) become None
+                array = np.asarray(value, np.float64)
+                value = np.where(np.isfinite(array), array, None).tolist()
+            out[name] = value
         return out
 
     @classmethod
@@ -192,12 +197,17 @@ class DegreeProfile(NamedTuple):
         parts.append(f"{tail} above degree {self.max_degree}")
         return ", ".join([parts[0].replace(" in ", " of the variance sits in ", 1), *parts[1:]])
 
-    def _output(self, p: int) -> dict[str, np.ndarray]:
+    def arrays(self, p: int = 0) -> dict[str, np.ndarray]:
         """Every array field of output ``p`` (flattened outputs), per-degree arrays 1-d."""
         count = int(np.asarray(self.total).size)
         return {name: np.asarray(getattr(self, name)).reshape(count, -1)[p] for name in _ARRAYS}
 
     def __str__(self) -> str:
+        text = self.table()
+        return text + (f"\n  {self.headline()}." if int(np.asarray(self.total).size) == 1 else "")
+
+    def table(self) -> str:
+        """Per-degree shares and weights with their intervals, one block per output."""
         outputs = int(np.asarray(self.total).size)
         z = _z(self.confidence)
         lines = [
@@ -205,7 +215,7 @@ class DegreeProfile(NamedTuple):
             f"{100 * self.confidence:.0f} % intervals, control={self.control}):"
         ]
         for p in range(outputs):
-            o = self._output(p)
+            o = self.arrays(p)
             head = f"  output {p}: " if outputs > 1 else "  "
             lines.append(
                 f"{head}variance {o['variance'][0]:.4g} ± {z * o['variance_stderr'][0]:.2g}; "
@@ -234,8 +244,6 @@ class DegreeProfile(NamedTuple):
                 lines.append(
                     f"    degree {name}: {100 * share:5.1f} % [{100 * lo:5.1f}, {100 * hi:5.1f}]  {weight}"
                 )
-            if outputs == 1:
-                lines.append(f"  {self.headline()}.")
         return "\n".join(lines)
 
 
@@ -400,3 +408,59 @@ def estimate_degree_profile(
         control="linear" if linear else "constant",
         wall_time_s=time.perf_counter() - started,
     )
+
+
+# ---------------------------------------------------------------------------- solver attachment
+
+PROFILE_TAG = 0x5052  # fold_in tag of the profile's masks; distinct from every GL stage tag
+ATTACH_ABOVE_N = 24  # below this the exact solver gives energy_by_degree itself
+SOLVER_EVALUATIONS = 8192
+
+
+def wants_degree_profile(
+    problem: Problem, enabled: bool | None, evaluations: int, *, mask_mode: bool
+) -> bool:
+    """Whether a large-n solver attaches a profile; validates its settings before the search runs.
+
+    ``enabled=None`` (default): yes for mask-mode problems with one output and ``n > 24`` (smaller
+    problems have the exact ``energy_by_degree``); ``True`` forces it (mask mode only), ``False``
+    turns it off.
+    """
+    if enabled is False:
+        return False
+    if enabled is not None and enabled is not True:
+        raise DegreeProfileError(f"degree_profile must be None (auto), True or False, got {enabled!r}.")
+    if not mask_mode or problem.output_shape != ():
+        if enabled:
+            raise DegreeProfileError(
+                "degree_profile=True needs the mask estimator and a single output (the profile is the "
+                "spectrum of the mask function under uniform masks)."
+            )
+        return False
+    if enabled is None and problem.n <= ATTACH_ABOVE_N:
+        return False
+    _check(problem, 0, min(3, problem.n - 1), evaluations, 0.95)
+    return True
+
+
+def attach_degree_profile(
+    spectrum: Any, problem: Problem, key: jax.Array, *, evaluations: int, memory_budget: int | None = None
+) -> Any:
+    """``spectrum`` with ``solver['degree_profile']`` (:meth:`DegreeProfile.to_dict`) added.
+
+    The profile uses its own ``evaluations`` masks drawn from ``fold_in(key, PROFILE_TAG)``; they
+    are *not* counted in ``solver['evaluations']`` (the search's own cost) but in
+    ``solver['degree_profile']['evaluations']``. A constant function gets no profile.
+    """
+    import dataclasses
+
+    if spectrum.solver.get("constant_function"):
+        return spectrum
+    profile = estimate_degree_profile(
+        problem,
+        key=jax.random.fold_in(key, PROFILE_TAG),
+        max_degree=min(3, problem.n - 1),
+        num_evaluations=evaluations,
+        memory_budget=memory_budget,
+    )
+    return dataclasses.replace(spectrum, solver={**spectrum.solver, "degree_profile": profile.to_dict()})

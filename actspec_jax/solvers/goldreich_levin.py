@@ -79,9 +79,11 @@ spectrum. The file is kept after the search (a rerun returns at once, from the l
 
 **Cost.** Evaluations: ``leaf_samples`` (norm pass) + ``influence_samples · (n + 1)``
 (influence order) + ``m · r`` per level × ``⌈searched / b⌉`` levels + ``leaf_samples``
-(leaves); paper mode counts hybrid rows instead (``1000 · 2`` per level, plus one pass over
-the data rows for the norm and one for the leaves). Only the evaluation kernels trace the
-problem; the statistics kernels compile once per (n, beam, D, b, r) and are shared.
+(leaves); mask mode with ``n > 24`` adds ``profile_evaluations`` for the degree profile,
+reported apart in ``solver['degree_profile']``; paper mode counts hybrid rows instead
+(``1000 · 2`` per level, plus one pass over the data rows for the norm and one for the
+leaves). Only the evaluation kernels trace the problem; the statistics kernels compile once
+per (n, beam, D, b, r) and are shared.
 """
 
 from __future__ import annotations
@@ -112,6 +114,11 @@ from actspec_jax.solvers._gl_state import (
     save_checkpoint,
 )
 from actspec_jax.solvers._memory import bytes_per_mask, default_block_size, default_memory_budget
+from actspec_jax.solvers.degree_profile import (
+    SOLVER_EVALUATIONS,
+    attach_degree_profile,
+    wants_degree_profile,
+)
 from actspec_jax.solvers.paper import PAPER_DEFAULTS, check_paper_problem, paper_patterns
 from actspec_jax.solvers.redundancy import (
     PostCheck,
@@ -212,6 +219,11 @@ class GoldreichLevin:
         :class:`jax.sharding.Mesh` with an axis ``"masks"`` (see :mod:`actspec_jax.sharding`).
         The chunks of each level's hybrid masks go to the devices in order; results equal
         the one-device results for the same key.
+      degree_profile: attach the whole spectrum's degree profile ``W^0…W^3`` and tail with
+        intervals (:func:`~actspec_jax.solvers.degree_profile.estimate_degree_profile`) as
+        ``solver['degree_profile']``: ``None`` = for mask mode with ``n > 24`` (not under
+        ``max_evaluations``, which the profile would exceed); ``False`` = off.
+      profile_evaluations: its uniform masks (8192), counted apart from ``solver['evaluations']``.
 
     Call it as ``GoldreichLevin(tau=0.1)(problem, key=key, progress=..., checkpoint_path=...)``.
     """
@@ -239,6 +251,8 @@ class GoldreichLevin:
     memory_budget: int | None = None
     devices: Any = None
     max_evaluations: int | None = None
+    degree_profile: bool | None = None
+    profile_evaluations: int = SOLVER_EVALUATIONS
 
     # ------------------------------------------------------------------ configuration
     @classmethod
@@ -391,11 +405,18 @@ class GoldreichLevin:
             order = cfg["order"]
             if len(set(order)) != len(order) or any(not 0 <= i < n for i in order):
                 raise ActSpecError(f"order must list distinct neuron indices in 0..{n - 1}.")
+        profile = wants_degree_profile(
+            problem, self.degree_profile, self.profile_evaluations, mask_mode=cfg["estimator"] == "mask"
+        )
         run = _Run(self, cfg, problem, key, progress, checkpoint_path)
         spectrum = run.execute(started)
-        if cfg["passes"] == 1 or spectrum.solver["constant_function"]:
+        if cfg["passes"] > 1 and not spectrum.solver["constant_function"]:
+            spectrum = self._residual_passes(run, spectrum, progress, checkpoint_path, started)
+        if not profile:
             return spectrum
-        return self._residual_passes(run, spectrum, progress, checkpoint_path, started)
+        return attach_degree_profile(
+            spectrum, problem, key, evaluations=self.profile_evaluations, memory_budget=self.memory_budget
+        )
 
     def _budgeted(
         self, problem: Problem, cfg: dict[str, Any], key: Any, progress: Any, path: Any
@@ -404,12 +425,17 @@ class GoldreichLevin:
         from actspec_jax.solvers.gl_budget import plan_gl_budget, worst_case_evaluations
 
         budget = int(self.max_evaluations)
+        if self.degree_profile:
+            raise ActSpecError(
+                "degree_profile=True would spend evaluations beyond max_evaluations; leave it unset under a "
+                "budget and call actspec_jax.estimate_degree_profile separately if you want the profile."
+            )
         if self.estimator != "mask":
             raise ActSpecError("max_evaluations applies to the mask estimator (paper mode counts data rows).")
         plan = plan_gl_budget(budget, int(problem.n), cfg)
         names = ("passes", "adaptive", "draws_per_z", "influence_samples", "leaf_samples", "num_samples")
         solver = dataclasses.replace(
-            self, max_evaluations=None, **{k: plan[k] for k in names}, max_samples=None
+            self, max_evaluations=None, **{k: plan[k] for k in names}, max_samples=None, degree_profile=False
         )
         spectrum = solver(problem, key=key, progress=progress, checkpoint_path=path)
         used = int(spectrum.solver["evaluations"])

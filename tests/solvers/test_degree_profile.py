@@ -206,3 +206,58 @@ def test_not_a_problem_and_non_finite_outputs_are_refused():
     bad = asj.FunctionProblem(lambda x: jnp.log(x[:, 0]), 4)
     with pytest.raises(asj.NonFiniteOutputError, match="NaN/inf"):
         estimate_degree_profile(bad, key=jax.random.key(0), max_degree=2, num_evaluations=64)
+
+
+# ---------------------------------------------------------------------------- attached to GL results
+
+
+CHEAP_GL = dict(passes=1, num_samples=32, leaf_samples=1024, influence_samples=8)
+
+
+@pytest.fixture(scope="module")
+def gl_with_profile() -> asj.Spectrum:
+    planted = synthetic.sparse_polynomial(25, {(3,): 1.0, (7, 9): 0.8, (1, 20, 24): 0.6, (): 0.5})
+    solver = asj.GoldreichLevin(tau=0.2, profile_evaluations=2048, **CHEAP_GL)
+    return solver(planted.problem, key=jax.random.key(0))
+
+
+def test_gl_attaches_the_profile_for_large_n_and_counts_it_apart(gl_with_profile, tmp_path):
+    spec = gl_with_profile
+    record = spec.solver["degree_profile"]
+    assert record["evaluations"] == 2048
+    assert spec.solver["evaluations"] == sum(spec.solver["evaluations_by_stage"].values())
+    profile = spec.degree_profile()
+    truth = np.array([0.25, 1.0, 0.64, 0.36, 0.0])
+    assert covered(profile, truth).all()
+    assert "whole spectrum (2048 extra masks): " in spec.summary() and "in pairs" in spec.summary()
+    for name in ("s.json", "s.npz"):
+        back = asj.Spectrum.load(spec.save(tmp_path / name))
+        np.testing.assert_allclose(back.degree_profile().weights, profile.weights)
+    # the report gets a section
+    from actspec_jax.report import Report, add_degree_profile_section
+
+    report = Report(tmp_path / "rep", "t")
+    add_degree_profile_section(report, spec)
+    report.write()
+    assert "Degree profile of the whole spectrum" in (tmp_path / "rep" / "summary.md").read_text()
+
+
+def test_gl_profile_can_be_turned_off_and_is_not_added_for_small_or_paper_problems():
+    planted = synthetic.sparse_polynomial(25, {(3,): 1.0})
+    off = asj.GoldreichLevin(tau=0.3, degree_profile=False, **CHEAP_GL)(
+        planted.problem, key=jax.random.key(0)
+    )
+    assert "degree_profile" not in off.solver and off.degree_profile() is None
+    small = synthetic.sparse_polynomial(12, {(3,): 1.0, (4, 5): 0.5})
+    spec = asj.GoldreichLevin(tau=0.3, **CHEAP_GL)(small.problem, key=jax.random.key(0))
+    assert "degree_profile" not in spec.solver
+    forced = asj.GoldreichLevin(tau=0.3, degree_profile=True, profile_evaluations=256, **CHEAP_GL)
+    assert forced(small.problem, key=jax.random.key(0)).solver["degree_profile"]["evaluations"] == 256
+
+
+def test_gl_refuses_bad_profile_settings_before_searching():
+    planted = synthetic.sparse_polynomial(25, {(3,): 1.0})
+    with pytest.raises(DegreeProfileError, match="minimum of 64"):
+        asj.GoldreichLevin(tau=0.3, profile_evaluations=10)(planted.problem, key=jax.random.key(0))
+    with pytest.raises(DegreeProfileError, match="None \\(auto\\), True or False"):
+        asj.GoldreichLevin(tau=0.3, degree_profile="yes")(planted.problem, key=jax.random.key(0))
