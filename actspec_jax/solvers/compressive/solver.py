@@ -58,6 +58,11 @@ from actspec_jax.solvers.compressive import bch
 from actspec_jax.solvers.compressive.design import draw_groups, group_bins, group_masks, uniform_masks
 from actspec_jax.solvers.compressive.peeling import peel, subtract
 from actspec_jax.solvers.compressive.refit import least_squares
+from actspec_jax.solvers.degree_profile import (
+    SOLVER_EVALUATIONS,
+    attach_degree_profile,
+    wants_degree_profile,
+)
 from actspec_jax.spectrum import Spectrum
 
 __all__ = ["CompressiveSolver"]
@@ -88,6 +93,9 @@ class CompressiveSolver:
         unbiased with honest sandwich errors even when unfound terms correlate with found ones on
         the structured cosets — on a dense 12-neuron MLP the ``'all'`` fit was off by ~5 se on a
         1e-3 coefficient).
+      degree_profile: attach the whole spectrum's degree profile as ``solver['degree_profile']``,
+        as GoldreichLevin does (``None``: for ``n > 24`` without a budget; never under
+        ``max_evaluations``, which it would exceed); its ``profile_evaluations`` are counted apart.
     """
 
     max_degree: int | None = 4
@@ -99,6 +107,8 @@ class CompressiveSolver:
     noise_level: float = 0.0
     singletons: str = "auto"
     refit: str = "all"
+    degree_profile: bool | None = None
+    profile_evaluations: int = SOLVER_EVALUATIONS
 
     # ------------------------------------------------------------------ planning
     def delays(self, n: int) -> tuple[np.ndarray, str]:
@@ -192,6 +202,14 @@ class CompressiveSolver:
             )
         n = int(problem.n)
         plan = self.plan(n)
+        if self.max_evaluations is not None and self.degree_profile:
+            raise ActSpecError(
+                "degree_profile=True would spend evaluations beyond max_evaluations; leave it unset under a "
+                "budget and call actspec_jax.estimate_degree_profile separately if you want the profile."
+            )
+        profile = self.max_evaluations is None and wants_degree_profile(
+            problem, self.degree_profile, self.profile_evaluations, mask_mode=True
+        )
         delays, code = self.delays(n)
         b, t = plan["bins_log2"], (self.max_degree or n)
         decode = (lambda bits: bch.decode_syndrome(bits, n, t)) if code == "bch" else (
@@ -229,7 +247,7 @@ class CompressiveSolver:
         stages = {"rounds": plan["per_round"] * plan["rounds"], "held": plan["held"]}
         solver_info = {
             "name": "compressive",
-            **dataclasses.asdict(self),
+            **{k: v for k, v in dataclasses.asdict(self).items() if k != "degree_profile"},
             "plan": plan,
             "code": code,
             "delays": num_delays_of(delays),
@@ -244,7 +262,7 @@ class CompressiveSolver:
             "wall_time_s": time.perf_counter() - started,
             "backend": jax.default_backend(),
         }
-        return Spectrum.build(
+        spectrum = Spectrum.build(
             n,
             subsets,
             np.asarray(coef, np.float64),
@@ -256,6 +274,9 @@ class CompressiveSolver:
             output_label=problem.output_labels[0],
             output_index=0,
         )
+        if not profile:
+            return spectrum
+        return attach_degree_profile(spectrum, problem, key, evaluations=self.profile_evaluations)
 
     # ------------------------------------------------------------------ stages
     @staticmethod
