@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from actspec_jax._io import atomic_write, clean_stale_temps
@@ -38,13 +39,42 @@ class CheckpointError(ActSpecError):
     """A solver checkpoint that is corrupt, foreign, or from another problem or configuration."""
 
 
+def _leaf_bytes(leaf: Any) -> list[tuple[str, np.ndarray]]:
+    """What a leaf contributes to a digest, never gathering it across devices or hosts.
+
+    PRNG key arrays contribute their key data (``jax.random.key_data``); arrays spread over
+    several devices (e.g. parameters sharded over the user's own mesh) contribute each
+    addressable shard with its index, read from the device that holds it; other leaves their
+    bytes. Non-addressable shards (other hosts' data) are summarised by shape and sharding only.
+    """
+    if isinstance(leaf, jax.Array):
+        if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            impl = str(jax.random.key_impl(leaf))
+            return [(f"key<{impl}>{leaf.shape}", np.asarray(jax.random.key_data(leaf)))]
+        sharding = getattr(leaf, "sharding", None)
+        if sharding is not None and len(sharding.device_set) > 1:
+            head = f"{leaf.dtype}{leaf.shape}sharded{len(sharding.device_set)}"
+            parts = [(head, np.zeros(0, np.uint8))]
+            seen = set()
+            for shard in leaf.addressable_shards:
+                where = str(shard.index)
+                if where in seen:  # replicas hold equal data
+                    continue
+                seen.add(where)
+                parts.append((where, np.asarray(shard.data)))
+            return parts
+    array = np.asarray(leaf)
+    return [(f"{array.dtype}{array.shape}", array)]
+
+
 def problem_digest(problem: Any) -> str:
-    """SHA-256 of the problem's description and of every array it holds (dtype, shape, bytes)."""
+    """SHA-256 of the problem's description and of every array it holds (dtype, shape, bytes;
+    key data for PRNG keys; per-shard bytes for sharded arrays, see :func:`_leaf_bytes`)."""
     digest = hashlib.sha256(json.dumps(problem.describe(), sort_keys=True, default=str).encode())
     for leaf in jax.tree_util.tree_leaves(problem):
-        array = np.asarray(leaf)
-        digest.update(f"{array.dtype}{array.shape}".encode())
-        digest.update(np.ascontiguousarray(array).tobytes())
+        for head, array in _leaf_bytes(leaf):
+            digest.update(head.encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()
 
 

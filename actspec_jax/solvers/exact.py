@@ -66,6 +66,25 @@ from actspec_jax.transforms.wht import fwht_consuming
 
 __all__ = ["ExactSolver", "exact_value_table"]
 
+_TRACER_ERRORS = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerArrayConversionError,
+    jax.errors.TracerIntegerConversionError,
+)
+UNDER_JIT_HINT = (
+    "it checks the values on the host and returns a host-side Spectrum, so it cannot run on traced "
+    "values inside jax.jit / vmap / grad. Inside traced code use the functional form: "
+    "actspec_jax.exact_spectrum(problem.evaluate_unchecked, problem.n) -> dense coefficients "
+    "float[*output_shape, 2^n] (and actspec_jax.top_terms(dense, k) for the largest ones); "
+    "ExactSolver().dense(problem) does this for you."
+)
+
+
+def is_traced(tree: Any) -> bool:
+    """Whether any array leaf of ``tree`` (e.g. a problem's parameters) is a JAX tracer."""
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(tree))
+
+
 Progress = Callable[[int, int], None]
 
 
@@ -423,7 +442,9 @@ def _transform(table: jax.Array, block_bits: int | None = None, precision: str |
     """``fwht(table) / 2^n``, consuming ``table`` (its buffer is reused where possible)."""
     sharding = getattr(table, "sharding", None)
     mesh = getattr(sharding, "mesh", None)
-    if isinstance(mesh, Mesh) and mesh_size(mesh) > 1:
+    # Only our own mask mesh splits the transform; a table that inherited the user's sharding
+    # (parameters sharded over their own axes, e.g. "model") is transformed as one array.
+    if isinstance(mesh, Mesh) and MASK_AXIS in mesh.axis_names and mesh_size(mesh) > 1:
         return _scale(fwht_sharded(table, mesh, donate=True, block_bits=block_bits, precision=precision))
     return _spectrum_from_table(table, block_bits, precision)
 
@@ -549,7 +570,26 @@ class ExactSolver:
         """Full spectrum ``float[*output_shape, 2^n]`` (index ``S`` = subset bitmask).
 
         ``checkpoint_path``: see :func:`exact_value_table`; removed once the transform is done.
+
+        Traced problems (inside the caller's ``jit``/``vmap``/``grad``) go through the pure
+        :func:`actspec_jax.exact_spectrum` (no NaN check, no progress, no checkpoint; one
+        device), so this method composes with JAX transformations.
         """
+        if is_traced(problem):
+            if progress is not None or checkpoint_path is not None:
+                raise ActSpecError(f"progress= and checkpoint_path= need concrete values: {UNDER_JIT_HINT}")
+            from actspec_jax.solvers.functional import exact_spectrum
+
+            if problem.n > self.max_n:
+                raise ProblemTooLargeError(f"n={problem.n} exceeds max_n={self.max_n}.")
+            dense = exact_spectrum(
+                problem.evaluate_unchecked,
+                problem.n,
+                chunk_size=self.chunk_size or 4096,
+                block_bits=self.wht_block_bits,
+                precision=self.wht_precision,
+            )
+            return dense.reshape((*problem.output_shape, -1))
         self._guard(problem)
         table = exact_value_table(
             problem,
@@ -582,6 +622,21 @@ class ExactSolver:
         ``checkpoint_every_s`` seconds and on interruption; calling again with the same file
         resumes and gives the same spectrum. Removed once the spectrum is built.
         """
+        if is_traced(problem):
+            raise ActSpecError(f"ExactSolver()(problem) got traced arrays: {UNDER_JIT_HINT}")
+        try:
+            return self._solve(problem, key=key, progress=progress, checkpoint_path=checkpoint_path)
+        except _TRACER_ERRORS as err:
+            raise ActSpecError(f"ExactSolver()(problem) ran into traced values: {UNDER_JIT_HINT}") from err
+
+    def _solve(
+        self,
+        problem: Problem,
+        *,
+        key: jax.Array | None,
+        progress: Progress | None,
+        checkpoint_path: str | os.PathLike | None,
+    ) -> Spectrum | SpectrumBatch:
         if self.top_k < 1:
             raise ActSpecError(f"top_k must be >= 1, got {self.top_k}.")
         if not 0.0 <= self.rtol < 1.0:

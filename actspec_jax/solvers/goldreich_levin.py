@@ -100,6 +100,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from actspec_jax.diagnostics import report_diagnostic
 from actspec_jax.errors import ActSpecError, NonFiniteOutputError
 from actspec_jax.problems.base import Problem
 from actspec_jax.sharding import mask_mesh, mesh_size
@@ -164,6 +165,17 @@ LEVEL_STATS = (
     "seconds",
 )
 MAX_RECORDS = 10_000  # removal records kept in the result (the count is always exact)
+_TRACER_ERRORS = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerArrayConversionError,
+    jax.errors.TracerIntegerConversionError,
+)
+UNDER_JIT_HINT = (
+    "inside jax.jit / vmap / grad (it checks values and builds its result on the host). Inside "
+    "traced code use the functional form: state = actspec_jax.gl_init(n, key=key, "
+    "threshold=tau_abs**2 / 2); state = actspec_jax.gl_search(problem.evaluate_unchecked, state) "
+    "(or one level at a time with actspec_jax.gl_update); survivors: state.members[state.valid]."
+)
 
 
 def _key_data(key: jax.Array) -> np.ndarray:
@@ -385,8 +397,24 @@ class GoldreichLevin:
         """
         started = time.perf_counter()
         cfg = self.settings()
+        if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves((problem, key))):
+            raise ActSpecError(f"GoldreichLevin()(problem) got traced arrays: {UNDER_JIT_HINT}")
         if self.max_evaluations is not None:
             return self._budgeted(problem, cfg, key, progress, checkpoint_path)
+        try:
+            return self._search(problem, cfg, key, progress, checkpoint_path, started)
+        except _TRACER_ERRORS as err:
+            raise ActSpecError(f"GoldreichLevin()(problem) ran into traced values: {UNDER_JIT_HINT}") from err
+
+    def _search(
+        self,
+        problem: Problem,
+        cfg: dict[str, Any],
+        key: jax.Array | None,
+        progress: Progress | None,
+        checkpoint_path: str | Path | None,
+        started: float,
+    ) -> Spectrum:
         if key is None:
             raise ActSpecError("GoldreichLevin samples at random: pass key=jax.random.key(0) (any seed).")
         n = int(problem.n)
@@ -464,6 +492,7 @@ class GoldreichLevin:
         stages = dict(spectrum.solver["evaluations_by_stage"], residual_passes=0, refit=0)
         history = [{"pass": 1, "new_subsets": len(found), "evaluations": int(spectrum.solver["evaluations"])}]
         current = spectrum
+        diagnostics = list(spectrum.solver.get("diagnostics", []))
         for index in range(2, cfg["passes"] + 1):
             residual = ResidualProblem(first.problem, current)
             path = None
@@ -475,6 +504,7 @@ class GoldreichLevin:
             )
             run.pass_index = index
             extra = run.execute(time.perf_counter())
+            diagnostics.extend(extra.solver.get("diagnostics", []))
             new = {s for s in extra.subset_tuples() if s} - found
             found |= new
             stages["residual_passes"] += int(extra.solver["evaluations"])
@@ -521,6 +551,8 @@ class GoldreichLevin:
             wall_time_s=float(spectrum.solver["wall_time_s"]) + (time.perf_counter() - started),
             leaves=dict(spectrum.solver["leaves"], reported=len(subsets)),
         )
+        if diagnostics:
+            solver["diagnostics"] = diagnostics
         return Spectrum.build(
             first.n,
             subsets,
@@ -784,7 +816,8 @@ class _Run:
 
     # ------------------------------------------------------------------ the search
     def execute(self, started: float) -> Spectrum:
-        fingerprint = self.fingerprint()
+        # Only a checkpoint needs the fingerprint (it hashes every array of the problem).
+        fingerprint = None if self.path is None else self.fingerprint()
         resumed_from = None
         if self.path is not None and self.path.exists():
             state, setup, meta = self._load(fingerprint)
@@ -793,8 +826,8 @@ class _Run:
         else:
             setup, meta = self.prepare()
             state = self.initial_state()
-            meta["fingerprint"] = fingerprint
             if self.path is not None:
+                meta["fingerprint"] = fingerprint
                 save_checkpoint(self.path, state, setup, meta)
         prior_wall = float(meta.get("wall_time_s", 0.0))
         call_start = started
@@ -997,6 +1030,29 @@ class _Run:
         }
         return new_state, record, removals
 
+    def _report_full_beam(self, solver_info: dict[str, Any], stats: dict[str, list]) -> None:
+        """Warn and record (``solver["diagnostics"]``, code ``beam_full``) when buckets above the
+        threshold were dropped for lack of beam slots on two or more consecutive levels."""
+        above, kept = stats.get("above_threshold", []), stats.get("kept", [])
+        full = [int(a) > self.beam and int(k) >= self.beam for a, k in zip(above, kept)]
+        longest = run = 0
+        for is_full in full:
+            run = run + 1 if is_full else 0
+            longest = max(longest, run)
+        if longest < 2:
+            return
+        dropped = sum(int(a) - self.beam for a, f in zip(above, full) if f)
+        report_diagnostic(
+            solver_info,
+            "beam_full",
+            f"Goldreich–Levin (pass {self.pass_index}): the beam of {self.beam} live buckets was full on "
+            f"{sum(full)} of {len(full)} levels ({longest} consecutive); {dropped} buckets above the "
+            "weight threshold were dropped there, so heavy coefficients may be missing from the result.",
+            f"use a larger beam (e.g. GoldreichLevin(beam={4 * self.beam})) or a larger tau (fewer "
+            "buckets clear tau^2/2).",
+            stacklevel=5,
+        )
+
     # ------------------------------------------------------------------ leaves
     def _leaves(
         self,
@@ -1084,6 +1140,7 @@ class _Run:
                 "removed": removed,
             },
         }
+        self._report_full_beam(solver_info, meta["stats"])
         return Spectrum.build(
             n,
             subsets,
