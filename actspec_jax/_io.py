@@ -12,7 +12,7 @@ and an :class:`OSError` with the original ``errno``) naming the path; the previo
 untouched and the temporary file is removed.
 
 Fault injection (tests only): ``ACTSPEC_FAULT="<label>:<stage>:<action>[:<nth>]"`` makes the
-``nth`` (default 1st) write of kind ``label`` (``checkpoint``, ``results``, ``report``,
+``nth`` (default 1st; ``*`` = every) write of kind ``label`` (``checkpoint``, ``results``, ``report``,
 ``figure``, ``json``) fail at ``stage`` — ``mid`` (half the bytes written to the temporary
 file) or ``rename`` (all written, not yet renamed) — with ``action`` ``kill`` (``SIGKILL``
 of this process), ``enospc`` (``OSError(ENOSPC)``) or ``pause`` (sleep, for a test to kill).
@@ -36,11 +36,19 @@ from actspec_jax.errors import ActSpecError
 __all__ = ["OutputWriteError", "atomic_write", "check_writable_folder", "clean_stale_temps", "pid_alive"]
 
 FAULT_ENV = "ACTSPEC_FAULT"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once at import (os.umask can only be read by setting it)
 _fault_counts: dict[str, int] = {}  # per-process count of writes per label (fault injection only)
 
 
 class OutputWriteError(ActSpecError, OSError):
-    """A file could not be written (full disk, read-only folder, permissions); names the path."""
+    """A file could not be written (full disk, read-only folder, permissions); names the path.
+
+    ``errno`` and ``filename`` are those of the underlying :class:`OSError`.
+    """
+
+    def __str__(self) -> str:  # OSError would print "[Errno N] None: path" once errno is set
+        return str(self.args[0])
 
 
 def pid_alive(pid: int) -> bool:
@@ -62,19 +70,28 @@ def _temp_prefix(path: Path) -> str:
     return f".{path.name}."
 
 
-def clean_stale_temps(path: str | os.PathLike) -> list[Path]:
-    """Remove temporary files of :func:`atomic_write` for ``path`` left by dead writers."""
+def _writer_pid(tmp: Path) -> int | None:
+    """The writer's pid encoded in a temporary file name ``.<name>.<pid>.<random>.tmp``."""
+    parts = tmp.name[: -len(".tmp")].rsplit(".", 2)
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+
+
+def clean_stale_temps(path: str | os.PathLike, *, folder: bool = False) -> list[Path]:
+    """Remove :func:`atomic_write` temporary files left by dead writers.
+
+    For the file ``path`` (default), or for every file in the folder ``path`` (``folder=True``).
+    """
     path = Path(path)
+    where, pattern = (path, ".*.tmp") if folder else (path.parent, f"{glob_escape(_temp_prefix(path))}*.tmp")
     removed = []
-    prefix = _temp_prefix(path)
     try:
-        candidates = list(path.parent.glob(f"{glob_escape(prefix)}*.tmp"))
+        candidates = list(where.glob(pattern))
     except OSError:
         return removed
     for tmp in candidates:
-        pid_text = tmp.name[len(prefix) :].split(".", 1)[0]
-        if pid_text.isdigit() and pid_alive(int(pid_text)) and int(pid_text) != os.getpid():
-            continue  # another live writer's file
+        pid = _writer_pid(tmp)
+        if pid is None or (pid != os.getpid() and pid_alive(pid)):
+            continue  # not ours, or a live writer's file
         try:
             tmp.unlink()
             removed.append(tmp)
@@ -109,9 +126,9 @@ def _fault(label: str) -> tuple[str, str] | None:
     parts = spec.split(":")
     if len(parts) < 3 or parts[0] != label:
         return None
-    nth = int(parts[3]) if len(parts) > 3 else 1
     _fault_counts[label] = _fault_counts.get(label, 0) + 1
-    return (parts[1], parts[2]) if _fault_counts[label] == nth else None
+    nth = parts[3] if len(parts) > 3 else "1"
+    return (parts[1], parts[2]) if nth == "*" or _fault_counts[label] == int(nth) else None
 
 
 def _trigger(action: str, path: Path) -> None:
@@ -161,6 +178,8 @@ def atomic_write(
     except OSError as err:
         raise _error(path, err) from err
     try:
+        with contextlib.suppress(OSError, AttributeError):  # mkstemp makes 0600; use the umask
+            os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as raw:
             if fault is None:
                 handle: Any = raw if "b" in mode else io.TextIOWrapper(raw, encoding="utf-8")

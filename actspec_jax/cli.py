@@ -76,7 +76,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     _enable_compilation_cache(compilation_cache_dir(os.environ))
     try:
         return int(args.func(args) or 0)
-    except (ActSpecError, FileNotFoundError) as err:
+    except KeyboardInterrupt:
+        resumable = getattr(args, "checkpoint", None) is not None
+        hint = (
+            "rerun the same command to resume"
+            if resumable
+            else "rerun with --checkpoint FILE to make a long run resumable"
+        )
+        print(f"\nactspec {args.command}: interrupted; {hint}.", file=sys.stderr)
+        return 130
+    except (ActSpecError, OSError) as err:
         print(f"actspec {args.command}: error: {err}", file=sys.stderr)
         return 2
 

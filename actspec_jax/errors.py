@@ -63,10 +63,15 @@ class SpectrumFormatError(ActSpecError):
 
 
 def format_bytes(num: float) -> str:
-    """Human-readable size, e.g. ``'1.5 GiB'``."""
+    """Human-readable size, e.g. ``'1.5 GiB'``; exact for any size (``'2^100 B'`` beyond YiB)."""
+    if isinstance(num, int) and num >= 1 << 90:
+        # beyond floats' comfort: name the power of two (an int's bit length is exact)
+        power = num.bit_length() - 1
+        return f"2^{power} B" if num == 1 << power else f"about 2^{power} B"
     value = float(num)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
+    for unit in units:
+        if abs(value) < 1024 or unit == units[-1]:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
-    return f"{value:.1f} TiB"
+    return f"{value:.1f} YiB"

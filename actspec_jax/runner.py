@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -30,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from actspec_jax._run_safety import guarded_outputs, rescued_write, resumable
 from actspec_jax.errors import ActSpecError
 
 __all__ = [
@@ -195,7 +197,10 @@ class RunConfig:
       seed: seed of every random choice (GL, R² masks, random orderings).
       out: report folder.
       checkpoint: checkpoint file (GL search state, or the exact solver's partly filled table);
-        rerunning with the same file resumes.
+        rerunning with the same file resumes. Locked while the run lasts (a second run on it is
+        refused); the exact solver's is removed only once the report is written.
+      checkpoint_every_s: exact solver: seconds between checkpoint saves (GL saves every level).
+      restart: delete an existing checkpoint and start afresh.
       faithfulness: compute the ablation curve (spectral vs attribution vs random).
       faithfulness_k: largest number of neurons ablated on the curve.
       random_orderings: random orderings averaged on the curve.
@@ -231,6 +236,8 @@ class RunConfig:
     seed: int = 0
     out: str = "actspec_run"
     checkpoint: str | None = None
+    checkpoint_every_s: float = 60.0
+    restart: bool = False
     faithfulness: bool = False
     faithfulness_k: int = 32
     random_orderings: int = 20
@@ -522,8 +529,10 @@ def _solve(problem: Any, cfg: RunConfig, progress: bool) -> Any:
             if bar is not None:
                 bar.update(done - bar.n)
 
+        solver = asj.ExactSolver(checkpoint_every_s=cfg.checkpoint_every_s, keep_checkpoint=True)
         try:
-            return asj.ExactSolver()(problem, progress=tick, checkpoint_path=cfg.checkpoint)
+            with resumable(cfg.checkpoint):
+                return solver(problem, progress=tick, checkpoint_path=cfg.checkpoint)
         finally:
             if bar is not None:
                 bar.close()
@@ -541,7 +550,10 @@ def _solve(problem: Any, cfg: RunConfig, progress: bool) -> Any:
             bar.update(done - bar.n)
 
     try:
-        return solver(problem, key=jax.random.key(cfg.seed), progress=level, checkpoint_path=cfg.checkpoint)
+        with resumable(cfg.checkpoint):
+            return solver(
+                problem, key=jax.random.key(cfg.seed), progress=level, checkpoint_path=cfg.checkpoint
+            )
     finally:
         if bar is not None:
             bar.close()
@@ -632,7 +644,17 @@ def _default_title(cfg: RunConfig) -> str:
 
 
 def run(cfg: RunConfig, *, progress: bool = True, echo: Callable[[str], None] | None = print) -> RunResult:
-    """Run one analysis and write its report folder (see the module docstring)."""
+    """Run one analysis and write its report folder (see the module docstring).
+
+    Before any work the report folder and the checkpoint's folder are checked writable and
+    locked against a second run (:mod:`actspec_jax._run_safety`); if the report cannot be
+    written, the spectrum is saved elsewhere and the error says where.
+    """
+    with guarded_outputs(cfg.out, cfg.checkpoint, cfg.restart):
+        return _run(cfg, progress=progress, echo=echo)
+
+
+def _run(cfg: RunConfig, *, progress: bool, echo: Callable[[str], None] | None) -> RunResult:
     from actspec_jax.models import load_pretrained
 
     say = echo or (lambda _: None)
@@ -693,7 +715,15 @@ def run(cfg: RunConfig, *, progress: bool = True, echo: Callable[[str], None] | 
         firing = _firing(model, inputs, cfg, problem, spectrum, built)
         record["firing"] = firing
     record["wall_time_s"] = time.perf_counter() - started
-    report = _write_report(cfg, model, inputs, problem, spectrum, record, curve, firing)
+    report = rescued_write(
+        lambda: _write_report(cfg, model, inputs, problem, spectrum, record, curve, firing),
+        spectrum,
+        cfg.out,
+        cfg.checkpoint,
+        say,
+    )
+    if cfg.solver == "exact" and cfg.checkpoint is not None and os.path.exists(cfg.checkpoint):
+        os.unlink(cfg.checkpoint)  # the report, spectrum included, is safely on disk
     say(spectrum.summary(min(cfg.top, 12)))
     if "r2_top64_exact" in metrics:
         say(
@@ -846,6 +876,7 @@ def _write_report(
     from actspec_jax.report import Report, add_faithfulness_section, add_firing_section, add_spectrum_sections
 
     report = Report(Path(cfg.out), cfg.title or _default_title(cfg))
+    report.save_spectrum(spectrum)  # first: the result is on disk before any figure
     output = record["problem"]["output"]
     accuracy = record["model"]["test_accuracy"]
     report.text(
@@ -922,7 +953,6 @@ def _write_report(
         report.save_json("faithfulness.json", curve.to_dict())
     if firing:
         add_firing_section(report, firing)
-    report.save_spectrum(spectrum)
     report.save_json("run.json", record)
     return report.write()
 

@@ -12,7 +12,9 @@ Examples::
 
 A preset sets defaults; every option given on the command line overrides it. Runs can be
 stopped and resumed (GL searches and exact solves): pass ``--checkpoint FILE`` and rerun the
-same command.
+same command (``--restart`` discards the checkpoint). A run locks its report folder and its
+checkpoint: a second run on either is refused, naming the first; a killed run's lock is taken
+over. The folders are checked writable before any computation.
 """
 
 from __future__ import annotations
@@ -37,6 +39,16 @@ def _count(text: str) -> int | str:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of inputs or 'all', got {text!r}") from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -85,6 +97,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--influence-samples", type=int, help="GL: points of the influence pre-pass")
     g.add_argument("--max-degree", type=int, help="GL: largest subset size searched")
     g.add_argument("--checkpoint", help="checkpoint file (GL or exact); rerun the same command to resume")
+    g.add_argument(
+        "--checkpoint-every",
+        type=_seconds,
+        dest="checkpoint_every_s",
+        help="exact solver: seconds between checkpoint saves (default 60; GL saves every level)",
+    )
+    g.add_argument(
+        "--restart",
+        action="store_true",
+        default=None,
+        help="discard an existing --checkpoint and start afresh",
+    )
     g = parser.add_argument_group("report")
     g.add_argument("--seed", type=int, help="seed of every random choice (default 0)")
     g.add_argument("--out", help="report folder (default: actspec_run)")

@@ -40,6 +40,51 @@ __all__ = ["FILLS", "MaskedProblem", "masked_problem"]
 FILLS = ("zero", "mean", "resample")
 
 
+def _describe_inputs(inputs: Any) -> str:
+    leaves = jax.tree_util.tree_leaves(inputs)
+    shown = ", ".join(f"{np.shape(x)} {getattr(x, 'dtype', type(x).__name__)}" for x in leaves[:4])
+    return f"shape/dtype {shown}" + (" …" if len(leaves) > 4 else "")
+
+
+def _check_inputs(inputs: Any) -> None:
+    """Inputs: numeric arrays (no strings/objects), each with a leading batch axis."""
+    leaves = jax.tree_util.tree_leaves(inputs)
+    if not leaves:
+        raise ActSpecError("inputs is empty: pass a batch of inputs with a leading batch axis (m, …).")
+    for leaf in leaves:
+        try:
+            dtype = getattr(leaf, "dtype", None)
+            dtype = np.dtype(np.asarray(leaf).dtype if dtype is None else dtype)
+        except TypeError:  # e.g. PRNG key arrays: leave them to the model
+            continue
+        if dtype.kind not in "biuf":
+            raise ActSpecError(
+                f"inputs must be numeric arrays, got dtype {dtype} ({_describe_inputs(inputs)}); "
+                "encode text as token ids first."
+            )
+        if np.ndim(leaf) < 1:
+            raise ActSpecError(
+                f"inputs need a leading batch axis (m, …), got a scalar ({_describe_inputs(inputs)})."
+            )
+
+
+def _check_units(units: Any, num_neurons: int) -> None:
+    """``units`` are neuron indices; a boolean mask is refused with the conversion."""
+    array = np.asarray(units)
+    if array.dtype == bool:
+        raise ActSpecError(
+            f"units takes neuron indices, but got a boolean mask of length {array.size} "
+            f"({int(array.sum())} True): pass units=np.flatnonzero(mask) instead."
+        )
+    if array.dtype.kind == "f" and not np.all(np.equal(np.mod(array, 1), 0)):
+        raise ActSpecError(f"units must be whole neuron indices in 0..{num_neurons - 1}, got {units!r}.")
+    if array.dtype.kind not in "iuf" or array.ndim != 1:
+        raise ActSpecError(
+            f"units must be a 1-D sequence of neuron indices in 0..{num_neurons - 1}, got {array.dtype} "
+            f"of shape {array.shape}."
+        )
+
+
 def _fill_values(
     activations: jax.Array, fill: str | jax.Array, key: jax.Array | None
 ) -> tuple[jax.Array, str]:
@@ -134,13 +179,28 @@ class MaskedProblem(SelectedOutputProblem):
           labels: optional label per masked neuron.
           key: PRNG key, required by ``fill='resample'``.
         """
+        _check_inputs(inputs)
         selector = check_request(output, aggregate, inputs)
-        activations = jnp.asarray(jax.jit(cut.features)(cut.params, inputs))
+        try:
+            activations = jnp.asarray(jax.jit(cut.features)(cut.params, inputs))
+        except (TypeError, IndexError) as err:
+            raise ActSpecError(
+                f"layer {cut.layer!r} could not be computed on the inputs ({_describe_inputs(inputs)}): "
+                f"{type(err).__name__}: {str(err).splitlines()[0]}. Inputs need a leading batch axis "
+                "(m, …) and the dtype the model takes (e.g. float32 images, int32 token ids)."
+            ) from err
+        if activations.ndim < 2:
+            raise ActSpecError(
+                f"layer {cut.layer!r} returned activations of shape {activations.shape}, with no batch "
+                f"axis: the inputs ({_describe_inputs(inputs)}) look like a single input. Pass a batch "
+                "with a leading axis, e.g. inputs[None] for a batch of one."
+            )
         num_neurons = activations.shape[-1]
         fill_values, fill_name = _fill_values(activations, fill, key)
 
         unit_array = None
         if units is not None:
+            _check_units(units, num_neurons)
             unit_list = [int(u) for u in units]
             if not unit_list:
                 raise ActSpecError("units is empty: name at least one neuron to mask.")
@@ -149,6 +209,11 @@ class MaskedProblem(SelectedOutputProblem):
                 raise ActSpecError(
                     f"units must be distinct neuron indices in 0..{num_neurons - 1} of layer "
                     f"{cut.layer!r}; got {'out-of-range ' + str(bad) if bad else 'duplicates'}."
+                    + (
+                        " It looks like a 0/1 mask: pass the indices, units=np.flatnonzero(mask)."
+                        if not bad and set(unit_list) <= {0, 1}
+                        else ""
+                    )
                 )
             unit_array = jnp.asarray(unit_list, jnp.int32)
         n = num_neurons if unit_array is None else int(unit_array.shape[0])

@@ -60,6 +60,7 @@ from actspec_jax.solvers._memory import (
     default_block_size,
     default_memory_budget,
 )
+from actspec_jax.solvers._validate import check_integers, check_memory_budget
 from actspec_jax.spectrum import Spectrum, SpectrumBatch
 from actspec_jax.transforms.indexing import enumerate_masks, index_to_subset, subsets_from_indices
 from actspec_jax.transforms.wht import fwht_consuming
@@ -517,6 +518,8 @@ class ExactSolver:
         on every backend), ``"high"`` or ``"default"`` (faster on TPU/GPU, ~3 digits).
       checkpoint_every_s: with ``checkpoint_path=`` (a call argument), seconds between saves
         of the partly filled value table; an interrupted solve also saves on its way out.
+      keep_checkpoint: leave the checkpoint file in place when the spectrum is done (the caller
+        removes it once the results are safely written; ``actspec run`` does).
 
     Calling the solver on a problem returns a :class:`~actspec_jax.Spectrum` for a single
     function and a :class:`~actspec_jax.SpectrumBatch` for a batch of outputs.
@@ -535,11 +538,12 @@ class ExactSolver:
     wht_block_bits: int | None = None
     wht_precision: str | None = None
     checkpoint_every_s: float = 60.0
+    keep_checkpoint: bool = False
 
     def _guard(self, problem: Problem) -> None:
         n = problem.n
         itemsize = jnp.dtype(self.dtype or jnp.float32).itemsize
-        need = 2 * problem.num_outputs * (1 << min(n, 62)) * itemsize
+        need = 2 * problem.num_outputs * (1 << n) * itemsize  # exact: Python ints do not overflow
         if n <= 62:
             mesh = _resolve_mesh(self.devices, n)
             need //= 1 if mesh is None else mesh_size(mesh)
@@ -604,7 +608,7 @@ class ExactSolver:
             checkpoint_every_s=self.checkpoint_every_s,
         )
         dense = _transform(table, self.wht_block_bits, self.wht_precision)
-        if checkpoint_path is not None and os.path.exists(checkpoint_path):
+        if checkpoint_path is not None and not self.keep_checkpoint and os.path.exists(checkpoint_path):
             os.unlink(checkpoint_path)  # the spectrum is complete
         return dense.reshape((*problem.output_shape, -1))
 
@@ -637,6 +641,8 @@ class ExactSolver:
         progress: Progress | None,
         checkpoint_path: str | os.PathLike | None,
     ) -> Spectrum | SpectrumBatch:
+        check_memory_budget(self.memory_budget, "ExactSolver")
+        check_integers(self, ("top_k", "max_n", "chunk_size", "block_size"), "ExactSolver")
         if self.top_k < 1:
             raise ActSpecError(f"top_k must be >= 1, got {self.top_k}.")
         if not 0.0 <= self.rtol < 1.0:

@@ -106,6 +106,7 @@ from actspec_jax.problems.base import Problem
 from actspec_jax.sharding import mask_mesh, mesh_size
 from actspec_jax.solvers import _gl_kernels as K
 from actspec_jax.solvers._checkpoint import fingerprint, problem_digest
+from actspec_jax.solvers._gl_diagnostics import diagnose
 from actspec_jax.solvers._gl_leaves import LeafFit
 from actspec_jax.solvers._gl_state import (
     CheckpointError,
@@ -115,6 +116,7 @@ from actspec_jax.solvers._gl_state import (
     save_checkpoint,
 )
 from actspec_jax.solvers._memory import bytes_per_mask, default_block_size, default_memory_budget
+from actspec_jax.solvers._validate import check_integers, check_key, check_memory_budget
 from actspec_jax.solvers.degree_profile import (
     SOLVER_EVALUATIONS,
     attach_degree_profile,
@@ -163,6 +165,18 @@ LEVEL_STATS = (
     "max_weight",
     "min_kept_weight",
     "seconds",
+)
+INTEGER_SETTINGS = (
+    "beam",
+    "num_samples",
+    "draws_per_z",
+    "block_size",
+    "influence_samples",
+    "max_samples",
+    "leaf_samples",
+    "max_degree",
+    "passes",
+    "max_evaluations",
 )
 MAX_RECORDS = 10_000  # removal records kept in the result (the count is always exact)
 _TRACER_ERRORS = (
@@ -396,6 +410,11 @@ class GoldreichLevin:
             resumes from it (it must come from the same problem, settings and key).
         """
         started = time.perf_counter()
+        if key is None:
+            raise ActSpecError("GoldreichLevin samples at random: pass key=jax.random.key(0) (any seed).")
+        check_key(key, "GoldreichLevin")
+        check_memory_budget(self.memory_budget, "GoldreichLevin")
+        check_integers(self, INTEGER_SETTINGS, "GoldreichLevin")
         cfg = self.settings()
         if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves((problem, key))):
             raise ActSpecError(f"GoldreichLevin()(problem) got traced arrays: {UNDER_JIT_HINT}")
@@ -415,8 +434,6 @@ class GoldreichLevin:
         checkpoint_path: str | Path | None,
         started: float,
     ) -> Spectrum:
-        if key is None:
-            raise ActSpecError("GoldreichLevin samples at random: pass key=jax.random.key(0) (any seed).")
         n = int(problem.n)
         if cfg["estimator"] == "mask" and problem.output_shape != ():
             raise ActSpecError(
@@ -440,6 +457,7 @@ class GoldreichLevin:
         spectrum = run.execute(started)
         if cfg["passes"] > 1 and not spectrum.solver["constant_function"]:
             spectrum = self._residual_passes(run, spectrum, progress, checkpoint_path, started)
+        spectrum = diagnose(spectrum, cfg)
         if not profile:
             return spectrum
         return attach_degree_profile(

@@ -1,0 +1,126 @@
+"""Never silent, clear errors: each condition warns + records a diagnostic, or raises naming the fix."""
+
+from __future__ import annotations
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import actspec_jax as asj
+from actspec_jax.cli import main
+from actspec_jax.diagnostics import IncompleteResultWarning
+from actspec_jax.errors import format_bytes
+from actspec_jax.problems import synthetic
+
+
+def _codes(spectrum) -> list[str]:
+    return [d["code"] for d in spectrum.solver.get("diagnostics", [])]
+
+
+def _planted(**kwargs):
+    terms = {(0,): 0.8, (1, 2): -0.6, (3, 4, 5): 0.5}
+    return synthetic.planted_mlp(8, terms, key=jax.random.key(3), num_inputs=1).problem(**kwargs)
+
+
+SMALL = {"num_samples": 16, "draws_per_z": 4, "leaf_samples": 512, "influence_samples": 8, "passes": 1}
+
+
+def test_adaptive_rule_hitting_max_samples_warns_and_is_recorded():
+    problem = asj.FunctionProblem(lambda x: x[:, 0] * x[:, 1] + 0.3 * x[:, 2] + 0.1 * x[:, 3], n=4)
+    solver = asj.GoldreichLevin(tau=0.1, adaptive=True, max_samples=16, block_size=2, **SMALL)
+    with pytest.warns(IncompleteResultWarning, match="max_samples=16"):
+        spec = solver(problem, key=jax.random.key(0))
+    assert "adaptive_cap" in _codes(spec)
+    record = next(d for d in spec.solver["diagnostics"] if d["code"] == "adaptive_cap")
+    assert "raise max_samples" in record["fix"]
+
+
+def test_degree_budget_exhausted_warns_and_is_recorded():
+    parity = synthetic.parity(6, (0, 1, 2, 3))
+    solver = asj.GoldreichLevin(tau=0.2, max_degree=2, order="index", block_size=2, **SMALL)
+    with pytest.warns(IncompleteResultWarning, match="max_degree=2"):
+        spec = solver(parity.problem, key=jax.random.key(0))
+    assert "degree_cap" in _codes(spec)
+
+
+def test_tiny_output_variance_warns_and_is_recorded(tmp_path):
+    problem = asj.FunctionProblem(lambda x: 5.0 + 1e-3 * x[:, 0], n=4)
+    with pytest.warns(IncompleteResultWarning, match="variance"):
+        spec = asj.GoldreichLevin(tau=0.1, block_size=2, **SMALL)(problem, key=jax.random.key(0))
+    assert "tiny_variance" in _codes(spec)
+    assert "tiny_variance" in _codes(asj.Spectrum.load(spec.save(tmp_path / "s.json")))  # saved too
+    centred = asj.GoldreichLevin(tau=0.1, tau_mode="centered", block_size=2, **SMALL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IncompleteResultWarning)  # a clean search stays quiet
+        assert _codes(centred(problem, key=jax.random.key(0))) == []
+
+
+def test_boolean_mask_as_units_is_refused_with_the_conversion():
+    mask = np.zeros(8, bool)
+    mask[[1, 3]] = True
+    with pytest.raises(asj.ActSpecError, match=r"boolean mask of length 8 \(2 True\).*flatnonzero"):
+        _planted(units=mask)
+    with pytest.raises(asj.ActSpecError, match="looks like a 0/1 mask"):
+        _planted(units=[0, 1, 1, 0, 1, 0, 0, 0])
+    with pytest.raises(asj.ActSpecError, match="whole neuron indices"):
+        _planted(units=[0.5, 1.0])
+
+
+def test_single_input_without_batch_axis_and_wrong_dtype_are_named():
+    model = synthetic.planted_mlp(8, {(0,): 1.0}, key=jax.random.key(3), num_inputs=1)
+    cut = asj.cut_linen(model.module, model.variables, model.layer)
+    single = jnp.asarray(model.inputs)[0]
+    with pytest.raises(asj.ActSpecError, match=r"no batch axis.*inputs\[None\]"):
+        asj.MaskedProblem.from_cut(cut, single, output="logit:0")
+    with pytest.raises(asj.ActSpecError, match=r"numeric arrays.*token ids"):
+        asj.MaskedProblem.from_cut(cut, np.array([["a", "b"]]), output="logit:0")
+    with pytest.raises(asj.ActSpecError, match="leading batch axis"):
+        asj.MaskedProblem.from_cut(cut, np.float32(1.0), output="logit:0")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key", "match"),
+    [
+        ({}, 0, r"got the int 0: pass key=jax.random.key\(0\)"),
+        ({}, np.zeros(3), "one JAX PRNG key"),
+        ({"memory_budget": 0}, None, "memory_budget must be a positive"),
+        ({"memory_budget": -(2**20)}, None, "memory_budget must be a positive"),
+        ({"beam": 2.5}, None, "beam must be a whole number, got 2.5"),
+        ({"num_samples": True}, None, "num_samples must be a whole number"),
+    ],
+)
+def test_gl_argument_errors(kwargs, key, match):
+    problem = asj.FunctionProblem(lambda x: x[:, 0] * x[:, 1], n=4)
+    with pytest.raises(asj.ActSpecError, match=match):
+        asj.GoldreichLevin(**kwargs)(problem, key=jax.random.key(0) if key is None else key)
+
+
+def test_exact_solver_argument_errors_and_memory_figure_for_any_n():
+    problem = asj.FunctionProblem(lambda x: x[:, 0], n=4)
+    with pytest.raises(asj.ActSpecError, match="memory_budget must be a positive"):
+        asj.ExactSolver(memory_budget=0)(problem)
+    with pytest.raises(asj.ActSpecError, match="top_k must be a whole number"):
+        asj.ExactSolver(top_k=2.5)(problem)
+    for n, figure in [(30, "8.0 GiB"), (62, "32.0 EiB"), (63, "64.0 EiB"), (70, "8.0 ZiB"), (100, "2^103 B")]:
+        with pytest.raises(asj.ProblemTooLargeError, match=figure.replace("^", r"\^")):
+            asj.ExactSolver()(asj.FunctionProblem(lambda x: x[:, 0], n=n))
+    assert format_bytes(1 << 2000) == "2^2000 B" and format_bytes(3 << 2000) == "about 2^2001 B"
+    assert format_bytes(1536) == "1.5 KiB"
+
+
+def test_ctrl_c_is_a_message_not_a_traceback(monkeypatch, capsys, tmp_path):
+    import actspec_jax.runner as runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "_run", interrupted)
+    code = main(["run", "--out", str(tmp_path / "r"), "--checkpoint", str(tmp_path / "c.npz"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 130 and "interrupted; rerun the same command to resume" in err
+    assert "Traceback" not in err and not (tmp_path / "c.npz.lock").exists()
+    code = main(["run", "--out", str(tmp_path / "r"), "--quiet"])
+    assert code == 130 and "--checkpoint FILE" in capsys.readouterr().err
