@@ -53,6 +53,8 @@ from actspec_jax.problems import (
     list_layers,
     masked_problem,
 )
+from actspec_jax.problems.cut_pytree import cut_equinox, cut_penzai
+from actspec_jax.problems.sites import AxisError, Site, site
 from actspec_jax.solvers import (
     CheckpointError,
     CompressiveSolver,
@@ -78,6 +80,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActSpecError",
+    "AxisError",
     "CheckpointError",
     "CompressiveSolver",
     "CutModel",
@@ -96,6 +99,7 @@ __all__ = [
     "Prescreen",
     "Problem",
     "ProblemTooLargeError",
+    "Site",
     "SpectralAliasing",
     "Spectrum",
     "SpectrumBatch",
@@ -104,10 +108,12 @@ __all__ = [
     "__version__",
     "ablation",
     "concepts",
+    "cut_equinox",
     "cut_functions",
     "cut_linen",
     "cut_model",
     "cut_nnx",
+    "cut_penzai",
     "errors",
     "estimate_degree_profile",
     "estimate_moments",
@@ -127,6 +133,7 @@ __all__ = [
     "problems",
     "runner",
     "sharding",
+    "site",
     "solvers",
     "top_terms",
     "transforms",

@@ -9,12 +9,15 @@ from actspec_jax.problems.cut import (
     cut_nnx,
     list_layers,
 )
+from actspec_jax.problems.cut_pytree import cut_equinox, cut_penzai
 from actspec_jax.problems.masked import FILLS, MaskedProblem, masked_problem
 from actspec_jax.problems.multi import MultiLayerProblem, multi_layer_problem
 from actspec_jax.problems.outputs import (
     AllLogits,
     AllLogProbs,
+    At,
     ClassIndicator,
+    Custom,
     Logit,
     LogitDiff,
     LogProb,
@@ -22,12 +25,16 @@ from actspec_jax.problems.outputs import (
     Prob,
     parse_output,
 )
+from actspec_jax.problems.sites import AxisError, Site, site
 
 __all__ = [
     "FILLS",
     "AllLogProbs",
     "AllLogits",
+    "At",
+    "AxisError",
     "ClassIndicator",
+    "Custom",
     "CutModel",
     "FunctionProblem",
     "LogProb",
@@ -38,13 +45,17 @@ __all__ = [
     "OutputSelector",
     "Prob",
     "Problem",
+    "Site",
     "check_masks",
+    "cut_equinox",
     "cut_functions",
     "cut_linen",
     "cut_model",
     "cut_nnx",
+    "cut_penzai",
     "list_layers",
     "masked_problem",
     "multi_layer_problem",
     "parse_output",
+    "site",
 ]

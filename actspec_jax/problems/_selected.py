@@ -17,7 +17,7 @@ import numpy as np
 
 from actspec_jax.errors import ActSpecError, NonFiniteOutputError
 from actspec_jax.problems.base import Problem
-from actspec_jax.problems.outputs import OutputSelector, parse_output
+from actspec_jax.problems.outputs import OutputSelector, check_selected_shape, parse_output
 
 __all__ = ["Aggregate", "SelectedOutputProblem", "check_request", "output_labels_for"]
 
@@ -45,7 +45,10 @@ def output_labels_for(
         raise ActSpecError("the model must return an array of outputs [m, ..., classes].")
     num_classes = outputs.shape[-1]
     selector.validate(num_classes)
+    extra = check_selected_shape(selector, outputs, num_inputs)
     per_class = selector.output_labels(num_classes)
+    if per_class is None and extra:
+        per_class = tuple(f"{selector.describe()}[{k}]" for k in range(extra[0]))
     if aggregate != "none":
         return per_class
     per_input = [f"input {j}" for j in range(num_inputs)]

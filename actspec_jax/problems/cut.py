@@ -27,6 +27,7 @@ import jax
 from flax import nnx
 
 from actspec_jax.errors import ActSpecError, UnknownLayerError
+from actspec_jax.problems.sites import Site, as_site
 
 __all__ = ["CutModel", "cut_functions", "cut_linen", "cut_model", "cut_nnx", "list_layers"]
 
@@ -43,12 +44,25 @@ class CutModel:
       head: ``(params, activations, inputs) -> outputs``.
       params: the parameters (any pytree) both functions take.
       layer: name of the layer the model was cut at.
+      feature_axis: the axis the model family marks as its feature axis (Flax: ``-1``, every
+        Flax layer is features-last), or ``None`` (see :mod:`actspec_jax.problems.sites`).
+      strict_axes: ``True`` when the family has no layout convention (Equinox, penzai): any
+        layer of rank ≥ 3 then needs an explicit ``axis``.
+      site: the :class:`~actspec_jax.Site` the cut was made for (``None`` = the plain layer).
+      family: the model family, for messages (``'linen'``, ``'nnx'``, ``'functions'``, …).
+      axis_names: optional ``inputs -> names`` of the layer's axes (penzai's named axes),
+        so a site may give ``axis='heads'``.
     """
 
     features: Callable[[Params, Inputs], jax.Array]
     head: Callable[[Params, jax.Array, Inputs], jax.Array]
     params: Params
     layer: str
+    feature_axis: int | None = None
+    strict_axes: bool = False
+    site: Site | None = None
+    family: str = "functions"
+    axis_names: Callable[[Inputs], tuple[str, ...]] | None = None
 
     def activations(self, inputs: Inputs) -> jax.Array:
         """The layer's activations on ``inputs`` with this model's parameters."""
@@ -87,6 +101,14 @@ def _linen_variables(variables: Any) -> Any:
     return {"params": variables}
 
 
+# Interception and ``nn.jit``: a linen method wrapped in ``nn.jit`` is compiled once per
+# module hash and input shapes, and a cached trace never calls the interceptors again (an
+# ``nn.jit``-wrapped ``__call__`` would list no layers and could not be patched). Every
+# intercepted pass therefore runs under ``jax.disable_jit()``: the wrapped methods are traced
+# inline into the caller's (our solvers') own ``jit``, with identical numerics. ``nn.remat``
+# and ``nn.scan`` keep working (their bodies are traced with the interceptors active).
+
+
 def _linen_layers(
     module: nn.Module, variables: Any, inputs: Inputs, method: Any, apply_kwargs: Mapping
 ) -> dict[str, tuple[int, ...]]:
@@ -102,7 +124,7 @@ def _linen_layers(
         return out
 
     def run(v, x):
-        with nn.intercept_methods(interceptor):
+        with nn.intercept_methods(interceptor), jax.disable_jit():
             return module.apply(v, x, method=method, **apply_kwargs)
 
     jax.eval_shape(run, variables, inputs)
@@ -112,12 +134,13 @@ def _linen_layers(
 def cut_linen(
     module: nn.Module,
     variables: Any,
-    layer: str,
+    layer: str | Site,
     *,
     method: str | Callable | None = None,
     apply_kwargs: Mapping[str, Any] | None = None,
 ) -> CutModel:
-    """Cut a Flax linen module at the sub-module ``layer`` (path like ``'block_0/mlp/fc1'``).
+    """Cut a Flax linen module at the sub-module ``layer`` (path like ``'block_0/mlp/fc1'``,
+    or a :class:`~actspec_jax.Site` naming it).
 
     The cut point is the output of that sub-module's ``__call__``. Layers are discovered on
     the first call of ``features``; an unknown name raises :class:`UnknownLayerError`
@@ -131,6 +154,8 @@ def cut_linen(
       method: optional method to apply instead of ``__call__``.
       apply_kwargs: extra keyword arguments for ``apply`` (e.g. ``{'train': False}``).
     """
+    the_site = as_site(layer)
+    layer = str(the_site.layer)
     variables = _linen_variables(variables)
     target = tuple(layer.split("/"))
     kwargs = dict(apply_kwargs or {})
@@ -139,17 +164,31 @@ def cut_linen(
         return context.method_name == "__call__" and tuple(str(p) for p in context.module.path) == target
 
     def features(params: Params, inputs: Inputs) -> jax.Array:
-        def interceptor(next_fun, args, kw, context):
-            out = next_fun(*args, **kw)
-            if matches(context):
-                raise _StopForward(out)
-            return out
+        # Flax's own intermediates collection carries the value out through lifted
+        # transforms (nn.remat, nn.scan), where an exception or a side channel would leak.
+        def wanted(mdl: nn.Module, method_name: str) -> bool:
+            return method_name == "__call__" and tuple(str(p) for p in mdl.path) == target
 
-        try:
-            with nn.intercept_methods(interceptor):
-                module.apply(_linen_variables(params), inputs, method=method, **kwargs)
-        except _StopForward as stop:
-            return _check_array_output(stop.value, layer)
+        with jax.disable_jit():
+            _, state = module.apply(
+                _linen_variables(params),
+                inputs,
+                method=method,
+                capture_intermediates=wanted,
+                mutable=["intermediates"],
+                **kwargs,
+            )
+        node: Any = state.get("intermediates", {})
+        for key in target:
+            node = node.get(key, {}) if isinstance(node, Mapping) else {}
+        found = node.get("__call__") if isinstance(node, Mapping) else None
+        if found:
+            if len(found) > 1:
+                raise ActSpecError(
+                    f"layer {layer!r} is called {len(found)} times in one forward pass (a shared "
+                    "module); cut at a module that runs once."
+                )
+            return _check_array_output(found[0], layer)
         layers = _linen_layers(module, _linen_variables(params), inputs, method, kwargs)
         listing = [f"{name} {list(shape)}" for name, shape in layers.items()]
         raise UnknownLayerError(layer, listing, model=type(module).__name__)
@@ -163,7 +202,7 @@ def cut_linen(
                 return activations
             return next_fun(*args, **kw)
 
-        with nn.intercept_methods(interceptor):
+        with nn.intercept_methods(interceptor), jax.disable_jit():
             out = module.apply(_linen_variables(params), inputs, method=method, **kwargs)
         if not calls:
             raise UnknownLayerError(layer, (), model=type(module).__name__)
@@ -174,7 +213,15 @@ def cut_linen(
             )
         return out
 
-    return CutModel(features=features, head=head, params=variables, layer=layer)
+    return CutModel(
+        features=features,
+        head=head,
+        params=variables,
+        layer=layer,
+        feature_axis=-1,
+        site=the_site,
+        family="linen",
+    )
 
 
 # --------------------------------------------------------------------------- nnx
@@ -209,9 +256,27 @@ def _nnx_swap(root: Any, path: tuple, make_patch: Callable[[Any], Any]) -> None:
         object.__setattr__(parent, last, make_patch(getattr(parent, last)))
 
 
+def _refuse_nnx_training(model: nnx.Module) -> None:
+    """A model in training mode would draw dropout masks and update batch statistics inside
+    the analysis (a pure function of a copy): refuse it with the fix."""
+    training = []
+    for path, sub in nnx.iter_modules(model):
+        name = "/".join(str(p) for p in path) or "(root)"
+        if isinstance(sub, nnx.Dropout) and not sub.deterministic and sub.rate > 0:
+            training.append(f"Dropout at {name!r} (deterministic=False)")
+        if isinstance(sub, nnx.BatchNorm) and not sub.use_running_average:
+            training.append(f"BatchNorm at {name!r} (use_running_average=False)")
+    if training:
+        raise ActSpecError(
+            f"the nnx model {type(model).__name__} is in training mode: {'; '.join(training)}. Call "
+            "model.eval() first (or build it with deterministic=True / use_running_average=True), so "
+            "that masks are analysed on the inference-time network."
+        )
+
+
 def cut_nnx(
     model: nnx.Module,
-    layer: str,
+    layer: str | Site,
     *,
     call: Callable[[nnx.Module, Inputs], Any] | None = None,
 ) -> CutModel:
@@ -221,6 +286,9 @@ def cut_nnx(
     returned functions merge a fresh copy, swap the sub-module for a patching wrapper and
     run ``call(model, inputs)`` (default ``model(inputs)``). ``params`` is the state.
     """
+    the_site = as_site(layer)
+    layer = str(the_site.layer)
+    _refuse_nnx_training(model)
     paths = _nnx_paths(model)
     if layer not in paths:
         raise UnknownLayerError(layer, paths, model=type(model).__name__)
@@ -246,7 +314,9 @@ def cut_nnx(
         _nnx_swap(copy, path, lambda orig: _NnxPatch(orig, lambda compute: activations))
         return run(copy, inputs)
 
-    return CutModel(features=features, head=head, params=state, layer=layer)
+    return CutModel(
+        features=features, head=head, params=state, layer=layer, feature_axis=-1, site=the_site, family="nnx"
+    )
 
 
 # --------------------------------------------------------------------------- plain functions
@@ -257,10 +327,17 @@ def cut_functions(
     head: Callable[..., jax.Array],
     params: Params = None,
     *,
-    layer: str = "custom",
+    layer: str | Site = "custom",
+    feature_axis: int | None = None,
 ) -> CutModel:
     """Wrap a hand-made split. ``head`` may take ``(params, activations)`` or
-    ``(params, activations, inputs)``; the two-argument form is adapted."""
+    ``(params, activations, inputs)``; the two-argument form is adapted.
+
+    ``layer`` names the cut (or is a :class:`~actspec_jax.Site` with the axis); plain
+    functions carry no layout convention, so a layer of rank ≥ 4 needs ``axis=`` in the
+    site (or ``feature_axis=`` here) — see :mod:`actspec_jax.problems.sites`.
+    """
+    the_site = as_site(layer)
     try:
         positional = [
             p
@@ -271,21 +348,48 @@ def cut_functions(
     except (TypeError, ValueError):
         takes_inputs = False
     head3 = head if takes_inputs else (lambda p, a, x: head(p, a))
-    return CutModel(features=features, head=head3, params=params, layer=layer)
+    return CutModel(
+        features=features,
+        head=head3,
+        params=params,
+        layer=str(the_site.layer if the_site.layer is not None else "custom"),
+        feature_axis=feature_axis,
+        site=the_site,
+        family="functions",
+    )
 
 
 # --------------------------------------------------------------------------- dispatch
 
 
-def cut_model(model: Any, params: Params, layer: str, **kwargs: Any) -> CutModel:
-    """Cut a linen module (with its variables) or an nnx module (``params=None``) at ``layer``."""
+_FALLBACK = (
+    "for any other model split it by hand: cut_functions(features, head, params) with "
+    "features(params, inputs) -> the layer's output and head(params, activations, inputs) -> outputs"
+)
+
+
+def cut_model(model: Any, params: Params, layer: str | Site, **kwargs: Any) -> CutModel:
+    """Cut a model at ``layer`` (a name or a :class:`~actspec_jax.Site`), recognising its family.
+
+    * Flax linen module + its variables → :func:`cut_linen` (``method=``, ``apply_kwargs=``);
+    * Flax nnx module (``params=None``) → :func:`cut_nnx` (``call=``);
+    * Equinox module (``params=None``) → :func:`~actspec_jax.cut_equinox` (``call=``, ``batched=``);
+    * penzai layer (``params=None``) → :func:`~actspec_jax.cut_penzai` (``input_axes=``, …);
+    * anything else: a :class:`TypeError` naming the two-function fallback :func:`cut_functions`.
+    """
+    from actspec_jax.problems.cut_pytree import cut_equinox, cut_penzai, is_equinox, is_penzai
+
     if isinstance(model, nn.Module):
         return cut_linen(model, params, layer, **kwargs)
     if isinstance(model, nnx.Module):
         return cut_nnx(model, layer, **kwargs)
+    if is_penzai(model):
+        return cut_penzai(model, layer, **kwargs)
+    if is_equinox(model):
+        return cut_equinox(model, layer, **kwargs)
     raise TypeError(
-        f"cut_model supports flax.linen and flax.nnx modules, got {type(model).__name__}; for "
-        "other models pass your own features/head functions to cut_functions."
+        f"cut_model recognises Flax linen, Flax nnx, Equinox and penzai models; got a "
+        f"{type(model).__module__}.{type(model).__name__}. {_FALLBACK[0].upper()}{_FALLBACK[1:]}."
     )
 
 
@@ -303,4 +407,11 @@ def list_layers(model: Any, params: Params = None, inputs: Inputs = None, **kwar
         return {
             "/".join(str(p) for p in path): type(m).__name__ for path, m in nnx.iter_modules(model) if path
         }
-    raise TypeError(f"list_layers supports flax.linen and flax.nnx modules, got {type(model).__name__}.")
+    from actspec_jax.problems.cut_pytree import is_equinox, is_penzai, list_pytree_layers
+
+    if is_equinox(model) or is_penzai(model):
+        return list_pytree_layers(model)
+    raise TypeError(
+        f"list_layers recognises Flax linen, Flax nnx, Equinox and penzai models, got "
+        f"{type(model).__name__}; {_FALLBACK}."
+    )

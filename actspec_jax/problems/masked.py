@@ -34,6 +34,7 @@ from actspec_jax.problems._selected import (
 )
 from actspec_jax.problems.cut import CutModel
 from actspec_jax.problems.outputs import OutputSelector
+from actspec_jax.problems.sites import AxisError, Site, SiteView, resolve_site
 
 __all__ = ["FILLS", "MaskedProblem", "masked_problem"]
 
@@ -115,6 +116,39 @@ def _fill_values(
     raise ActSpecError(f"unknown fill {fill!r}; use one of {FILLS} or an array of fill values.")
 
 
+def _site_fill(fill: str | jax.Array, view: SiteView, raw: jax.Array) -> str | jax.Array:
+    """An array fill given in the layer's own layout, moved into the site's view.
+
+    Accepted: the variables' shape (``[C]`` for channels, ``[H]`` for heads, ``[k]`` for a
+    basis) placed on the variable axes; an array of the layer's full rank (or trailing
+    broadcast when the variables are the trailing axes); anything else is refused rather than
+    broadcast against the wrong axis.
+    """
+    if isinstance(fill, str) or view.identity:
+        return fill
+    values = jnp.asarray(fill, raw.dtype)
+    var_shape = (
+        (int(view.dictionary.shape[0]),)
+        if view.dictionary is not None
+        else tuple(view.shape[a] for a in view.axes)
+    )
+    if values.shape == var_shape:
+        return values.reshape(-1)
+    if view.dictionary is not None:
+        raise AxisError(
+            f"a fill array for a basis site gives one code per direction, shape {list(var_shape)}; "
+            f"got {list(values.shape)}."
+        )
+    if values.ndim == raw.ndim:
+        full = jnp.broadcast_to(values, raw.shape)
+        return view.view(full)[0]
+    raise AxisError(
+        f"fill array of shape {list(values.shape)} is ambiguous for the site on axes {list(view.axes)} of "
+        f"layer {view.layer!r} (shape {list(raw.shape)}): pass shape {list(var_shape)} (one value per "
+        f"variable) or an array of rank {raw.ndim} in the layer's layout."
+    )
+
+
 @jax.tree_util.register_pytree_node_class
 class MaskedProblem(SelectedOutputProblem):
     """Model cut at a layer + inputs + fill + output selector → ``f(masks)``.
@@ -166,6 +200,7 @@ class MaskedProblem(SelectedOutputProblem):
         units: Sequence[int] | None = None,
         labels: Sequence[str] | None = None,
         key: jax.Array | None = None,
+        site: Site | None = None,
     ) -> MaskedProblem:
         """Build the problem; computes the activations once.
 
@@ -178,25 +213,43 @@ class MaskedProblem(SelectedOutputProblem):
           units: optional neuron indices to mask (others kept); default all ``N``.
           labels: optional label per masked neuron.
           key: PRNG key, required by ``fill='resample'``.
+          site: what is masked (:func:`actspec_jax.site`: axis, positions, basis); default the
+            cut's own site, or its layer's default variables. Its ``layer`` must be the cut's.
         """
         _check_inputs(inputs)
         selector = check_request(output, aggregate, inputs)
+        the_site = site if site is not None else (cut.site or Site(cut.layer))
+        if the_site.layer not in (None, cut.layer):
+            raise ActSpecError(
+                f"site is for layer {the_site.layer!r} but the model was cut at {cut.layer!r}; cut at "
+                "the site's layer (cut_model(model, params, site)) or leave site.layer=None."
+            )
         try:
-            activations = jnp.asarray(jax.jit(cut.features)(cut.params, inputs))
+            raw = jnp.asarray(jax.jit(cut.features)(cut.params, inputs))
         except (TypeError, IndexError) as err:
             raise ActSpecError(
                 f"layer {cut.layer!r} could not be computed on the inputs ({_describe_inputs(inputs)}): "
                 f"{type(err).__name__}: {str(err).splitlines()[0]}. Inputs need a leading batch axis "
                 "(m, …) and the dtype the model takes (e.g. float32 images, int32 token ids)."
             ) from err
-        if activations.ndim < 2:
+        if raw.ndim < 2:
             raise ActSpecError(
-                f"layer {cut.layer!r} returned activations of shape {activations.shape}, with no batch "
+                f"layer {cut.layer!r} returned activations of shape {raw.shape}, with no batch "
                 f"axis: the inputs ({_describe_inputs(inputs)}) look like a single input. Pass a batch "
                 "with a leading axis, e.g. inputs[None] for a batch of one."
             )
+        view = resolve_site(
+            the_site,
+            raw.shape,
+            layer=cut.layer,
+            feature_axis=cut.feature_axis,
+            strict=cut.strict_axes,
+            names=None if cut.axis_names is None else tuple(cut.axis_names(inputs)),
+        )
+        cut, inputs, activations = view.apply(cut, inputs, raw)
         num_neurons = activations.shape[-1]
-        fill_values, fill_name = _fill_values(activations, fill, key)
+        fill_values, fill_name = _fill_values(activations, _site_fill(fill, view, raw), key)
+        fill_values = view.gate_fill(fill_values, activations)
 
         unit_array = None
         if units is not None:
@@ -221,7 +274,7 @@ class MaskedProblem(SelectedOutputProblem):
             raise ActSpecError(f"got {len(labels)} labels for {n} masked neurons.")
         if labels is None:
             ids = range(num_neurons) if unit_array is None else unit_list
-            labels = [f"{cut.layer}[{i}]" for i in ids]
+            labels = [view.labels[i] for i in ids]
 
         m = activations.shape[0]
         outputs = jax.eval_shape(cut.head, cut.params, activations, inputs)
@@ -237,6 +290,8 @@ class MaskedProblem(SelectedOutputProblem):
                 "aggregate": aggregate,
                 "num_inputs": int(m),
                 "activation_shape": [int(s) for s in activations.shape],
+                **({} if view.identity and view.positions is None else view.describe()),
+                **({} if view.identity else {"layer_shape": [int(s) for s in raw.shape]}),
             }
         )
         problem = cls(

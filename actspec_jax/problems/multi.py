@@ -53,7 +53,7 @@ def _capture(module: nn.Module, variables: Any, inputs: Any, layers: Sequence[st
             seen[_path(context)].append(out)
         return out
 
-    with nn.intercept_methods(interceptor):
+    with nn.intercept_methods(interceptor), jax.disable_jit():  # see cut.py on nn.jit
         module.apply(variables, inputs, method=method, **kwargs)
     missing = [name for name in layers if not seen[name]]
     if missing:
@@ -81,7 +81,7 @@ def _gated_forward(module: nn.Module, layers: tuple[str, ...], method: Any, kwar
             i = index.get(_path(context)) if context.method_name == "__call__" else None
             return out if i is None else jnp.where(keeps[i], out, fills[i])
 
-        with nn.intercept_methods(interceptor):
+        with nn.intercept_methods(interceptor), jax.disable_jit():
             return module.apply(variables, inputs, method=method, **kwargs)
 
     return forward

@@ -7,11 +7,24 @@ together). Selectors are frozen dataclasses: hashable, so they are static under 
 Parse a string with :func:`parse_output`: ``"logit:7"``, ``"logit_diff:1-0"``,
 ``"log_prob:7"``, ``"prob:7"``, ``"indicator:7"``, ``"logits"`` (every class),
 ``"log_probs"`` (every class).
+
+Sequence models (outputs ``float[m, T, V]``, e.g. next-token logits of a language model)
+choose a position with an ``@`` suffix (:class:`At`): ``"logit:3@last"`` (position ``T − 1``),
+``"log_prob:42@-1"`` or ``"logit:3@7"`` (an index, negative from the end),
+``"logit_diff:3-5@mean"`` (the selected value averaged over positions). Any callable of the
+model's batched output is a selector too (:class:`Custom`), e.g.
+``output=lambda logits: logits[:, -1, 3] - logits[:, -1, 5]``; it must return ``[m]`` (one
+function) or ``[m, K]`` (``K`` functions).
+
+Every output's shape is checked once, when a problem is built
+(:func:`check_selected_shape`): a selector that would leave extra axes (``logit:3`` on
+``[m, T, V]`` logits would be ``T`` separate functions) is refused with the fix.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import jax
@@ -22,12 +35,15 @@ from actspec_jax.errors import ActSpecError
 __all__ = [
     "AllLogProbs",
     "AllLogits",
+    "At",
     "ClassIndicator",
+    "Custom",
     "LogProb",
     "Logit",
     "LogitDiff",
     "OutputSelector",
     "Prob",
+    "check_selected_shape",
     "parse_output",
 ]
 
@@ -175,18 +191,131 @@ class AllLogProbs(OutputSelector):
         return "log_probs"
 
 
+@dataclasses.dataclass(frozen=True)
+class At(OutputSelector):
+    """A selector applied at one position of sequence outputs ``float[m, T, V]``.
+
+    ``position``: ``'last'`` (``T − 1``), an index (negative counts from the end) or
+    ``'mean'`` (the inner selector at every position, averaged over ``T``).
+    """
+
+    inner: OutputSelector
+    position: int | str = "last"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.position, str) and self.position not in ("last", "mean"):
+            raise ActSpecError(f"position must be 'last', 'mean' or an index, got {self.position!r}.")
+
+    def select(self, outputs: jax.Array) -> jax.Array:
+        if self.position == "mean":
+            return jnp.mean(self.inner.select(outputs), axis=1)
+        index = -1 if self.position == "last" else int(self.position)
+        return self.inner.select(outputs[:, index])
+
+    def classes(self) -> tuple[int, ...]:
+        return self.inner.classes()
+
+    def output_labels(self, num_classes: int) -> tuple[str, ...] | None:
+        labels = self.inner.output_labels(num_classes)
+        return None if labels is None else tuple(f"{a}@{self.position}" for a in labels)
+
+    def describe(self) -> str:
+        return f"{self.inner.describe()}@{self.position}"
+
+    def check_positions(self, shape: tuple[int, ...]) -> None:
+        """Refuse outputs without a position axis, or an index outside it."""
+        if len(shape) < 3:
+            raise ActSpecError(
+                f"{self.describe()!r} picks a position of sequence outputs [m, T, V], but the model "
+                f"returns shape {list(shape)}; drop the '@{self.position}' suffix."
+            )
+        if isinstance(self.position, int) and not -shape[1] <= self.position < shape[1]:
+            raise ActSpecError(
+                f"{self.describe()!r}: position {self.position} is outside the T = {shape[1]} positions "
+                f"of outputs of shape {list(shape)}."
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class Custom(OutputSelector):
+    """Any callable of the model's batched output: ``fn(outputs [m, ...]) -> [m]`` or ``[m, K]``."""
+
+    fn: Any
+    name: str | None = None
+
+    def select(self, outputs: jax.Array) -> jax.Array:
+        return jnp.asarray(self.fn(outputs))
+
+    def describe(self) -> str:
+        return f"callable:{self.name or getattr(self.fn, '__name__', type(self.fn).__name__)}"
+
+
+def check_selected_shape(selector: OutputSelector, outputs: Any, num_inputs: int) -> tuple[int, ...]:
+    """Check ONCE what a selector makes of the model's outputs; returns the per-input shape.
+
+    One function per input needs ``[m]``; the all-class selectors give ``[m, C]``; a
+    :class:`Custom` callable may give ``[m]`` or ``[m, K]``. Anything else (extra position
+    axes, a lost batch axis) raises :class:`ActSpecError` naming the shape and the fix.
+    """
+    shape = tuple(int(z) for z in outputs.shape)
+    if isinstance(selector, At):
+        selector.check_positions(shape)
+    try:
+        got = tuple(int(z) for z in jax.eval_shape(selector.select, outputs).shape)
+    except Exception as err:  # a callable that does not fit the outputs
+        raise ActSpecError(
+            f"output {selector.describe()!r} fails on the model's outputs of shape {list(shape)}: {err}"
+        ) from err
+    fix = (
+        f"the model returns sequence outputs {list(shape)}; choose a position, e.g. "
+        f"'{selector.describe()}@last', '@-1', '@mean', or pass output=callable(outputs) -> [m]."
+        if len(shape) >= 3
+        else "pass output=callable(outputs) returning [m] (one function) or [m, K]."
+    )
+    if not got or got[0] != num_inputs:
+        raise ActSpecError(
+            f"output {selector.describe()!r} must keep the input batch axis (m = {num_inputs}) first; "
+            f"it gives shape {list(got)} from outputs {list(shape)}."
+        )
+    per_class = isinstance(selector, (AllLogits, AllLogProbs)) or (
+        isinstance(selector, At) and isinstance(selector.inner, (AllLogits, AllLogProbs))
+    )
+    allowed = 2 if per_class or isinstance(selector, Custom) else 1
+    if len(got) > allowed:
+        raise ActSpecError(
+            f"output {selector.describe()!r} gives shape {list(got)} per batch of outputs {list(shape)}, "
+            f"i.e. {math.prod(got[1:])} separate functions per input; {fix}"
+        )
+    return got[1:]
+
+
 _SINGLE = {"logit": Logit, "log_prob": LogProb, "prob": Prob, "indicator": ClassIndicator}
 _ALL = {"logits": AllLogits, "log_probs": AllLogProbs}
 
 
 def parse_output(spec: Any) -> OutputSelector:
-    """Turn ``'logit:7'``, ``'logit_diff:1-0'``, ``'logits'``, … (or a selector) into a selector."""
+    """Turn ``'logit:7'``, ``'logit_diff:1-0'``, ``'logits'``, ``'log_prob:42@last'``, a callable
+    (or a selector) into a selector."""
     if isinstance(spec, OutputSelector):
         return spec
+    if callable(spec):
+        return Custom(spec)
     if not isinstance(spec, str):
         raise ActSpecError(
-            f"output must be an OutputSelector or a string like 'logit:7', got {type(spec).__name__}."
+            "output must be an OutputSelector, a callable of the model's outputs or a string like "
+            f"'logit:7', got {type(spec).__name__}."
         )
+    if "@" in spec:
+        body, _, where = spec.rpartition("@")
+        where = where.strip().lower()
+        try:
+            position: int | str = where if where in ("last", "mean") else int(where)
+        except ValueError:
+            raise ActSpecError(
+                f"cannot parse the position of output {spec!r}: use '@last', '@mean' or '@INDEX' "
+                "(e.g. 'log_prob:42@-1')."
+            ) from None
+        return At(parse_output(body), position)
     name, _, arg = spec.partition(":")
     name = name.strip().lower()
     known = sorted([*_SINGLE, *_ALL, "logit_diff"])

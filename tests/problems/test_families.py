@@ -1,0 +1,240 @@
+"""Every model family on the same attention + MLP model: heads and MLP units as sites.
+
+For each family the planted AND of two heads (and of two MLP units) is the top Walsh
+coefficient, and the all-kept mask reproduces the model's own output (see families.py).
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import actspec_jax as asj
+from tests.problems import families as fam
+
+P = fam.weights()
+
+
+def _check(cut_heads, cut_units, x, real, *, heads_axis=2, units_axis=2):
+    heads = asj.masked_problem(
+        cut_heads, x, output="logit:0", site=asj.site(axis=heads_axis, name="block0.attn", kind="head")
+    )
+    assert heads.labels[1] == "block0.attn.head[1]"
+    np.testing.assert_allclose(heads.evaluate(jnp.ones((1, fam.H)))[0], real[:, 0].mean(), rtol=1e-5)
+    fam.check_planted(heads, fam.HEADS)
+    units = asj.masked_problem(cut_units, x, output="logit:0", site=asj.site(axis=units_axis, kind="unit"))
+    np.testing.assert_allclose(units.evaluate(jnp.ones((1, fam.U)))[0], real[:, 0].mean(), rtol=1e-5)
+    fam.check_planted(units, fam.UNITS)
+
+
+# --------------------------------------------------------------------------- linen
+
+
+def _const(name):
+    return lambda key: jnp.asarray(P[name])
+
+
+class LinenTap(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return x
+
+
+class LinenAttention(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        w = {k: self.param(k, _const(k)) for k in ("wq", "wk", "wv", "bv")}
+        heads = LinenTap(name="heads")(fam.heads_of(x, **w))
+        return fam.project(heads, self.param("wo", _const("wo")))
+
+
+class LinenMLP(nn.Module):
+    @nn.compact
+    def __call__(self, r):
+        return LinenTap(name="act")(jax.nn.relu(r @ self.param("w1", _const("w1"))))
+
+
+class LinenModel(nn.Module):
+    """``__call__`` wrapped in ``nn.jit`` (as Gemma's is) and an ``nn.remat`` MLP."""
+
+    @nn.jit
+    @nn.compact
+    def __call__(self, x):
+        r = x + LinenAttention(name="attn")(x)
+        return fam.readout(nn.remat(LinenMLP)(name="mlp")(r))
+
+
+def test_linen_jit_and_remat():
+    x = fam.inputs()
+    module = LinenModel()
+    variables = module.init(jax.random.key(0), x)
+    layers = asj.list_layers(module, variables, x)
+    assert {"attn/heads", "mlp/act", "mlp", "attn"} <= set(layers), layers
+    assert layers["attn/heads"] == (6, fam.T, fam.H, fam.DH)
+    real = module.apply(variables, x)
+    heads = asj.cut_model(module, variables, "attn/heads")
+    units = asj.cut_model(module, variables, "mlp/act")
+    _check(heads, units, x, real)
+
+
+# --------------------------------------------------------------------------- nnx
+
+
+class NnxTap(nnx.Module):
+    def __call__(self, x):
+        return x
+
+
+class NnxModel(nnx.Module):
+    """BatchNorm statistics and a Dropout RNG stream in the state."""
+
+    def __init__(self, rngs: nnx.Rngs):
+        self.norm = nnx.BatchNorm(fam.D, rngs=rngs)
+        for k, v in P.items():
+            setattr(self, k, nnx.Param(jnp.asarray(v)))
+        self.heads = NnxTap()
+        self.act = NnxTap()
+        self.drop = nnx.Dropout(0.5, rngs=rngs)
+
+    def __call__(self, x):
+        x = self.norm(x) * 0 + x  # normalised features unused: outputs stay planted
+        w = {k: getattr(self, k)[...] for k in P}
+        heads = self.heads(fam.heads_of(x, w["wq"], w["wk"], w["wv"], w["bv"]))
+        r = x + fam.project(heads, w["wo"])
+        return fam.readout(self.drop(self.act(jax.nn.relu(r @ w["w1"]))))
+
+
+def test_nnx_rng_stream_and_batch_stats():
+    x = fam.inputs()
+    model = NnxModel(nnx.Rngs(0, dropout=1))
+    with pytest.raises(asj.ActSpecError, match=r"training mode.*model\.eval\(\)"):
+        asj.masked_problem(asj.cut_model(model, None, "heads"), x, output="logit:0", site=asj.site(axis=2))
+    model.eval()
+    real = model(x)
+    _check(asj.cut_model(model, None, "heads"), asj.cut_model(model, None, "act"), x, real)
+
+
+# --------------------------------------------------------------------------- equinox
+
+
+def test_equinox_module():
+    eqx = pytest.importorskip("equinox")
+
+    class Tap(eqx.Module):
+        def __call__(self, x):
+            return x
+
+    class Attention(eqx.Module):
+        wq: jax.Array
+        wk: jax.Array
+        wv: jax.Array
+        bv: jax.Array
+        wo: jax.Array
+        heads: Tap
+
+        def __call__(self, x):  # one example [T, D]
+            return fam.project(self.heads(fam.heads_of(x, self.wq, self.wk, self.wv, self.bv)), self.wo)
+
+    class Model(eqx.Module):
+        attn: Attention
+        w1: jax.Array
+        act: Tap
+        activation: object = jax.nn.relu  # a custom_jvp function: static, not a parameter
+
+        def __call__(self, x):
+            r = x + self.attn(x)
+            return fam.readout(self.act(self.activation(r @ self.w1)))
+
+    p = {k: jnp.asarray(v) for k, v in P.items()}
+    model = Model(Attention(p["wq"], p["wk"], p["wv"], p["bv"], p["wo"], Tap()), p["w1"], Tap())
+    x = fam.inputs()
+    real = jax.vmap(model)(x)
+    heads = asj.cut_model(model, None, "attn/heads")
+    assert heads.family == "equinox"
+    with pytest.raises(asj.AxisError, match=r"\[6, 5, 3, 2\]"):
+        asj.masked_problem(heads, x, output="logit:0")  # Equinox has no layout convention
+    _check(heads, asj.cut_equinox(model, "act"), x, real)
+    assert "attn/heads" in asj.list_layers(model)
+
+
+# --------------------------------------------------------------------------- plain functions
+
+
+def test_plain_functions():
+    p = {k: jnp.asarray(v) for k, v in P.items()}
+
+    def heads_features(p, x):
+        return fam.heads_of(x, p["wq"], p["wk"], p["wv"], p["bv"])
+
+    def heads_head(p, heads, x):
+        return fam.readout(jax.nn.relu((x + fam.project(heads, p["wo"])) @ p["w1"]))
+
+    def units_features(p, x):
+        return jax.nn.relu((x + fam.project(heads_features(p, x), p["wo"])) @ p["w1"])
+
+    x = fam.inputs()
+    real = heads_head(p, heads_features(p, x), x)
+    heads = asj.cut_functions(heads_features, heads_head, p, layer="attn")
+    with pytest.raises(asj.AxisError, match="axis="):
+        asj.masked_problem(heads, x, output="logit:0")  # rank 4 from plain functions: ask
+    units = asj.cut_functions(units_features, lambda p, h: fam.readout(h), p, layer="mlp")
+    _check(heads, units, x, real)
+
+
+def test_unknown_family_names_the_fallback():
+    with pytest.raises(TypeError, match=r"cut_functions\(features, head"):
+        asj.cut_model(object(), None, "layer")
+
+
+# --------------------------------------------------------------------------- penzai
+
+
+def _penzai_model():
+    from penzai import pz
+
+    nmap = pz.nx.nmap
+
+    @pz.pytree_dataclass
+    class Tap(pz.nn.Layer):
+        def __call__(self, x, /, **side_inputs):
+            return x
+
+    @pz.pytree_dataclass
+    class Model(pz.nn.Layer):
+        wq: jax.Array
+        wk: jax.Array
+        wv: jax.Array
+        bv: jax.Array
+        wo: jax.Array
+        w1: jax.Array
+        heads: Tap
+        act: Tap
+
+        def __call__(self, x, /, **side_inputs):  # x: {batch, seq, embedding}
+            xp = x.untag("seq", "embedding")
+            h = nmap(lambda a: fam.heads_of(a, self.wq, self.wk, self.wv, self.bv))(xp)
+            h = self.heads(h.tag("seq", "heads", "projection"))
+            r = nmap(lambda a, b: a + fam.project(b, self.wo))(xp, h.untag("seq", "heads", "projection"))
+            u = nmap(lambda a: jax.nn.relu(a @ self.w1))(r).tag("seq", "neurons")
+            return nmap(fam.readout)(self.act(u).untag("seq", "neurons")).tag("vocabulary")
+
+    p = {k: jnp.asarray(v) for k, v in P.items()}
+    return Model(**p, heads=Tap(), act=Tap()), pz
+
+
+def test_penzai_named_axes():
+    pytest.importorskip("penzai")
+    model, pz = _penzai_model()
+    x = fam.inputs()
+    axes = ("batch", "seq", "embedding")
+    real = model(pz.nx.wrap(x).tag(*axes)).unwrap("batch", "vocabulary")
+    heads = asj.cut_model(model, None, "heads", input_axes=axes)
+    assert heads.family == "penzai" and heads.axis_names(x) == ("batch", "seq", "heads", "projection")
+    with pytest.raises(asj.AxisError, match="named"):
+        asj.masked_problem(heads, x, output="logit:0")
+    units = asj.cut_penzai(model, "act", input_axes=axes)
+    _check(heads, units, x, real, heads_axis="heads", units_axis="neurons")
