@@ -18,6 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 # What a notebook must print besides running (its own checks of the analysis it shows).
 EXPECTED_OUTPUT = {
+    "04_bring_your_own_model": [
+        "AxisError: layer 'attn' has shape",
+        "{attn.head[",
+        "resid@pos3.dir[0]",
+        "all directions kept",
+    ],
     "05_concepts_and_layers": ["all concepts kept", "reference 0.55761", "NegativeActivationError"],
     "06_benchmarks_colab": ["tiny mode: True", "| benchmark | ours | baseline (same run) |"],
 }
