@@ -61,17 +61,13 @@ from actspec_jax.solvers._memory import (
     default_memory_budget,
 )
 from actspec_jax.solvers._validate import check_integers, check_memory_budget
+from actspec_jax.solvers.functional import TRACER_ERRORS
 from actspec_jax.spectrum import Spectrum, SpectrumBatch
 from actspec_jax.transforms.indexing import enumerate_masks, index_to_subset, subsets_from_indices
 from actspec_jax.transforms.wht import fwht_consuming
 
 __all__ = ["ExactSolver", "exact_value_table"]
 
-_TRACER_ERRORS = (
-    jax.errors.ConcretizationTypeError,
-    jax.errors.TracerArrayConversionError,
-    jax.errors.TracerIntegerConversionError,
-)
 UNDER_JIT_HINT = (
     "it checks the values on the host and returns a host-side Spectrum, so it cannot run on traced "
     "values inside jax.jit / vmap / grad. Inside traced code use the functional form: "
@@ -630,7 +626,7 @@ class ExactSolver:
             raise ActSpecError(f"ExactSolver()(problem) got traced arrays: {UNDER_JIT_HINT}")
         try:
             return self._solve(problem, key=key, progress=progress, checkpoint_path=checkpoint_path)
-        except _TRACER_ERRORS as err:
+        except TRACER_ERRORS as err:
             raise ActSpecError(f"ExactSolver()(problem) ran into traced values: {UNDER_JIT_HINT}") from err
 
     def _solve(

@@ -40,6 +40,13 @@ from actspec_jax.solvers import _gl_kernels as K
 from actspec_jax.transforms.indexing import enumerate_masks
 from actspec_jax.transforms.wht import fwht
 
+#: Errors JAX raises when host-side code meets a traced value (a solver object used inside jit).
+TRACER_ERRORS = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerArrayConversionError,
+    jax.errors.TracerIntegerConversionError,
+)
+
 __all__ = [
     "GLState",
     "estimate_moments",

@@ -122,6 +122,7 @@ from actspec_jax.solvers.degree_profile import (
     attach_degree_profile,
     wants_degree_profile,
 )
+from actspec_jax.solvers.functional import TRACER_ERRORS
 from actspec_jax.solvers.paper import PAPER_DEFAULTS, check_paper_problem, paper_patterns
 from actspec_jax.solvers.redundancy import (
     PostCheck,
@@ -179,11 +180,6 @@ INTEGER_SETTINGS = (
     "max_evaluations",
 )
 MAX_RECORDS = 10_000  # removal records kept in the result (the count is always exact)
-_TRACER_ERRORS = (
-    jax.errors.ConcretizationTypeError,
-    jax.errors.TracerArrayConversionError,
-    jax.errors.TracerIntegerConversionError,
-)
 UNDER_JIT_HINT = (
     "inside jax.jit / vmap / grad (it checks values and builds its result on the host). Inside "
     "traced code use the functional form: state = actspec_jax.gl_init(n, key=key, "
@@ -422,7 +418,7 @@ class GoldreichLevin:
             return self._budgeted(problem, cfg, key, progress, checkpoint_path)
         try:
             return self._search(problem, cfg, key, progress, checkpoint_path, started)
-        except _TRACER_ERRORS as err:
+        except TRACER_ERRORS as err:
             raise ActSpecError(f"GoldreichLevin()(problem) ran into traced values: {UNDER_JIT_HINT}") from err
 
     def _search(
