@@ -89,10 +89,31 @@ def test_index_transforms_match_textbook_definitions(n, seed, index):
     np.testing.assert_allclose(shapley, brute.shapley(), atol=1e-10)
 
 
+LARGE_N_SOLVERS = {
+    "gl": lambda: asj.GoldreichLevin(tau=0.1),
+    "compressive": lambda: asj.CompressiveSolver(max_degree=None, refit="held", held=4096, rounds=1),
+}
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "solver_name",
+    [
+        "gl",
+        pytest.param(
+            "compressive",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="known bug found by this property: n=7, seed=0, one degree-4 term "
+                "(1, 2, 4, 6) = -0.94 + 0.02 noise; with bins_log2=6 every energetic bin's "
+                "decoded support fails its bin check (peeling.py), 128 rejected, nothing peeled",
+            ),
+        ),
+    ],
+)
 @settings(max_examples=examples(6))
 @given(n=st.integers(6, 10), seed=seeds, count=st.integers(1, 5))
-def test_gl_finds_every_coefficient_above_two_tau_with_its_sign(n, seed, count):
+def test_large_n_solvers_find_every_coefficient_above_two_tau_with_its_sign(solver_name, n, seed, count):
     rng = np.random.default_rng(seed)
     terms = random_terms(rng, n, count)
     table = (polynomial_table(n, terms) + 0.02 * rng.standard_normal(1 << n)).astype(np.float32)
@@ -101,7 +122,7 @@ def test_gl_finds_every_coefficient_above_two_tau_with_its_sign(n, seed, count):
     tau = 0.1
     big = 2 * tau * math.sqrt(float(np.mean(table.astype(np.float64) ** 2)))
     heavy = {s: v for s, v in exact.items() if abs(v) >= big}
-    found = asj.GoldreichLevin(tau=tau)(problem, key=jax.random.key(seed % 1000)).to_dict()
+    found = LARGE_N_SOLVERS[solver_name]()(problem, key=jax.random.key(seed % 1000)).to_dict()
     missed = [s for s in heavy if s not in found or np.sign(found[s]) != np.sign(heavy[s])]
     spurious = [s for s, v in found.items() if abs(v) >= big and abs(exact.get(s, 0.0)) < 0.8 * big]
     assert not missed and not spurious, (missed, spurious)
