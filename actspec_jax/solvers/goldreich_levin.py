@@ -488,6 +488,19 @@ class GoldreichLevin:
             max_evaluations=budget,
             planned_worst_case=worst_case_evaluations(plan, problem.n),
         )
+        cut = [
+            f"{k} {cfg[k]} -> {plan[k]}"
+            for k in ("passes", "num_samples", "leaf_samples")
+            if isinstance(cfg.get(k), int) and plan[k] < cfg[k]
+        ]
+        if cut:
+            report_diagnostic(
+                info,
+                "budget_limited",
+                f"max_evaluations={budget} cut the search below its unbudgeted settings ({', '.join(cut)}), "
+                "so terms near tau may be missed and estimates are noisier.",
+                "raise max_evaluations, or use CompressiveSolver, which needs fewer evaluations.",
+            )
         return dataclasses.replace(spectrum, solver=info)
 
     def _residual_passes(

@@ -95,3 +95,13 @@ def test_bad_settings_are_clear_errors(kwargs: dict, message: str) -> None:
     problem = synthetic.random_sparse_polynomial(jax.random.key(0), 40, 4).problem
     with pytest.raises(asj.ActSpecError, match=re.escape(message)):
         asj.CompressiveSolver(**kwargs)(problem, key=jax.random.key(0))
+
+
+def test_gl_under_a_tight_budget_says_it_was_cut() -> None:
+    from actspec_jax.diagnostics import IncompleteResultWarning
+
+    poly = synthetic.random_sparse_polynomial(jax.random.key(2), 24, 6, max_degree=3)
+    with pytest.warns(IncompleteResultWarning, match="max_evaluations=1500 cut the search"):
+        spec = asj.GoldreichLevin(tau=0.1, max_evaluations=1500)(poly.problem, key=jax.random.key(0))
+    codes = [d["code"] for d in spec.solver["diagnostics"]]
+    assert "budget_limited" in codes
