@@ -9,8 +9,12 @@ exceeds the noise floor:
    themselves (unit delays, unbounded);
 3. checks: ``k``'s bin in group ``c`` is ``j`` (``b`` free parity checks), ``|k| ≤`` the
    degree bound, and the residual ``mean_p (u_p − a·σ_p)²`` with ``σ_p = (−1)^{⟨k, o_c ⊕ d_p⟩}``
-   and ``a = mean_p u_p σ_p`` is at most ``2σ̂²`` (``σ̂²`` the noise floor per bin value) and
-   at most a quarter of the bin's energy; ``a² ≥ σ̂²``.
+   and ``a = mean_p u_p σ_p`` is at most ``max(2σ̂², e/(4(P+1)))`` (``σ̂²`` the noise floor per
+   bin value, ``e`` the bin's energy) and at most ``e/4``; ``a² ≥ σ̂²``. The relative bound
+   ``e/(4(P+1))`` is a quarter of what one wrong sign among the ``P+1`` values costs
+   (``≈ 4e/(P+1)``): a low quantile of the energies underestimates the noise of one bin when
+   the noise is a few small coefficients per bin (χ²₁-like energies), and without it a
+   clean singleton over a faint floor was rejected (n=7, one degree-4 term, bins_log2=6).
 
 An accepted ``(k, a)`` is subtracted from its bin in *every* group (peeling), which can turn
 collisions elsewhere into singletons; sweeps repeat until one accepts nothing. The noise floor
@@ -92,7 +96,8 @@ def peel(
             sign = _signs(support, offsets[c : c + 1], delays)[0, 0]
             amp = float((u * sign).mean())
             resid = float(((u - amp * sign) ** 2).mean())
-            if resid > 2.0 * noise or resid > 0.25 * e or amp * amp < noise:
+            tolerance = max(2.0 * noise, e / (4.0 * u.shape[0]))
+            if resid > tolerance or resid > 0.25 * e or amp * amp < noise:
                 stats["rejected"] += 1
                 continue
             found[subset] = found.get(subset, 0.0) + amp
