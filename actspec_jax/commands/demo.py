@@ -1,9 +1,13 @@
 """``actspec demo``: the embedded default analysis of the shipped MNIST MLP.
 
-Default: Goldreich–Levin search (mask mode) over all 256 hidden ReLU units of the paper's
-MLP (196→256→10) for class 7's log-probability, averaged over class-7 test images; ablated
-units are set to zero. ``--estimator paper`` runs the paper's data-hybrid estimator instead
-(±1 class indicator on all test images, τ = 0.2, 1000 samples, beam 128, γ = δ = 0.2).
+Default: the compressive solver over all 256 hidden ReLU units of the paper's MLP
+(196→256→10) for class 7's log-probability, averaged over class-7 test images, under a budget
+of ``--budget`` (20,000) evaluations; ablated units are set to zero. It is the default because
+it is the most faithful per query on this layer: measured held-out R² 0.88 at 10k and 0.92 at
+20k evaluations, against 0.31 for GL's threshold search at 405k (``benchmarks/bench_vs_spex.py
+--compressive``). ``--solver gl`` runs the Goldreich–Levin threshold search (mask mode);
+``--solver gl --estimator paper`` the paper's data-hybrid estimator (±1 class indicator on all
+test images, τ = 0.2, 1000 samples, beam 128, γ = δ = 0.2).
 ``--solver exact`` computes the exact spectrum over the 20 units with the largest
 first-order attribution ``|mean activation × (w_unit,7 − mean_c w_unit,c)|``, the other 236
 kept. Prints the subsets found and how distributed the code is; writes a report folder.
@@ -28,9 +32,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", default="actspec_report", help="report folder (default: %(default)s)")
     parser.add_argument("--target", type=int, default=7, help="digit class to explain (default: 7)")
-    parser.add_argument("--solver", default="gl", choices=["gl", "exact"], help="default: gl (all 256 units)")
     parser.add_argument(
-        "--estimator", default="mask", choices=["mask", "paper"], help="GL estimator (default: mask)"
+        "--solver",
+        default=None,
+        choices=["compressive", "gl", "exact"],
+        help="default: compressive (all 256 units, --budget evaluations); gl with --estimator paper",
+    )
+    parser.add_argument(
+        "--budget", type=int, default=20000, help="evaluations of the compressive solver (default: 20000)"
+    )
+    parser.add_argument(
+        "--estimator",
+        default="mask",
+        choices=["mask", "paper"],
+        help="GL estimator (default: mask; paper implies --solver gl)",
     )
     parser.add_argument("--tau", type=float, default=None, help="GL threshold (default 0.05 mask, 0.2 paper)")
     parser.add_argument("--units", type=int, default=20, help="units masked by --solver exact (≤ 24)")
@@ -46,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--profile-evaluations",
         type=int,
         default=16384,
-        help="extra uniform masks for the degree profile of the whole spectrum (GL mask mode; 0 = off)",
+        help="extra uniform masks for the degree profile of the whole spectrum (not exact/paper; 0 = off)",
     )
     parser.add_argument("--seed", type=int, default=0, help="PRNG seed of the search and the R² masks")
     parser.add_argument("--fresh", action="store_true", help="discard a checkpoint left by an earlier run")
@@ -60,6 +75,47 @@ def _attribution_units(cut: Any, inputs: Any, kernel: Any, target: int, count: i
     activations = np.asarray(cut.activations(inputs))
     score = activations.mean(axis=0) * (kernel[:, target] - kernel.mean(axis=1))
     return [int(u) for u in np.argsort(-np.abs(score))[:count]]
+
+
+def _reading(spectrum: Any, joint: Any, profile: Any, *, recovered: bool) -> str:
+    """One paragraph: what the listed terms and the degree profile say about the layer."""
+    import numpy as np
+
+    small = "For the small terms: --solver exact (every coefficient of the top units) or a lower --tau."
+    if recovered:  # a budgeted recovery lists small terms too: say which are resolved
+        coef = np.abs(np.asarray(joint.coefficients, np.float64))
+        err = None if joint.stderr is None else np.asarray(joint.stderr, np.float64)
+        resolved = None if err is None else int(np.sum(coef >= 3 * err))
+        energy = float(np.sum(np.asarray(spectrum.select(min_degree=1).coefficients, np.float64) ** 2)) or 1.0
+        share = float(np.sum(coef**2)) / energy
+        found = f"{joint.num_terms} joint subsets recovered" + (
+            f" ({resolved} at ≥ 3 standard errors)" if resolved is not None else ""
+        )
+        found += f", holding {100 * share:.0f} % of the listed non-constant energy"
+        small = "For every coefficient of the top units: --solver exact."
+    elif joint.num_terms:
+        found = f"{joint.num_terms} joint subsets clear the threshold (listed above)"
+    else:
+        found = "No joint subset clears the threshold"
+    if profile is None:
+        if recovered:
+            return f"{found}: units that act together on the output (largest above)."
+        if joint.num_terms:
+            return (
+                f"{joint.num_terms} joint subsets found: units that act together on the output "
+                "(largest above)."
+            )
+        return (
+            f"{found}: at this τ the layer acts on the output additively (singletons only); what the "
+            f"listed terms miss is spread over many coefficients below τ. {small}"
+        )
+    joint_share = 1.0 - float(np.asarray(profile.shares).reshape(-1)[0])
+    spread = "" if (recovered or joint.num_terms) else ", spread over many terms each below τ"
+    return (
+        f"{found}; the degree profile of the whole spectrum (listed terms or not) says "
+        f"{profile.headline()}: {100 * joint_share:.0f} % of the variance is in interactions "
+        f"(|S| ≥ 2){spread}. {small}"
+    )
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -76,6 +132,12 @@ def run_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     if not 0 <= args.target <= 9:
         raise asj.ActSpecError(f"--target must be a digit class 0..9, got {args.target}.")
+    if args.solver is None:
+        args.solver = "gl" if args.estimator == "paper" else "compressive"
+    if args.estimator == "paper" and args.solver != "gl":
+        raise asj.ActSpecError(
+            f"--estimator paper is a GL estimator; use it with --solver gl, not {args.solver}."
+        )
     if args.inputs < 1:
         raise asj.ActSpecError(f"--inputs must be at least 1, got {args.inputs}.")
     paper = args.solver == "gl" and args.estimator == "paper"
@@ -101,8 +163,12 @@ def run_demo(args: argparse.Namespace) -> int:
             units = _attribution_units(cut, inputs, kernel, args.target, args.units)
         problem = asj.masked_problem(cut, inputs, output=output, fill=args.fill, units=units)
         scope = "all 256 units" if units is None else f"{len(units)} of the 256 units (others kept)"
+        names = {"exact": "exact spectrum", "gl": "GL search", "compressive": "compressive solver"}
+        method = names[args.solver]
+        if args.solver == "compressive":
+            method += f" ({args.budget:,} evaluations)"
         what = (
-            f"{'exact spectrum' if units else 'GL search'} of {output} over {scope}, "
+            f"{method} of {output} over {scope}, "
             f"{inputs.shape[0]} class-{args.target} test images, fill={args.fill}"
         )
     print(f"actspec demo: {what}")
@@ -120,6 +186,12 @@ def run_demo(args: argparse.Namespace) -> int:
             stale.unlink()
     if args.solver == "exact":
         spectrum = asj.ExactSolver()(problem, progress=progress)
+    elif args.solver == "compressive":
+        from actspec_jax.solvers.degree_profile import attach_degree_profile
+
+        spectrum = asj.CompressiveSolver(max_evaluations=args.budget)(problem, key=key)
+        if args.profile_evaluations > 0:  # outside the budget: the profile's own masks, reported apart
+            spectrum = attach_degree_profile(spectrum, problem, key, evaluations=args.profile_evaluations)
     elif paper:
         solver = asj.GoldreichLevin.paper(**({"tau": args.tau} if args.tau else {}))
         spectrum = solver(problem, key=key, progress=progress, checkpoint_path=checkpoint)
@@ -152,32 +224,18 @@ def run_demo(args: argparse.Namespace) -> int:
     if profile is not None:
         rows.append(["degree-profile evaluations (extra, uniform masks)", profile.evaluations])
     if not paper:
-        r2 = spectrum.top(64).r2(problem, key=jax.random.fold_in(key, 1), num_masks=2048)
+        held = jax.random.fold_in(key, 1)
+        if spectrum.num_terms > 64:
+            r2_all = spectrum.r2(problem, key=held, num_masks=2048)
+            print(f"R² of all {spectrum.num_terms} terms on 2048 held-out random masks: {r2_all:.4f}")
+            rows.append([f"R² of all {spectrum.num_terms} terms on held-out masks", r2_all])
+        r2 = spectrum.top(64).r2(problem, key=held, num_masks=2048)
         print(f"R² of the top-64-term approximation on 2048 held-out random masks: {r2:.4f}")
         rows.append(["R² of top-64 terms on held-out masks", r2])
     else:
         removed = spectrum.solver.get("redundancy", {}).get("removed", [])
         rows.append(["neurons/subsets removed by non-redundancy constraints", len(removed)])
-    reading = (
-        "No joint subset clears the threshold: at this τ the layer acts on the output additively "
-        "(singletons only); what the listed terms miss is spread over many coefficients below τ. "
-        "For the small interactions: --solver exact (every coefficient of the top units) or a lower --tau."
-        if not joint.num_terms
-        else f"{joint.num_terms} joint subsets found: units that act together on the output (largest above)."
-    )
-    if profile is not None:
-        joint_share = 1.0 - float(np.asarray(profile.shares).reshape(-1)[0])
-        found = (
-            f"{joint.num_terms} joint subsets clear the threshold (listed above)"
-            if joint.num_terms
-            else "No joint subset clears the threshold"
-        )
-        reading = (
-            f"{found}; the degree profile of the whole spectrum (listed terms or not) says "
-            f"{profile.headline()}: {100 * joint_share:.0f} % of the variance is in interactions "
-            f"(|S| ≥ 2){'' if joint.num_terms else ', spread over many terms each below τ'}. For the "
-            "small terms: --solver exact (every coefficient of the top units) or a lower --tau."
-        )
+    reading = _reading(spectrum, joint, profile, recovered=args.solver == "compressive")
     print(reading)
 
     report = Report(out, f"actspec demo — class {args.target} of the MNIST MLP")
