@@ -17,19 +17,16 @@ The contract::
 """
 
 from actspec_jax import (
-    ablation,
     concepts,
     errors,
-    firing,
-    indices,
     layers,
-    metrics,
     problems,
     runner,
     sharding,
     solvers,
     transforms,
 )
+from actspec_jax.analysis import ablation, firing, indices, metrics
 from actspec_jax.errors import (
     ActSpecError,
     DeviceCountError,

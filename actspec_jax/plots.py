@@ -156,7 +156,7 @@ def plot_faithfulness_curve(curve, *, title: str | None = None, ax=None) -> Figu
     """Output drop ``D(k)`` against the number of neurons ablated: one line per ordering, random
     orderings as a 10–90 % band around their mean.
 
-    ``curve`` is an :class:`actspec_jax.ablation.FaithfulnessCurve`; subset boundaries of subset
+    ``curve`` is an :class:`actspec_jax.analysis.ablation.FaithfulnessCurve`; subset boundaries of subset
     orderings are marked with dots. Pass ``ax`` to draw into an existing axes.
     """
     own = ax is None

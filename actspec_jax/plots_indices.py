@@ -19,8 +19,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from actspec_jax.analysis.indices import banzhaf_values, interaction_index, shapley_values
 from actspec_jax.errors import ActSpecError
-from actspec_jax.indices import banzhaf_values, interaction_index, shapley_values
 
 __all__ = ["plot_interaction_network", "plot_shapley_vs_fourier"]
 
@@ -97,7 +97,7 @@ def plot_interaction_network(
     Args:
       source: a :class:`~actspec_jax.Spectrum` (then ``index`` of order 2 is computed, with
         Shapley values for the nodes) or a precomputed ``{subset: value}`` dict from
-        :func:`~actspec_jax.indices.interaction_index` (node sizes from its singletons).
+        :func:`~actspec_jax.analysis.indices.interaction_index` (node sizes from its singletons).
       index: interaction index to draw when ``source`` is a spectrum.
       max_edges: draw the ``max_edges`` pairs with the largest ``|I(i, j)|``.
       n, labels: number of neurons and their labels when ``source`` is a dict.

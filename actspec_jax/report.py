@@ -224,7 +224,8 @@ def add_degree_profile_section(report: Report, spectrum: Spectrum) -> None:
 def add_faithfulness_section(
     report: Report, curve: Any, *, checkpoints: Sequence[int] = (1, 2, 4, 8, 16, 32)
 ) -> None:
-    """The deletion curve (:class:`actspec_jax.ablation.FaithfulnessCurve`): definition, figure, table."""
+    """The deletion curve (:class:`~actspec_jax.analysis.ablation.FaithfulnessCurve`): definition,
+    figure, table."""
     from actspec_jax import plots
 
     report.heading("Faithfulness: ablating what the spectrum names")

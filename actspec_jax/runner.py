@@ -472,7 +472,7 @@ def _build(
 ) -> tuple[Any, dict[str, Any], Any]:
     """:func:`build_problem` plus the full-layer problem when one was built on the way (else ``None``)."""
     import actspec_jax as asj
-    from actspec_jax.ablation import attribution_scores, ranking_order
+    from actspec_jax.analysis.ablation import attribution_scores, ranking_order
 
     output = default_output(cfg)
     key = jax.random.fold_in(jax.random.key(cfg.seed), 7) if cfg.fill == "resample" else None
@@ -579,7 +579,7 @@ def paper_data_r2(spectrum: Any, fit_problem: Any, heldout_problem: Any) -> dict
     squares on the same characters fitted on ``fit_problem``'s rows. Both against the row
     outputs ``f(a)`` of ``heldout_problem``.
     """
-    from actspec_jax.metrics import r2_score
+    from actspec_jax.analysis.metrics import r2_score
     from actspec_jax.solvers.paper import paper_rows
     from actspec_jax.solvers.redundancy import patterns_from_problem
 
@@ -760,14 +760,14 @@ def deletion_curve(
     built: Mapping[str, Any],
     full: Any = None,
 ) -> Any:
-    """The deletion curve of a run on the whole layer(s) (:mod:`actspec_jax.ablation`).
+    """The deletion curve of a run on the whole layer(s) (:mod:`actspec_jax.analysis.ablation`).
 
     Orderings: the spectrum's top subsets and its greedy predicted-drop order, gradient ×
     activation attribution (single layers, differentiable outputs), measured leave-one-out
     drops, and ``cfg.random_orderings`` random orderings; ``k = 0 … cfg.faithfulness_k``.
     ``full`` is the whole-layer problem if already built.
     """
-    from actspec_jax.ablation import (
+    from actspec_jax.analysis.ablation import (
         attribution_scores,
         faithfulness_curve,
         greedy_spectral_order,
@@ -804,7 +804,7 @@ def _firing(
     model: Any, inputs: Inputs, cfg: RunConfig, problem: Any, spectrum: Any, built: dict
 ) -> list[dict[str, Any]]:
     """For the top subsets: the reviews that carry them and the tokens where they fire."""
-    from actspec_jax.firing import coactivation, per_input_coefficients, snippet
+    from actspec_jax.analysis.firing import coactivation, per_input_coefficients, snippet
 
     terms = [(s, float(c)) for s, c in zip(spectrum.subset_tuples(), spectrum.coefficients) if s]
     chosen = terms[:3]

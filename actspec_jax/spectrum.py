@@ -279,7 +279,7 @@ class Spectrum:
 
     def r2(self, problem: Any, *, key: jax.Array, num_masks: int = 2048) -> float:
         """Faithfulness R² of :meth:`evaluate` against ``problem`` on fresh uniform random masks."""
-        from actspec_jax.metrics import faithfulness_r2
+        from actspec_jax.analysis.metrics import faithfulness_r2
 
         return faithfulness_r2(self, problem, key=key, num_masks=num_masks)
 

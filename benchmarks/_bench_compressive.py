@@ -45,7 +45,7 @@ def noisy(problem: Any, sigma: float, key: jax.Array) -> Any:
 def ls2(problem: Any, budget: int, seed: int) -> Any:
     """The degree-≤2 least-squares baseline (see the module docstring) → Spectrum."""
     from actspec_jax import Spectrum
-    from actspec_jax.metrics import uniform_masks
+    from actspec_jax.analysis.metrics import uniform_masks
 
     n = problem.n
     x = np.asarray(uniform_masks(jax.random.key(seed), budget, n), np.float64)
@@ -120,7 +120,7 @@ def gl(budget: int):
 
 
 def _score(spectrum: Any, truth: dict | None, masks: Any, values: np.ndarray) -> dict[str, Any]:
-    from actspec_jax.metrics import r2_score
+    from actspec_jax.analysis.metrics import r2_score
 
     out: dict[str, Any] = {
         "r2": float(r2_score(values, np.asarray(spectrum.evaluate(masks)))),
@@ -144,7 +144,7 @@ def _entry(name: str, budget: int, spectrum: Any, seconds: float, used: int, tru
 
 
 def planted_case(n: int, s: int, noise: float, seed: int, b_max: int) -> dict[str, Any]:
-    from actspec_jax.metrics import uniform_masks
+    from actspec_jax.analysis.metrics import uniform_masks
     from actspec_jax.problems.synthetic import random_sparse_polynomial
 
     poly = random_sparse_polynomial(jax.random.key(1000 * seed + n + s), n, s, max_degree=4, min_abs=0.3)
@@ -211,7 +211,7 @@ def mnist_problem() -> Any:
 
 
 def real_case(name: str, problem: Any, budgets: list[int], with_spex: bool) -> dict[str, Any]:
-    from actspec_jax.metrics import uniform_masks
+    from actspec_jax.analysis.metrics import uniform_masks
 
     masks = uniform_masks(jax.random.key(12345), 4096, problem.n)
     values = np.asarray(problem.evaluate(masks), np.float64)

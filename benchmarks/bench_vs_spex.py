@@ -108,7 +108,7 @@ def planted_problem(kind: str, n: int, seed: int) -> tuple[Any, dict[tuple[int, 
 
 
 def score(spectrum: Any, truth: dict, masks: Any, values: np.ndarray) -> dict[str, float]:
-    from actspec_jax.metrics import r2_score
+    from actspec_jax.analysis.metrics import r2_score
 
     est = spectrum.to_dict()
     planted = {k: v for k, v in truth.items() if k}
@@ -237,7 +237,7 @@ def main() -> None:
     parser.add_argument("--real-budgets", type=int, nargs="+", default=[10000, 40000])
     parser.add_argument("--no-real-spex", action="store_true")
     args = parser.parse_args()
-    from actspec_jax.metrics import uniform_masks
+    from actspec_jax.analysis.metrics import uniform_masks
 
     if args.compressive:
         import _bench_compressive

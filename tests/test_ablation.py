@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import actspec_jax as asj
-from actspec_jax.ablation import (
+from actspec_jax.analysis.ablation import (
     FaithfulnessCurve,
     attribution_scores,
     faithfulness_curve,

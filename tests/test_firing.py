@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import actspec_jax as asj
-from actspec_jax.firing import activity, coactivation, per_input_coefficients, snippet
+from actspec_jax.analysis.firing import activity, coactivation, per_input_coefficients, snippet
 
 
 def _per_input_problem(rng, m=3, n=5):

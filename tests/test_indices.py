@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from actspec_jax import indices as ix
+from actspec_jax.analysis import indices as ix
 from actspec_jax.errors import ActSpecError
 from actspec_jax.problems.base import FunctionProblem
 from actspec_jax.solvers.exact import ExactSolver
@@ -318,7 +318,8 @@ def test_core_never_imports_shapiq() -> None:
     import sys
 
     code = (
-        "import sys, actspec_jax, actspec_jax.indices, actspec_jax.metrics, actspec_jax.interop.shapiq\n"
+        "import sys, actspec_jax, actspec_jax.analysis.indices, actspec_jax.analysis.metrics\n"
+        "import actspec_jax.interop.shapiq\n"
         "assert 'shapiq' not in sys.modules, 'shapiq imported at import time'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -9,7 +9,7 @@ import pytest
 
 shapiq = pytest.importorskip("shapiq")
 
-from actspec_jax import indices as ix  # noqa: E402
+from actspec_jax.analysis import indices as ix  # noqa: E402
 from actspec_jax.errors import ActSpecError  # noqa: E402
 from actspec_jax.interop import shapiq as bridge  # noqa: E402
 from actspec_jax.problems.base import FunctionProblem  # noqa: E402

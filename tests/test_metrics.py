@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from actspec_jax import metrics
+from actspec_jax.analysis import metrics
 from actspec_jax.errors import ActSpecError
 from actspec_jax.problems.synthetic import random_sparse_polynomial, sparse_polynomial
 from actspec_jax.spectrum import Spectrum

@@ -2,11 +2,11 @@
 
 shapiq (Muschalik et al., 2024) is an optional dependency: this module imports it only
 inside the functions that need it and raises an ``ImportError`` naming the install command
-when it is missing. Convention bridge (see :mod:`actspec_jax.indices`): a shapiq coalition
+when it is missing. Convention bridge (see :mod:`actspec_jax.analysis.indices`): a shapiq coalition
 is a boolean row ``z`` (True = player present); our mask is ``x = 2z − 1`` (+1 = kept), so
 the game is ``g(z) = f(2z − 1)`` and ``g(∅)`` is the fully ablated layer.
 
-* :func:`to_interaction_values` — any index of :mod:`actspec_jax.indices` as shapiq
+* :func:`to_interaction_values` — any index of :mod:`actspec_jax.analysis.indices` as shapiq
   ``InteractionValues`` (values computed by us, exactly).
 * :func:`from_interaction_values` — a :class:`~actspec_jax.Spectrum` from Möbius values
   (``index="Moebius"``) or FBII values of any order (FBII of order ``k`` are the Möbius
@@ -27,8 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from actspec_jax.analysis.indices import _canonical, _order, empty_value, interaction_index
 from actspec_jax.errors import ActSpecError
-from actspec_jax.indices import _canonical, _order, empty_value, interaction_index
 from actspec_jax.transforms.indexing import unpack_subsets
 from actspec_jax.transforms.mobius import SparseTerms, check_terms, moebius_to_fourier_sparse
 
@@ -67,7 +67,7 @@ def to_interaction_values(
     """Our exact index values as ``shapiq.InteractionValues``.
 
     ``baseline_value`` is ``g(∅)`` (every neuron ablated); the entry at ``()`` follows
-    shapiq's convention for the index (see :mod:`actspec_jax.indices`). Marked
+    shapiq's convention for the index (see :mod:`actspec_jax.analysis.indices`). Marked
     ``estimated=False`` when computed from a dense spectrum.
     """
     shapiq = require_shapiq()
@@ -232,7 +232,7 @@ def as_shapiq_game(
     """A ``shapiq.Game`` whose value function evaluates ``problem`` (see :class:`ProblemGame`).
 
     ``normalize=True`` subtracts ``g(∅)`` as shapiq's imputers do; the default keeps the raw
-    values so shapiq's results line up with :mod:`actspec_jax.indices`. The wrapped
+    values so shapiq's results line up with :mod:`actspec_jax.analysis.indices`. The wrapped
     :class:`ProblemGame` (with its evaluation counter) is ``game.callable``.
     """
     return _game_class()(problem, output_index=output_index, normalize=normalize, batch_size=batch_size)

@@ -32,7 +32,7 @@ subsets of any ``n``, bit-packed): a term of size ``d`` expands into its ``2^d``
 (F→M) or the ``2^d`` subsets of a Möbius term become Fourier terms (M→F); the cost is
 ``O(K · 2^d · ⌈n/32⌉)`` — the size of the output (one parity of degree ``d`` has ``2^d``
 Möbius terms, so no conversion can do better) — and never ``2^n``. Interaction indices of
-order ``k`` (:mod:`actspec_jax.indices`) need only the ``Σ_{s≤k} C(d, s)`` small subsets of
+order ``k`` (:mod:`actspec_jax.analysis.indices`) need only the ``Σ_{s≤k} C(d, s)`` small subsets of
 each term: polynomial in ``K`` and ``d``.
 """
 

@@ -13,7 +13,7 @@ Then the deletion (faithfulness) curve on the mask-mode function (all 256 units)
 first ``k`` units of each ordering — the mask-GL and paper spectra's top subsets, the exact
 top-20 spectrum's greedy predicted-drop order, gradient×activation attribution, measured
 leave-one-out drops, 20 random orderings — and record the drop of ``log p(c)``
-(:mod:`actspec_jax.ablation`).
+(:mod:`actspec_jax.analysis.ablation`).
 
 Writes ``docs/mnist/`` (figures, ``table.md``, ``mnist_results.json``) and keeps every run's
 full report folder under ``runs/mnist/`` (not committed). Regenerate with::
@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from actspec_jax import plots  # noqa: E402
-from actspec_jax.ablation import (  # noqa: E402
+from actspec_jax.analysis.ablation import (  # noqa: E402
     attribution_scores,
     faithfulness_curve,
     greedy_spectral_order,
@@ -48,7 +48,7 @@ from actspec_jax.ablation import (  # noqa: E402
     single_ablation_drops,
     spectral_order,
 )
-from actspec_jax.metrics import uniform_masks  # noqa: E402
+from actspec_jax.analysis.metrics import uniform_masks  # noqa: E402
 from actspec_jax.models import load_pretrained  # noqa: E402
 from actspec_jax.runner import build_problem, config_from_preset, load_inputs, run  # noqa: E402
 from benchmarks._common import machine  # noqa: E402
@@ -232,7 +232,7 @@ def main() -> None:
 
 
 def replot(docs: Path, runs: Path, classes, seed: int) -> None:
-    from actspec_jax.ablation import FaithfulnessCurve
+    from actspec_jax.analysis.ablation import FaithfulnessCurve
     from actspec_jax.spectrum import Spectrum
 
     payload = json.loads((docs / "mnist_results.json").read_text())
@@ -352,7 +352,7 @@ def cross_class(classes, spectra) -> dict:
 
 def average_curves(curves):
     """Mean drop over classes of each ordering (NaN-aware), as a FaithfulnessCurve for plotting."""
-    from actspec_jax.ablation import FaithfulnessCurve
+    from actspec_jax.analysis.ablation import FaithfulnessCurve
 
     first = curves[0]
     with warnings.catch_warnings():

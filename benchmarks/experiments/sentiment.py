@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from actspec_jax import plots  # noqa: E402
-from actspec_jax.ablation import FaithfulnessCurve  # noqa: E402
+from actspec_jax.analysis.ablation import FaithfulnessCurve  # noqa: E402
 from actspec_jax.runner import config_from_preset, run  # noqa: E402
 from actspec_jax.spectrum import Spectrum  # noqa: E402
 from benchmarks._common import machine  # noqa: E402

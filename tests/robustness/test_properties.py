@@ -22,7 +22,7 @@ from robustness._hyp import examples
 from robustness._tables import TableProblem, polynomial_table, random_terms
 
 import actspec_jax as asj
-from actspec_jax import indices as ix
+from actspec_jax.analysis import indices as ix
 from actspec_jax.transforms import fwht, ifwht
 
 seeds = st.integers(0, 2**32 - 1)

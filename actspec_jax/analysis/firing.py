@@ -27,8 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from actspec_jax.analysis.metrics import uniform_masks
 from actspec_jax.errors import ActSpecError
-from actspec_jax.metrics import uniform_masks
 from actspec_jax.problems.base import Problem
 from actspec_jax.transforms.indexing import enumerate_masks
 
