@@ -873,7 +873,12 @@ def _write_report(
     curve: Any,
     firing: list[dict[str, Any]] | None,
 ) -> Path:
-    from actspec_jax.report import Report, add_faithfulness_section, add_firing_section, add_spectrum_sections
+    from actspec_jax.reports.report import (
+        Report,
+        add_faithfulness_section,
+        add_firing_section,
+        add_spectrum_sections,
+    )
 
     report = Report(Path(cfg.out), cfg.title or _default_title(cfg))
     report.save_spectrum(spectrum)  # first: the result is on disk before any figure

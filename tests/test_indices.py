@@ -346,7 +346,7 @@ def test_missing_shapiq_gives_install_command(monkeypatch: pytest.MonkeyPatch) -
 def test_index_plots_draw(tmp_path) -> None:
     from matplotlib.figure import Figure
 
-    from actspec_jax.plots_indices import plot_interaction_network, plot_shapley_vs_fourier
+    from actspec_jax.reports.plots_indices import plot_interaction_network, plot_shapley_vs_fourier
 
     n = 12
     terms = {(0,): 0.5, (1, 2): 1.0, (3, 4, 5): -0.7, (6, 7): -0.4, (2, 8): 0.3, (): 0.1}

@@ -3,10 +3,10 @@ import json
 import pytest
 
 import actspec_jax as asj
-from actspec_jax import plots
 from actspec_jax.cli import main
 from actspec_jax.problems import synthetic
-from actspec_jax.report import Report, add_spectrum_sections
+from actspec_jax.reports import plots
+from actspec_jax.reports.report import Report, add_spectrum_sections
 
 
 def test_report_folder_is_self_contained(tmp_path):

@@ -307,7 +307,7 @@ def _run_spectrum(args: argparse.Namespace, report: Any) -> None:
         text_exemplars,
         top_exemplars,
     )
-    from actspec_jax.report import add_spectrum_sections
+    from actspec_jax.reports.report import add_spectrum_sections
 
     tiny = _tiny()
     k = args.concepts or (5 if tiny else (12 if args.preset == "mnist" else 10))
@@ -415,7 +415,7 @@ def _run_spectrum(args: argparse.Namespace, report: Any) -> None:
 
 def run_concepts(args: argparse.Namespace) -> int:
     from actspec_jax.errors import ActSpecError
-    from actspec_jax.report import Report
+    from actspec_jax.reports.report import Report
 
     started = time.perf_counter()
     if args.concepts is not None and args.concepts < 1:

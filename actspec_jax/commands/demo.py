@@ -127,7 +127,7 @@ def run_demo(args: argparse.Namespace) -> int:
     import actspec_jax as asj
     from actspec_jax.data import load_mnist
     from actspec_jax.models import load_pretrained
-    from actspec_jax.report import Report, add_spectrum_sections
+    from actspec_jax.reports.report import Report, add_spectrum_sections
 
     started = time.perf_counter()
     if not 0 <= args.target <= 9:

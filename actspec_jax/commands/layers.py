@@ -120,7 +120,7 @@ def run_layers(args: argparse.Namespace) -> int:
 
     from actspec_jax.errors import ActSpecError
     from actspec_jax.layers import layer_similarity, plot_layer_matrix
-    from actspec_jax.report import Report
+    from actspec_jax.reports.report import Report
 
     started = time.perf_counter()
     num_inputs = args.inputs if args.inputs is not None else (24 if _tiny() else 200)

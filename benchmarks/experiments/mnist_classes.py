@@ -39,7 +39,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from actspec_jax import plots  # noqa: E402
 from actspec_jax.analysis.ablation import (  # noqa: E402
     attribution_scores,
     faithfulness_curve,
@@ -50,6 +49,7 @@ from actspec_jax.analysis.ablation import (  # noqa: E402
 )
 from actspec_jax.analysis.metrics import uniform_masks  # noqa: E402
 from actspec_jax.models import load_pretrained  # noqa: E402
+from actspec_jax.reports import plots  # noqa: E402
 from actspec_jax.runner import build_problem, config_from_preset, load_inputs, run  # noqa: E402
 from benchmarks._common import machine  # noqa: E402
 

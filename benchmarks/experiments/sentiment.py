@@ -37,8 +37,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from actspec_jax import plots  # noqa: E402
 from actspec_jax.analysis.ablation import FaithfulnessCurve  # noqa: E402
+from actspec_jax.reports import plots  # noqa: E402
 from actspec_jax.runner import config_from_preset, run  # noqa: E402
 from actspec_jax.spectrum import Spectrum  # noqa: E402
 from benchmarks._common import machine  # noqa: E402
@@ -65,7 +65,7 @@ TINY = {
 def refresh_faithfulness(cfg, record: dict) -> dict:
     """Recompute a reused run's deletion curve with the current code (cheap next to the solve)."""
     from actspec_jax.models import load_pretrained
-    from actspec_jax.plots import plot_faithfulness_curve
+    from actspec_jax.reports.plots import plot_faithfulness_curve
     from actspec_jax.runner import build_problem, deletion_curve, load_inputs
 
     model = load_pretrained(cfg.model)

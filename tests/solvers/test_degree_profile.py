@@ -234,7 +234,7 @@ def test_gl_attaches_the_profile_for_large_n_and_counts_it_apart(gl_with_profile
         back = asj.Spectrum.load(spec.save(tmp_path / name))
         np.testing.assert_allclose(back.degree_profile().weights, profile.weights)
     # the report gets a section
-    from actspec_jax.report import Report, add_degree_profile_section
+    from actspec_jax.reports.report import Report, add_degree_profile_section
 
     report = Report(tmp_path / "rep", "t")
     add_degree_profile_section(report, spec)

@@ -146,7 +146,7 @@ def add_spectrum_sections(
     heatmap: bool = False,
 ) -> None:
     """The standard sections for one spectrum: top terms, distributedness, figures."""
-    from actspec_jax import plots
+    from actspec_jax.reports import plots
 
     report.heading("Top subsets")
     report.code(spectrum.summary(top))
@@ -226,7 +226,7 @@ def add_faithfulness_section(
 ) -> None:
     """The deletion curve (:class:`~actspec_jax.analysis.ablation.FaithfulnessCurve`): definition,
     figure, table."""
-    from actspec_jax import plots
+    from actspec_jax.reports import plots
 
     report.heading("Faithfulness: ablating what the spectrum names")
     report.text(

@@ -1,7 +1,7 @@
 """Figures of a spectrum, drawn on matplotlib ``Figure`` objects (no pyplot global state).
 
 Every function returns a new :class:`matplotlib.figure.Figure`; save it with
-``fig.savefig`` or add it to a :class:`actspec_jax.report.Report`.
+``fig.savefig`` or add it to a :class:`actspec_jax.reports.report.Report`.
 """
 
 from __future__ import annotations
