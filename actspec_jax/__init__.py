@@ -22,7 +22,6 @@ from actspec_jax import (
     layers,
     problems,
     runner,
-    sharding,
     solvers,
     transforms,
 )
@@ -68,6 +67,7 @@ from actspec_jax.solvers import (
     gl_init,
     gl_search,
     gl_update,
+    sharding,
     top_terms,
 )
 from actspec_jax.spectrum import Spectrum, SpectrumBatch, load_results

@@ -24,9 +24,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from actspec_jax.sharding import sharded_map
 from actspec_jax.solvers.paper import paper_rows, paper_values
 from actspec_jax.solvers.redundancy import predictability
+from actspec_jax.solvers.sharding import sharded_map
 
 __all__ = [
     "block_characters",

@@ -9,7 +9,7 @@ Two evaluation paths (:func:`exact_value_table`): *direct* (every mask through t
 head, in cache-sized blocks on CPU) and *incremental* (when the head starts with a
 projection: a subset-sum table over the masked neurons' contributions to the projection's
 output, then only the rest of the head per mask; see :mod:`actspec_jax.solvers.incremental`).
-With several devices the table is split over a 1-D mesh (:mod:`actspec_jax.sharding`):
+With several devices the table is split over a 1-D mesh (:mod:`actspec_jax.solvers.sharding`):
 each device fills its own contiguous block of masks and the transform combines the blocks
 with collectives.
 """
@@ -36,15 +36,6 @@ from actspec_jax.errors import (
     format_bytes,
 )
 from actspec_jax.problems.base import Problem
-from actspec_jax.sharding import (
-    MASK_AXIS,
-    DeviceSpec,
-    fwht_sharded,
-    gather_to_host,
-    mask_mesh,
-    mesh_size,
-    table_sharding,
-)
 from actspec_jax.solvers import incremental as _inc
 from actspec_jax.solvers._checkpoint import (
     CheckpointError,
@@ -62,6 +53,15 @@ from actspec_jax.solvers._memory import (
 )
 from actspec_jax.solvers._validate import check_integers, check_memory_budget
 from actspec_jax.solvers.functional import TRACER_ERRORS
+from actspec_jax.solvers.sharding import (
+    MASK_AXIS,
+    DeviceSpec,
+    fwht_sharded,
+    gather_to_host,
+    mask_mesh,
+    mesh_size,
+    table_sharding,
+)
 from actspec_jax.spectrum import Spectrum, SpectrumBatch
 from actspec_jax.transforms.indexing import enumerate_masks, index_to_subset, subsets_from_indices
 from actspec_jax.transforms.wht import fwht_consuming
@@ -365,7 +365,7 @@ def exact_value_table(
         requires it, ``False`` evaluates every mask through the whole head.
       devices: ``1`` (default here) — one device; ``None``/``"all"``, an int, a device list
         or a :class:`~jax.sharding.Mesh` — split the table over that many devices (the
-        result is then sharded on its last axis; see :mod:`actspec_jax.sharding`).
+        result is then sharded on its last axis; see :mod:`actspec_jax.solvers.sharding`).
       checkpoint_path: ``.npz`` file for the partly filled table: written atomically every
         ``checkpoint_every_s`` seconds and when the run is interrupted (an exception, Ctrl-C);
         a rerun with the same file resumes where it stopped and gives the same table bit for
@@ -506,7 +506,7 @@ class ExactSolver:
       devices: devices to split the mask table over — ``None`` (default: every device JAX
         sees, rounded down to a power of two), an int, a device list, or a
         :class:`jax.sharding.Mesh` with an axis ``"masks"``. More devices than exist raise
-        :class:`~actspec_jax.sharding.DeviceCountError`. Results equal the one-device ones
+        :class:`~actspec_jax.solvers.sharding.DeviceCountError`. Results equal the one-device ones
         (mask values bitwise; the transform to float rounding).
       wht_block_bits: bits per Kronecker factor of the transform (default 5 on CPU, 7 on
         GPU/TPU; see :func:`actspec_jax.transforms.fwht`).

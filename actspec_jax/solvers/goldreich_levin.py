@@ -103,7 +103,6 @@ import numpy as np
 from actspec_jax.diagnostics import report_diagnostic
 from actspec_jax.errors import ActSpecError, NonFiniteOutputError
 from actspec_jax.problems.base import Problem
-from actspec_jax.sharding import mask_mesh, mesh_size
 from actspec_jax.solvers import _gl_kernels as K
 from actspec_jax.solvers._checkpoint import fingerprint, problem_digest
 from actspec_jax.solvers._gl_diagnostics import diagnose
@@ -131,6 +130,7 @@ from actspec_jax.solvers.redundancy import (
     paper_constraints,
     patterns_from_problem,
 )
+from actspec_jax.solvers.sharding import mask_mesh, mesh_size
 from actspec_jax.spectrum import Spectrum
 
 __all__ = ["CheckpointError", "GoldreichLevin", "ResidualProblem"]
