@@ -8,7 +8,7 @@ import pytest
 
 import actspec_jax as asj
 from actspec_jax.cli import main
-from actspec_jax.runner import PRESETS, config_from_preset
+from actspec_jax.runs import PRESETS, config_from_preset
 
 
 def _run(argv, capsys):

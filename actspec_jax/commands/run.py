@@ -52,7 +52,7 @@ def _seconds(text: str) -> float:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from actspec_jax.runner import PRESETS, SOLVERS
+    from actspec_jax.runs import PRESETS, SOLVERS
 
     presets = "\n".join(f"  {name}: {desc}" for name, (desc, _) in sorted(PRESETS.items()))
     parser = subparsers.add_parser(
@@ -124,7 +124,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from actspec_jax.runner import RunConfig, config_from_preset, run
+    from actspec_jax.runs import RunConfig, config_from_preset, run
 
     overrides = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(RunConfig)}
     all_inputs = overrides.get("count") == "all"

@@ -2,7 +2,7 @@
 
 * Before any computation: the report folder and the checkpoint's folder are created and
   proven writable (:func:`actspec_jax._io.check_writable_folder`), and both are locked
-  (:class:`actspec_jax.locks.FileLock`: a second run on the same folder or checkpoint is
+  (:class:`actspec_jax.runs.locks.FileLock`: a second run on the same folder or checkpoint is
   refused, naming the first; a stale lock of a killed run is taken over). Temporary files of
   killed writers are removed; ``restart=True`` deletes an existing checkpoint.
 * A checkpoint that cannot be resumed is refused with the file named and both ways out
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from actspec_jax._io import OutputWriteError, check_writable_folder, clean_stale_temps
-from actspec_jax.locks import FileLock
+from actspec_jax.runs.locks import FileLock
 from actspec_jax.solvers._checkpoint import CheckpointError
 
 __all__ = ["guarded_outputs", "rescued_write", "resumable"]

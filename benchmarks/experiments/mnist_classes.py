@@ -50,7 +50,7 @@ from actspec_jax.analysis.ablation import (  # noqa: E402
 from actspec_jax.analysis.metrics import uniform_masks  # noqa: E402
 from actspec_jax.models import load_pretrained  # noqa: E402
 from actspec_jax.reports import plots  # noqa: E402
-from actspec_jax.runner import build_problem, config_from_preset, load_inputs, run  # noqa: E402
+from actspec_jax.runs import build_problem, config_from_preset, load_inputs, run  # noqa: E402
 from benchmarks._common import machine  # noqa: E402
 
 

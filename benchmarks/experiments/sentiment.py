@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from actspec_jax.analysis.ablation import FaithfulnessCurve  # noqa: E402
 from actspec_jax.reports import plots  # noqa: E402
-from actspec_jax.runner import config_from_preset, run  # noqa: E402
+from actspec_jax.runs import config_from_preset, run  # noqa: E402
 from actspec_jax.spectrum import Spectrum  # noqa: E402
 from benchmarks._common import machine  # noqa: E402
 
@@ -66,7 +66,7 @@ def refresh_faithfulness(cfg, record: dict) -> dict:
     """Recompute a reused run's deletion curve with the current code (cheap next to the solve)."""
     from actspec_jax.models import load_pretrained
     from actspec_jax.reports.plots import plot_faithfulness_curve
-    from actspec_jax.runner import build_problem, deletion_curve, load_inputs
+    from actspec_jax.runs import build_problem, deletion_curve, load_inputs
 
     model = load_pretrained(cfg.model)
     inputs = load_inputs(model, cfg)

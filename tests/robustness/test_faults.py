@@ -22,8 +22,8 @@ import pytest
 import actspec_jax as asj
 from actspec_jax import _io
 from actspec_jax.cli import main
-from actspec_jax.locks import FileLock, LockedError
 from actspec_jax.problems import synthetic
+from actspec_jax.runs.locks import FileLock, LockedError
 
 
 @pytest.fixture(autouse=True)
@@ -82,12 +82,12 @@ RUN += ["--solver", "exact", "--no-faithfulness", "--r2-masks", "32", "--quiet",
 
 
 def test_read_only_report_folder_is_found_before_any_computation(tmp_path, monkeypatch, capsys):
-    import actspec_jax.runner as runner
+    import actspec_jax.runs.pipeline as pipeline
 
     def no_work(*args, **kwargs):
         raise AssertionError("the solver must not run")
 
-    monkeypatch.setattr(runner, "_solve", no_work)
+    monkeypatch.setattr(pipeline, "_solve", no_work)
     real = tempfile.mkstemp
 
     def read_only(*args, dir=None, **kwargs):

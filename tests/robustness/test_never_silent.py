@@ -112,12 +112,12 @@ def test_exact_solver_argument_errors_and_memory_figure_for_any_n():
 
 
 def test_ctrl_c_is_a_message_not_a_traceback(monkeypatch, capsys, tmp_path):
-    import actspec_jax.runner as runner
+    import actspec_jax.runs.pipeline as pipeline
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runner, "_run", interrupted)
+    monkeypatch.setattr(pipeline, "_run", interrupted)
     code = main(["run", "--out", str(tmp_path / "r"), "--checkpoint", str(tmp_path / "c.npz"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 130 and "interrupted; rerun the same command to resume" in err
