@@ -10,16 +10,27 @@ coefficients).
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import numbers
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from actspec_jax.errors import SpectrumFormatError
 
-__all__ = ["MAX_N", "check_dense", "check_output_shape", "spectrum_fields"]
+__all__ = [
+    "MAX_N",
+    "check_dense",
+    "check_header",
+    "check_output_shape",
+    "jsonable",
+    "read_npz",
+    "spectrum_fields",
+]
 
 MAX_N = 1 << 20  # a larger neuron count is certainly corruption
 MAX_DENSE_N = 40  # a dense spectrum of more neurons cannot have been written
@@ -155,3 +166,64 @@ def check_output_shape(value: Any, count: int, source: str) -> tuple[int, ...]:
     if value and math.prod(value) != count:
         raise _bad(source, "output_shape", f"{value} does not match the {count} spectra in the file")
     return tuple(int(v) for v in value)
+
+
+def jsonable(value: Any) -> Any:
+    """Convert numpy / jax scalars and arrays inside metadata to plain JSON values."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray | jax.Array):
+        return np.asarray(value).tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def check_header(doc: Any, expected: str, source: str, newest: int) -> None:
+    """Refuse a document that is not a results file of kind ``expected`` at a version ``≤ newest``."""
+    if not isinstance(doc, Mapping) or "format" not in doc:
+        raise SpectrumFormatError(
+            f"{source} is not an actspec_jax results file (no 'format' field); expected {expected!r}."
+        )
+    if doc["format"] != expected:
+        raise SpectrumFormatError(
+            f"{source} has format {doc['format']!r}, expected {expected!r}: not an actspec_jax "
+            "spectrum, or the wrong kind of results file."
+        )
+    version = doc.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise SpectrumFormatError(f"{source}: missing or invalid format version {version!r}.")
+    if version > newest:
+        raise SpectrumFormatError(
+            f"{source} was written by a newer actspec_jax (format version {version}; this one reads "
+            f"up to {newest}). Upgrade actspec_jax to read it."
+        )
+
+
+def read_npz(path: Path, source: str) -> tuple[Any, np.ndarray | None]:
+    """``(metadata document, dense array or None)`` of a results ``.npz``; never unpickles."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            files = set(data.files)
+            arrays = {name: np.asarray(data[name]) for name in files & {"metadata", "dense"}}
+    except Exception as err:  # zip, zlib, header or pickle errors all mean a damaged file
+        reason = "it holds pickled objects" if "allow_pickle" in str(err) else f"{type(err).__name__}: {err}"
+        raise SpectrumFormatError(
+            f"{source} is not a readable actspec_jax .npz results file ({reason}); it is truncated, "
+            "corrupt or not a results file."
+        ) from err
+    extra = files - {"metadata", "dense"}
+    if extra:
+        raise SpectrumFormatError(f"{source}: unexpected array(s) {sorted(extra)} in a results file.")
+    meta = arrays.get("metadata")
+    if meta is None or meta.shape != () or meta.dtype.kind != "U":
+        raise SpectrumFormatError(f"{source}: field 'metadata' is missing or not a JSON string.")
+    try:
+        doc = json.loads(str(meta))
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise SpectrumFormatError(f"{source}: field 'metadata' is not valid JSON ({err}).") from err
+    return doc, arrays.get("dense")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -49,21 +48,6 @@ def _popcount_table(n: int) -> np.ndarray:
     for i in range(n):
         degrees.reshape(-1, 2, 1 << i)[:, 1, :] += 1
     return degrees
-
-
-def _jsonable(value: Any) -> Any:
-    """Convert numpy / jax scalars and arrays inside metadata to plain JSON values."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray | jax.Array):
-        return np.asarray(value).tolist()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
 
 
 def _atomic_write(path: Path, write: Any, mode: str, *, label: str = "results") -> None:
@@ -279,7 +263,7 @@ class Spectrum:
 
     def r2(self, problem: Any, *, key: jax.Array, num_masks: int = 2048) -> float:
         """Faithfulness R² of :meth:`evaluate` against ``problem`` on fresh uniform random masks."""
-        from actspec_jax.analysis.metrics import faithfulness_r2
+        from actspec_jax.solvers.heldout import faithfulness_r2
 
         return faithfulness_r2(self, problem, key=key, num_masks=num_masks)
 
@@ -334,8 +318,8 @@ class Spectrum:
             "stderr": None if self.stderr is None else [float(e) for e in np.asarray(self.stderr)],
             "labels": None if self.labels is None else list(self.labels),
             "norm_sq": None if self.norm_sq is None else float(self.norm_sq),
-            "problem": _jsonable(dict(self.problem)),
-            "solver": _jsonable(dict(self.solver)),
+            "problem": _format.jsonable(dict(self.problem)),
+            "solver": _format.jsonable(dict(self.solver)),
             "output_label": self.output_label,
             "output_index": self.output_index,
         }
@@ -343,7 +327,7 @@ class Spectrum:
     @classmethod
     def from_json_dict(cls, doc: Any, *, source: str = "document") -> Spectrum:
         """Validate and rebuild a spectrum from :meth:`to_json_dict` output."""
-        _check_header(doc, FORMAT, source)
+        _format.check_header(doc, FORMAT, source, FORMAT_VERSION)
         fields = _format.spectrum_fields(doc, source)
         fields["subsets"] = packed_from_tuples(fields["subsets"], fields["n"])
         return cls(**fields)
@@ -387,8 +371,8 @@ class Spectrum:
                 "n": self.n,
                 "labels": self.labels,
                 "norm_sq": self.norm_sq,
-                "problem": _jsonable(dict(self.problem)),
-                "solver": _jsonable(dict(self.solver)),
+                "problem": _format.jsonable(dict(self.problem)),
+                "solver": _format.jsonable(dict(self.solver)),
                 "output_label": self.output_label,
                 "output_index": self.output_index,
             }
@@ -464,51 +448,6 @@ class SpectrumBatch(Sequence):
         return result
 
 
-def _check_header(doc: Any, expected: str, source: str) -> None:
-    if not isinstance(doc, Mapping) or "format" not in doc:
-        raise SpectrumFormatError(
-            f"{source} is not an actspec_jax results file (no 'format' field); expected {expected!r}."
-        )
-    if doc["format"] != expected:
-        raise SpectrumFormatError(
-            f"{source} has format {doc['format']!r}, expected {expected!r}: not an actspec_jax "
-            "spectrum, or the wrong kind of results file."
-        )
-    version = doc.get("version")
-    if not isinstance(version, int) or version < 1:
-        raise SpectrumFormatError(f"{source}: missing or invalid format version {version!r}.")
-    if version > FORMAT_VERSION:
-        raise SpectrumFormatError(
-            f"{source} was written by a newer actspec_jax (format version {version}; this one reads "
-            f"up to {FORMAT_VERSION}). Upgrade actspec_jax to read it."
-        )
-
-
-def _read_npz(path: Path, source: str) -> tuple[Any, np.ndarray | None]:
-    """``(metadata document, dense array or None)`` of a results ``.npz``; never unpickles."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            files = set(data.files)
-            arrays = {name: np.asarray(data[name]) for name in files & {"metadata", "dense"}}
-    except Exception as err:  # zip, zlib, header or pickle errors all mean a damaged file
-        reason = "it holds pickled objects" if "allow_pickle" in str(err) else f"{type(err).__name__}: {err}"
-        raise SpectrumFormatError(
-            f"{source} is not a readable actspec_jax .npz results file ({reason}); it is truncated, "
-            "corrupt or not a results file."
-        ) from err
-    extra = files - {"metadata", "dense"}
-    if extra:
-        raise SpectrumFormatError(f"{source}: unexpected array(s) {sorted(extra)} in a results file.")
-    meta = arrays.get("metadata")
-    if meta is None or meta.shape != () or meta.dtype.kind != "U":
-        raise SpectrumFormatError(f"{source}: field 'metadata' is missing or not a JSON string.")
-    try:
-        doc = json.loads(str(meta))
-    except (json.JSONDecodeError, RecursionError) as err:
-        raise SpectrumFormatError(f"{source}: field 'metadata' is not valid JSON ({err}).") from err
-    return doc, arrays.get("dense")
-
-
 def load_results(path: str | os.PathLike) -> Spectrum | SpectrumBatch:
     """Load a :class:`Spectrum` (``.json``/``.npz``) or :class:`SpectrumBatch` (``.json``)."""
     path = Path(path)
@@ -516,7 +455,7 @@ def load_results(path: str | os.PathLike) -> Spectrum | SpectrumBatch:
     if not path.exists():
         raise FileNotFoundError(f"no results file at {source}.")
     if path.suffix == ".npz":
-        doc, dense = _read_npz(path, source)
+        doc, dense = _format.read_npz(path, source)
         spectrum = Spectrum.from_json_dict(doc, source=source)
         if dense is not None:
             spectrum = dataclasses.replace(spectrum, dense=_format.check_dense(dense, spectrum.n, source))
@@ -528,7 +467,7 @@ def load_results(path: str | os.PathLike) -> Spectrum | SpectrumBatch:
             f"{source} is not valid JSON ({err}); the file is truncated, corrupt or not a results file."
         ) from err
     if isinstance(doc, Mapping) and doc.get("format") == BATCH_FORMAT:
-        _check_header(doc, BATCH_FORMAT, source)
+        _format.check_header(doc, BATCH_FORMAT, source, FORMAT_VERSION)
         items = doc.get("spectra")
         if not isinstance(items, list):
             raise SpectrumFormatError(f"{source}: field 'spectra' must be a list.")

@@ -1,4 +1,9 @@
-"""Faithfulness of a sparse spectrum to the function it approximates."""
+"""Faithfulness of a sparse spectrum to the function it approximates.
+
+:func:`uniform_masks`, :func:`r2_score` and :func:`faithfulness_r2` live in the core
+(:mod:`actspec_jax.solvers.heldout`, which :meth:`~actspec_jax.Spectrum.r2` uses) and are
+re-exported here; the protocols, the size-stratified masks and the prefix curves are built on them.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from actspec_jax.errors import ActSpecError
+from actspec_jax.solvers.heldout import faithfulness_r2, r2_score, uniform_masks
 from actspec_jax.transforms.indexing import characters, membership_from_packed
 from actspec_jax.transforms.mobius import check_terms
 
@@ -22,35 +28,6 @@ __all__ = [
     "size_stratified_masks",
     "uniform_masks",
 ]
-
-
-def uniform_masks(key: jax.Array, num_masks: int, n: int) -> jax.Array:
-    """``float32[num_masks, n]`` masks with i.i.d. uniform ±1 entries."""
-    return jnp.where(jax.random.bernoulli(key, 0.5, (num_masks, n)), 1.0, -1.0).astype(jnp.float32)
-
-
-def r2_score(truth: Any, approx: Any) -> float:
-    """``1 − Σ(y − ŷ)² / Σ(y − ȳ)²``; 1.0 for an exact fit of a constant, −inf-safe."""
-    y = np.asarray(truth, np.float64)
-    yhat = np.asarray(approx, np.float64)
-    sse = float(((y - yhat) ** 2).sum())
-    sst = float(((y - y.mean()) ** 2).sum())
-    if sst == 0.0:
-        return 1.0 if sse == 0.0 else float("-inf")
-    return 1.0 - sse / sst
-
-
-def faithfulness_r2(spectrum: Any, problem: Any, *, key: jax.Array, num_masks: int = 2048) -> float:
-    """R² of ``spectrum.evaluate`` against ``problem`` on ``num_masks`` held-out uniform masks.
-
-    For a batched problem the spectrum's ``output_index`` picks the output it explains.
-    """
-    if spectrum.n != problem.n:
-        raise ValueError(f"spectrum has n={spectrum.n} but the problem has n={problem.n}.")
-    masks = uniform_masks(key, num_masks, problem.n)
-    values = problem.evaluate_unchecked(masks).reshape(num_masks, -1)
-    column = spectrum.output_index or 0
-    return r2_score(values[:, column], spectrum.evaluate(masks))
 
 
 # --------------------------------------------------------------------------- faithfulness protocols

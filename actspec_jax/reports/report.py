@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from actspec_jax._format import jsonable as _jsonable
 from actspec_jax._io import check_writable_folder
-from actspec_jax.spectrum import Spectrum, SpectrumBatch, _atomic_write, _jsonable
+from actspec_jax.spectrum import Spectrum, SpectrumBatch, _atomic_write
 
 __all__ = ["Report", "add_faithfulness_section", "add_firing_section", "add_spectrum_sections"]
 
