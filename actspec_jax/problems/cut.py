@@ -17,7 +17,6 @@ plain functions the user splits by hand (:func:`cut_functions`).
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -27,6 +26,7 @@ import jax
 from flax import nnx
 
 from actspec_jax.errors import ActSpecError, UnknownLayerError
+from actspec_jax.problems.cut_base import CutModel, _check_array_output
 from actspec_jax.problems.sites import Site, as_site
 
 __all__ = ["CutModel", "cut_functions", "cut_linen", "cut_model", "cut_nnx", "list_layers"]
@@ -35,61 +35,12 @@ Params = Any
 Inputs = Any
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class CutModel:
-    """A model split at one layer. See the module docstring for the two functions.
-
-    Attributes:
-      features: ``(params, inputs) -> float[..., n]``.
-      head: ``(params, activations, inputs) -> outputs``.
-      params: the parameters (any pytree) both functions take.
-      layer: name of the layer the model was cut at.
-      feature_axis: the axis the model family marks as its feature axis (Flax: ``-1``, every
-        Flax layer is features-last), or ``None`` (see :mod:`actspec_jax.problems.sites`).
-      strict_axes: ``True`` when the family has no layout convention (Equinox, penzai): any
-        layer of rank ≥ 3 then needs an explicit ``axis``.
-      site: the :class:`~actspec_jax.Site` the cut was made for (``None`` = the plain layer).
-      family: the model family, for messages (``'linen'``, ``'nnx'``, ``'functions'``, …).
-      axis_names: optional ``inputs -> names`` of the layer's axes (penzai's named axes),
-        so a site may give ``axis='heads'``.
-    """
-
-    features: Callable[[Params, Inputs], jax.Array]
-    head: Callable[[Params, jax.Array, Inputs], jax.Array]
-    params: Params
-    layer: str
-    feature_axis: int | None = None
-    strict_axes: bool = False
-    site: Site | None = None
-    family: str = "functions"
-    axis_names: Callable[[Inputs], tuple[str, ...]] | None = None
-
-    def activations(self, inputs: Inputs) -> jax.Array:
-        """The layer's activations on ``inputs`` with this model's parameters."""
-        return self.features(self.params, inputs)
-
-    def outputs(self, activations: jax.Array, inputs: Inputs) -> jax.Array:
-        """Model outputs with the layer's output replaced by ``activations``."""
-        return self.head(self.params, activations, inputs)
-
-
 class _StopForward(Exception):
     """Raised inside a forward pass once the cut layer's output is captured."""
 
     def __init__(self, value: Any) -> None:
         super().__init__("stop")
         self.value = value
-
-
-def _check_array_output(value: Any, layer: str) -> jax.Array:
-    if not hasattr(value, "shape") or not hasattr(value, "dtype"):
-        raise ActSpecError(
-            f"layer {layer!r} returns a {type(value).__name__}, not a single array; cut at a "
-            "sub-module whose output is one array with neurons on the last axis."
-        )
-    if value.ndim < 1:
-        raise ActSpecError(f"layer {layer!r} returns a scalar; it has no neuron axis to mask.")
-    return value
 
 
 # --------------------------------------------------------------------------- linen

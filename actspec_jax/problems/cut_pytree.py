@@ -34,6 +34,7 @@ from typing import Any
 import jax
 
 from actspec_jax.errors import ActSpecError, UnknownLayerError
+from actspec_jax.problems.cut_base import CutModel, _check_array_output
 from actspec_jax.problems.sites import Site, as_site
 
 __all__ = ["cut_equinox", "cut_penzai", "is_equinox", "is_penzai", "list_pytree_layers"]
@@ -177,8 +178,6 @@ def cut_equinox(
         ``lambda m, x: m(x, key=None)``; with ``batched=True`` on the whole batch.
       batched: the model (``call``) takes the whole batch itself; no ``vmap`` is added.
     """
-    from actspec_jax.problems.cut import CutModel, _check_array_output
-
     the_site = as_site(layer)
     name = str(the_site.layer)
     path = _resolve_path(model, name, "Equinox")
@@ -241,8 +240,6 @@ def cut_penzai(
       side_inputs: keyword side inputs passed to every call.
     """
     from penzai import pz
-
-    from actspec_jax.problems.cut import CutModel
 
     the_site = as_site(layer)
     name = str(the_site.layer)

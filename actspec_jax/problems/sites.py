@@ -52,6 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from actspec_jax.errors import ActSpecError
+from actspec_jax.problems.cut_base import CutModel
 
 __all__ = ["AxisError", "Site", "SiteView", "resolve_site", "site"]
 
@@ -252,8 +253,6 @@ class SiteView:
         """
         if self.identity:
             return cut, inputs, activations
-        from actspec_jax.problems.cut import CutModel
-
         variables, extra = self.view(activations)
         view, head = self, cut.head
         if extra is None:
