@@ -12,6 +12,7 @@ from scale._subprocess import run_child
 
 import actspec_jax as asj
 from actspec_jax.solvers import exact as ex
+from actspec_jax.solvers import exact_table as ext
 from actspec_jax.transforms import fwht
 from actspec_jax.transforms.wht import _kronecker_passes, _split_bits, default_block_bits, fwht_consuming
 
@@ -28,7 +29,7 @@ def test_fill_writes_in_place_with_one_block_of_temporaries():
     problem = tanh_problem(n)
     plan = ex.evaluation_plan(problem, chunk_size=1 << 16, block_size=1 << 12)
     table = jax.ShapeDtypeStruct((1, 1 << n), jnp.float32)
-    compiled = ex._fill_chunk.lower(
+    compiled = ext._fill_chunk.lower(
         problem, table, jnp.int32(0), chunk=plan["chunk"], n=n, block=plan["block"], incremental=False
     ).compile()
     memory = compiled.memory_analysis()
