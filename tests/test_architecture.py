@@ -261,3 +261,15 @@ def test_old_runner_path_reexports_the_run():
     runs = importlib.import_module("actspec_jax.runs")
     for name in ("PRESETS", "RunConfig", "build_problem", "config_from_preset", "load_inputs", "run"):
         assert getattr(runner, name) is getattr(runs, name)
+
+
+def test_architecture_page_names_real_paths_and_is_linked():
+    repo = ROOT.parent
+    page = (repo / "docs" / "architecture.md").read_text(encoding="utf-8")
+    import re
+
+    paths = set(re.findall(r"`(actspec_jax/[\w/.]+?|tests/[\w/.]+?)`", page))
+    assert len(paths) > 10
+    missing = sorted(p for p in paths if not (repo / p).exists())
+    assert missing == []
+    assert "(docs/architecture.md)" in (repo / "README.md").read_text(encoding="utf-8")

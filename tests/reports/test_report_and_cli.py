@@ -111,7 +111,7 @@ def test_a_command_turns_on_the_compilation_cache(tmp_path):
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     env = {
         **os.environ,
         "ACTSPEC_COMPILATION_CACHE": str(tmp_path / "cc"),

@@ -2,7 +2,7 @@
 
 FWHT involution / Parseval / linearity over lengths and dtypes; the exact solver against the
 float64 brute force on random tables and sparse polynomials; index transforms against their
-textbook definitions (``tests/test_indices.py``'s literal :class:`Brute`); every large-n solver
+textbook definitions (``tests/analysis/test_indices.py``'s literal :class:`Brute`); every large-n solver
 (GL, compressive) against the exact spectrum on random planted problems (3 examples each in CI,
 60 under the slow profile: each example is a full search).
 """
@@ -75,7 +75,7 @@ def test_exact_solver_matches_float64_brute_force(n, seed, kind):
     n=st.integers(2, 6), seed=seeds, index=st.sampled_from(["SII", "BII", "STII", "FSII", "FBII", "Moebius"])
 )
 def test_index_transforms_match_textbook_definitions(n, seed, index):
-    from test_indices import Brute, dense_spectrum, game_table
+    from analysis.test_indices import Brute, dense_spectrum, game_table
 
     fourier = np.random.default_rng(seed).normal(size=1 << n) / math.sqrt(1 << n)
     brute = Brute(game_table(fourier, n), n)
