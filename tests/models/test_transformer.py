@@ -26,6 +26,7 @@ def tiny():
     return module, variables, jnp.asarray(tokens)
 
 
+@pytest.mark.slow  # suite time; the shipped weights' accuracy test below covers the trained model
 def test_tiny_config_trains_and_beats_chance():
     train = load_reviews("imdb", "train", limit=1000)
     held_out = load_reviews("imdb", "validation", limit=500)
