@@ -92,6 +92,7 @@ import dataclasses
 import inspect
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from actspec_jax.diagnostics import report_diagnostic
+from actspec_jax.diagnostics import IncompleteResultWarning, report_diagnostic
 from actspec_jax.errors import ActSpecError, NonFiniteOutputError
 from actspec_jax.problems.base import Problem
 from actspec_jax.solvers import _gl_kernels as K
@@ -131,7 +132,7 @@ from actspec_jax.solvers.redundancy import (
     patterns_from_problem,
 )
 from actspec_jax.solvers.sharding import mask_mesh, mesh_size
-from actspec_jax.spectrum import Spectrum
+from actspec_jax.spectrum import Spectrum, SpectrumBatch
 
 __all__ = ["CheckpointError", "GoldreichLevin", "ResidualProblem"]
 
@@ -393,11 +394,14 @@ class GoldreichLevin:
         key: jax.Array | None = None,
         progress: Progress | None = None,
         checkpoint_path: str | Path | None = None,
-    ) -> Spectrum:
-        """Search ``problem`` and return its heavy coefficients as a :class:`~actspec_jax.Spectrum`.
+    ) -> Spectrum | SpectrumBatch:
+        """Search ``problem`` and return its heavy coefficients as a :class:`~actspec_jax.Spectrum`
+        (one output) or a :class:`~actspec_jax.SpectrumBatch` (``output_shape != ()``: every
+        output searched together on shared evaluations, mask mode; see
+        :mod:`actspec_jax.solvers._gl_batched`).
 
         Args:
-          problem: a single-output problem (``output_shape == ()``).
+          problem: a problem with one output (``output_shape == ()``) or several.
           key: PRNG key; the same key gives the same result.
           progress: called as ``progress(levels_done, levels_total)`` after every level of every
             pass (the count restarts in each residual pass), and with ``info=`` a dict of the
@@ -429,14 +433,13 @@ class GoldreichLevin:
         progress: Progress | None,
         checkpoint_path: str | Path | None,
         started: float,
-    ) -> Spectrum:
+    ) -> Spectrum | SpectrumBatch:
         n = int(problem.n)
-        if cfg["estimator"] == "mask" and problem.output_shape != ():
-            raise ActSpecError(
-                f"GoldreichLevin explains one function at a time, but this problem has outputs of shape "
-                f"{problem.output_shape}. Choose a single output (e.g. output='indicator:7' or 'logit:3') "
-                "with aggregate='mean', or call the solver once per output."
-            )
+        batched = problem.output_shape != ()
+        if batched:
+            from actspec_jax.solvers._gl_batched import check_batchable
+
+            check_batchable(self, problem, cfg)
         if n < cfg["block_size"]:
             raise ActSpecError(
                 f"the layer has n={n} neurons, fewer than block_size={cfg['block_size']} split per level; "
@@ -449,6 +452,10 @@ class GoldreichLevin:
         profile = wants_degree_profile(
             problem, self.degree_profile, self.profile_evaluations, mask_mode=cfg["estimator"] == "mask"
         )
+        if batched:  # many outputs, one search: actspec_jax.solvers._gl_batched
+            from actspec_jax.solvers._gl_batched import search_batched
+
+            return search_batched(self, problem, cfg, key, progress, checkpoint_path, started)
         run = _Run(self, cfg, problem, key, progress, checkpoint_path)
         spectrum = run.execute(started)
         if cfg["passes"] > 1 and not spectrum.solver["constant_function"]:
@@ -462,7 +469,7 @@ class GoldreichLevin:
 
     def _budgeted(
         self, problem: Problem, cfg: dict[str, Any], key: Any, progress: Any, path: Any
-    ) -> Spectrum:
+    ) -> Spectrum | SpectrumBatch:
         """Run under ``max_evaluations`` (mask mode): re-plan, run, verify the count."""
         from actspec_jax.solvers.gl_budget import plan_gl_budget, worst_case_evaluations
 
@@ -479,29 +486,39 @@ class GoldreichLevin:
         solver = dataclasses.replace(
             self, max_evaluations=None, **{k: plan[k] for k in names}, max_samples=None, degree_profile=False
         )
-        spectrum = solver(problem, key=key, progress=progress, checkpoint_path=path)
-        used = int(spectrum.solver["evaluations"])
+        result = solver(problem, key=key, progress=progress, checkpoint_path=path)
+        # A batched search shares its evaluations: the same count in every output's spectrum.
+        spectra = result.spectra if isinstance(result, SpectrumBatch) else (result,)
+        used = int(spectra[0].solver["evaluations"])
         if used > budget:  # cannot happen: the plan bounds the worst case
             raise RuntimeError(f"GoldreichLevin used {used} evaluations under max_evaluations={budget}.")
-        info = dict(
-            spectrum.solver,
-            max_evaluations=budget,
-            planned_worst_case=worst_case_evaluations(plan, problem.n),
-        )
         cut = [
             f"{k} {cfg[k]} -> {plan[k]}"
             for k in ("passes", "num_samples", "leaf_samples")
             if isinstance(cfg.get(k), int) and plan[k] < cfg[k]
         ]
-        if cut:
-            report_diagnostic(
-                info,
-                "budget_limited",
-                f"max_evaluations={budget} cut the search below its unbudgeted settings ({', '.join(cut)}), "
-                "so terms near tau may be missed and estimates are noisier.",
-                "raise max_evaluations, or use CompressiveSolver, which needs fewer evaluations.",
+        out = []
+        for index, spectrum in enumerate(spectra):
+            info = dict(
+                spectrum.solver,
+                max_evaluations=budget,
+                planned_worst_case=worst_case_evaluations(plan, problem.n),
             )
-        return dataclasses.replace(spectrum, solver=info)
+            if cut:
+                with warnings.catch_warnings():
+                    if index:  # one warning for the whole batch; every spectrum records it
+                        warnings.simplefilter("ignore", IncompleteResultWarning)
+                    report_diagnostic(
+                        info,
+                        "budget_limited",
+                        f"max_evaluations={budget} cut the search below its unbudgeted settings "
+                        f"({', '.join(cut)}), so terms near tau may be missed and estimates are noisier.",
+                        "raise max_evaluations, or use CompressiveSolver, which needs fewer evaluations.",
+                    )
+            out.append(dataclasses.replace(spectrum, solver=info))
+        if isinstance(result, SpectrumBatch):
+            return dataclasses.replace(result, spectra=tuple(out))
+        return out[0]
 
     def _residual_passes(
         self,

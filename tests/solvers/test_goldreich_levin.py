@@ -241,10 +241,7 @@ def test_nan_outputs() -> None:
         asj.GoldreichLevin(order="index")(some, key=jax.random.key(0))
 
 
-def test_batched_output_and_missing_key() -> None:
-    batched = asj.FunctionProblem(lambda x: jnp.stack([x[:, 0], x[:, 1]], axis=1), 4)
-    with pytest.raises(asj.ActSpecError, match="one function at a time"):
-        asj.GoldreichLevin()(batched, key=jax.random.key(0))
+def test_missing_key() -> None:  # many-output problems: tests/solvers/test_gl_batched.py
     with pytest.raises(asj.ActSpecError, match="key="):
         asj.GoldreichLevin()(synthetic.parity(4, [0]).problem, key=None)
 

@@ -1,0 +1,133 @@
+"""Residual passes of the batched Goldreich–Levin search (private).
+
+The single-output rule (:meth:`GoldreichLevin._residual_passes`) applied to every output at
+once: pass ``p`` searches ``f_k − f̃_k`` for every output still active, at each output's own
+first-pass absolute threshold, on one set of shared evaluations
+(:class:`~actspec_jax.solvers._gl_batched.MultiResidualProblem`); every active output's
+subsets are refitted on one shared fresh design (tag ``TAG_REFIT + p``, as in the single
+search). An output whose pass found nothing new stops (its fit is final), exactly when its
+single search would stop; the loop ends when every output has stopped or ``passes`` is reached.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from actspec_jax.solvers.goldreich_levin import TAG_REFIT
+from actspec_jax.spectrum import Spectrum
+
+__all__ = ["residual_passes"]
+
+
+def residual_passes(
+    solver: Any,
+    first: Any,
+    spectra: list[Spectrum],
+    progress: Any,
+    checkpoint_path: str | Path | None,
+    started: float,
+) -> list[Spectrum]:
+    """Passes 2…``passes`` on every output's residual, then each output's final refit."""
+    from actspec_jax.solvers._gl_batched import BatchedRun, MultiResidualProblem
+
+    cfg = first.cfg
+    outputs = len(spectra)
+    tau_abs = np.asarray([float(s.solver["tau_abs"]) for s in spectra])
+    residual_cfg = dict(cfg, tau=1.0, tau_mode="absolute", passes=1)
+    active = np.asarray([not s.solver["constant_function"] for s in spectra])
+    found = [{s for s in spec.subset_tuples() if s} for spec in spectra]
+    stages = dict(spectra[0].solver["evaluations_by_stage"], residual_passes=0, refit=0)
+    first_evals = int(spectra[0].solver["evaluations"])
+    history: list[list[dict[str, Any]]] = [
+        [{"pass": 1, "new_subsets": len(found[k]), "evaluations": first_evals}] for k in range(outputs)
+    ]
+    current = list(spectra)
+    diagnostics = [list(s.solver.get("diagnostics", [])) for s in spectra]
+    for index in range(2, cfg["passes"] + 1):
+        if not active.any():
+            break
+        residual = MultiResidualProblem(first.problem, current)
+        path = None
+        if checkpoint_path is not None:
+            path = Path(checkpoint_path)
+            path = path.with_name(f"{path.stem}.pass{index}{path.suffix}")
+        run = BatchedRun(
+            solver, residual_cfg, residual, jax.random.fold_in(first.key, 100 + index), progress, path,
+            tau_override=tau_abs,
+        )  # fmt: skip
+        run.output_labels = first.output_labels
+        run.active = active.copy()
+        run.pass_index = index
+        extra = run.execute(time.perf_counter())
+        used = int(extra[0].solver["evaluations"])
+        stages["residual_passes"] += used
+        to_fit: dict[int, list[tuple[int, ...]]] = {}
+        new_any = np.zeros(outputs, bool)
+        for k in np.flatnonzero(active):
+            diagnostics[k].extend(extra[k].solver.get("diagnostics", []))
+            new = {s for s in extra[k].subset_tuples() if s} - found[k]
+            found[k] |= new
+            new_any[k] = bool(new)
+            history[k].append(
+                {
+                    "pass": index,
+                    "new_subsets": len(new),
+                    "evaluations": used,
+                    "residual_norm_sq_estimate": float(extra[k].solver["norm_sq_estimate"]),
+                }
+            )
+            to_fit[int(k)] = [(), *sorted(found[k], key=lambda t: (len(t), t))]
+        fits, used_refit = first.fit_subsets_multi(to_fit, tag=TAG_REFIT + index)
+        stages["refit"] += used_refit
+        for k, (coef, err) in fits.items():
+            current[k] = Spectrum.build(first.n, to_fit[k], coef, stderr=err)
+        active &= new_any
+    final: dict[int, list[tuple[int, ...]]] = {}
+    kept: list[list[tuple[int, ...]]] = []
+    for k in range(outputs):
+        subsets = current[k].subset_tuples()
+        cut = tau_abs[k] / math.sqrt(2.0)
+        keep = [s == () or abs(c) >= cut for s, c in zip(subsets, current[k].coefficients)]
+        kept.append([s for s, flag in zip(subsets, keep) if flag])
+        if not all(keep):
+            final[k] = kept[k]
+    fits, used_refit = first.fit_subsets_multi(final, tag=TAG_REFIT)
+    stages["refit"] += used_refit
+    wall = time.perf_counter() - started
+    out = []
+    for k, spec in enumerate(spectra):
+        if k in fits:
+            coef, err = fits[k]
+        else:
+            coef, err = np.asarray(current[k].coefficients), np.asarray(current[k].stderr)
+        info = dict(spec.solver)
+        info.update(
+            evaluations=int(sum(stages.values())),
+            evaluations_by_stage=dict(stages),
+            passes_run=history[k],
+            wall_time_s=float(spec.solver["wall_time_s"]) + wall,
+            leaves=dict(spec.solver["leaves"], reported=len(kept[k])),
+        )
+        if diagnostics[k]:
+            info["diagnostics"] = diagnostics[k]
+        out.append(
+            Spectrum.build(
+                first.n,
+                kept[k],
+                np.asarray(coef, np.float64),
+                stderr=np.asarray(err, np.float64),
+                labels=first.problem.labels,
+                norm_sq=spec.norm_sq,
+                problem=first.problem.describe(),
+                solver=info,
+                output_label=spec.output_label,
+                output_index=k,
+            )
+        )
+    return out
