@@ -27,12 +27,23 @@ Target (issue 3): the paper-settings search under 10 s on a 2-core CPU.
 per base draw for ``r = 2 … 32`` (index order, 20 planted terms): recall of the
 coefficients above 2τ and false subsets (this sweep chose the mask-mode default ``r = 16``).
 
-Usage: ``python benchmarks/bench_gl.py [--ns 64 256 1024 4096] [--index-max 1024]``
+**Many outputs in one search** (``--batched``; ``--only-batched`` runs just this section and
+merges it into the existing JSON). All 10 classes of the shipped MLP over the 256 units of
+``relu_0`` on ``--batched-inputs`` test images (all classes mixed): ``output='log_probs'``
+searched once (:mod:`actspec_jax.solvers._gl_batched`) against ``output='log_prob:7'`` searched
+alone and against 10 single-class searches (``log_prob:k``), all with the demo's settings
+(``τ = 0.05`` of the centred norm, mask defaults, no degree profile) and the same key. Wall
+times of a first call (compilation included) and of a second call with another key; the
+subsets of each class compared with the single-class search of the same key. Issue 11's goal:
+the 10-class search in at most 2× the time of one class.
+
+Usage: ``python benchmarks/bench_gl.py [--ns 64 256 1024 4096] [--index-max 1024] [--batched]``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -45,7 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import best_time, save, table
+from _common import RESULTS, best_time, save, table
 
 import actspec_jax as asj
 from actspec_jax.problems import synthetic
@@ -250,6 +261,146 @@ def sweep(n: int, seeds: int) -> list[dict[str, Any]]:
     return out
 
 
+def batched_mnist(num_inputs: int) -> dict[str, Any]:
+    """10 classes in one search vs one class vs 10 single-class searches (module docstring)."""
+    import warnings
+
+    from actspec_jax.data import load_mnist
+    from actspec_jax.models import load_pretrained
+
+    model = load_pretrained("mnist_mlp")
+    images, _ = load_mnist("test")
+    cut = asj.cut_linen(model.module, model.variables, "relu_0")
+    inputs = jnp.asarray(images[:num_inputs])
+    solver = asj.GoldreichLevin(tau=0.05, tau_mode="centered", degree_profile=False)
+
+    def timed(output: str, seed: int) -> tuple[Any, float]:
+        problem = asj.masked_problem(cut, inputs, output=output)
+        started = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # diagnostics are recorded in the spectra
+            result = solver(problem, key=jax.random.key(seed))
+        return result, time.perf_counter() - started
+
+    load = [os.getloadavg()]
+    one, one_cold = timed("log_prob:7", 0)
+    _, one_warm = timed("log_prob:7", 1)
+    load.append(os.getloadavg())
+    batch, batch_cold = timed("log_probs", 0)
+    _, batch_warm = timed("log_probs", 1)
+    load.append(os.getloadavg())
+    singles, single_times = [], []
+    for k in range(10):
+        spec, seconds = (one, one_cold) if k == 7 else timed(f"log_prob:{k}", 0)
+        singles.append(spec)
+        single_times.append(seconds)
+    load.append(os.getloadavg())
+    classes = []
+    for k, (alone, together) in enumerate(zip(singles, batch)):
+        a, b = set(alone.subset_tuples()), set(together.subset_tuples())
+        tau_abs = float(alone.solver["tau_abs"])
+        clear = {s for s, c in alone.to_dict().items() if abs(c) >= 2 * tau_abs}
+        classes.append(
+            {
+                "class": k,
+                "single_terms": len(a),
+                "batched_terms": len(b),
+                "common": len(a & b),
+                "only_single": len(a - b),
+                "only_batched": len(b - a),
+                "single_terms_above_2tau": len(clear),
+                "of_those_in_batched": len(clear & b),
+                "single_levels": int(alone.solver["num_levels"]),
+                "single_evaluations": int(alone.solver["evaluations"]),
+                "single_s": single_times[k],
+                "batched_diagnostics": [d["code"] for d in together.solver.get("diagnostics", [])],
+            }
+        )
+    return {
+        "inputs": num_inputs,
+        "settings": {"tau": 0.05, "tau_mode": "centered", "degree_profile": False},
+        "one_class_cold_s": one_cold,
+        "one_class_warm_s": one_warm,
+        "ten_classes_batched_cold_s": batch_cold,
+        "ten_classes_batched_warm_s": batch_warm,
+        "ten_single_class_searches_s": float(sum(single_times)),
+        "ratio_batched_to_one_class_warm": batch_warm / one_warm,
+        "ratio_batched_to_one_class_cold": batch_cold / one_cold,
+        "ratio_ten_singles_to_batched": float(sum(single_times)) / batch_cold,
+        "goal": "10-class search <= 2x one class (issue 11)",
+        "one_class_evaluations": int(one.solver["evaluations"]),
+        "batched_evaluations": int(batch[0].solver["evaluations"]),
+        "ten_singles_evaluations": int(sum(c["single_evaluations"] for c in classes)),
+        "one_class_levels": int(one.solver["num_levels"]),
+        "batched_levels": int(batch[0].solver["num_levels"]),
+        "batched_searched_neurons": int(batch[0].solver["searched_neurons"]),
+        "batched_levels_s": float(sum(batch[0].solver["levels"]["seconds"])),
+        "one_class_levels_s": float(sum(one.solver["levels"]["seconds"])),
+        "classes": classes,
+        "load_average_during": load,
+    }
+
+
+def print_batched(r: dict[str, Any]) -> None:
+    print(
+        table(
+            ["MNIST relu_0 (256), log-probs", "first call s", "second call s", "f-evals", "levels"],
+            [
+                [
+                    "class 7 alone",
+                    r["one_class_cold_s"],
+                    r["one_class_warm_s"],
+                    r["one_class_evaluations"],
+                    r["one_class_levels"],
+                ],
+                [
+                    "10 classes, one search",
+                    r["ten_classes_batched_cold_s"],
+                    r["ten_classes_batched_warm_s"],
+                    r["batched_evaluations"],
+                    r["batched_levels"],
+                ],
+                [
+                    "10 single-class searches",
+                    r["ten_single_class_searches_s"],
+                    "",
+                    r["ten_singles_evaluations"],
+                    "",
+                ],
+            ],
+        )
+    )
+    print(
+        f"ratio 10-class / 1-class: {r['ratio_batched_to_one_class_warm']:.2f} (second calls), "
+        f"{r['ratio_batched_to_one_class_cold']:.2f} (first calls); goal <= 2"
+    )
+    print(
+        table(
+            [
+                "class",
+                "single terms",
+                "batched terms",
+                "common",
+                "only single",
+                "only batched",
+                "≥2τ in batched",
+            ],
+            [
+                [
+                    c["class"],
+                    c["single_terms"],
+                    c["batched_terms"],
+                    c["common"],
+                    c["only_single"],
+                    c["only_batched"],
+                    f"{c['of_those_in_batched']}/{c['single_terms_above_2tau']}",
+                ]
+                for c in r["classes"]
+            ],
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ns", type=int, nargs="+", default=[64, 256, 1024, 4096])
@@ -258,8 +409,22 @@ def main() -> None:
     parser.add_argument("--skip-mnist", action="store_true")
     parser.add_argument("--sweep-n", type=int, default=256, help="0 skips the draws-per-z sweep")
     parser.add_argument("--sweep-seeds", type=int, default=5)
+    parser.add_argument("--batched", action="store_true", help="add the 10-class batched section")
+    parser.add_argument(
+        "--only-batched", action="store_true", help="run only the batched section; merge it into the JSON"
+    )
+    parser.add_argument("--batched-inputs", type=int, default=64)
     args = parser.parse_args()
     load_before = os.getloadavg()
+    if args.only_batched:
+        record = batched_mnist(args.batched_inputs)
+        print_batched(record)
+        path = RESULTS / "bench_gl.json"
+        previous = json.loads(path.read_text()) if path.exists() else {}
+        previous.pop("machine", None)
+        saved = save("bench_gl", {**previous, "batched_mnist": record})
+        print(f"merged the batched section into {saved}")
+        return
 
     planted_rows, planted_records = [], []
     for n in args.ns:
@@ -345,16 +510,19 @@ def main() -> None:
                 ],
             )
         )
-    path = save(
-        "bench_gl",
-        {
-            "load_average_before": load_before,
-            "load_average_after": os.getloadavg(),
-            "planted": planted_records,
-            "mnist": mnist_records,
-            "draws_per_z_sweep": sweep_records,
-        },
-    )
+    batched_record = batched_mnist(args.batched_inputs) if args.batched else None
+    if batched_record is not None:
+        print_batched(batched_record)
+    payload = {
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "planted": planted_records,
+        "mnist": mnist_records,
+        "draws_per_z_sweep": sweep_records,
+    }
+    if batched_record is not None:
+        payload["batched_mnist"] = batched_record
+    path = save("bench_gl", payload)
     print(f"saved {path}")
 
 

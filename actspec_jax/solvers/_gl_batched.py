@@ -58,7 +58,6 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +83,7 @@ from actspec_jax.solvers.goldreich_levin import (
 )
 from actspec_jax.spectrum import Spectrum, SpectrumBatch
 
-__all__ = ["BatchedRun", "MultiResidualProblem", "check_batchable", "search_batched"]
+__all__ = ["BatchedRun", "check_batchable", "search_batched"]
 
 PER_OUTPUT_STATS = (
     "live_in",
@@ -116,65 +115,6 @@ def check_batchable(solver: Any, problem: Problem, cfg: dict[str, Any]) -> None:
         )
     if 0 in shape:
         raise ActSpecError(f"the problem has no outputs (output_shape={shape}); nothing to explain.")
-
-
-@jax.tree_util.register_pytree_node_class
-class MultiResidualProblem(Problem):
-    """``f_k − f̃_k`` for every output ``k``: a multi-output problem minus one sparse
-    approximation per output (``float32[k, K]``, same masks and ``n``)."""
-
-    def __init__(self, base: Problem, approximations: Sequence[Spectrum]) -> None:
-        self.base = base
-        self.approximations = tuple(
-            Spectrum(n=a.n, subsets=a.subsets, coefficients=a.coefficients) for a in approximations
-        )
-
-    @property
-    def n(self) -> int:
-        return self.base.n
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.base.labels
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        return (len(self.approximations),)
-
-    @property
-    def output_labels(self) -> tuple[str, ...]:
-        return self.base.output_labels
-
-    def evaluate_unchecked(self, masks: jax.Array) -> jax.Array:
-        """``f(masks) − f̃(masks)``: every output's terms from one character product."""
-        from actspec_jax.transforms.indexing import characters, membership_from_packed
-
-        values = self.base.evaluate_unchecked(masks).reshape(masks.shape[0], -1)
-        member = jnp.concatenate(
-            [membership_from_packed(jnp.asarray(a.subsets), self.n) for a in self.approximations]
-        )
-        chi = characters(masks, member)  # [k, Σ_k T_k]
-        blocks = [jnp.asarray(a.coefficients, chi.dtype) for a in self.approximations]
-        owner = jnp.concatenate([jnp.full(c.shape, k) for k, c in enumerate(blocks)])
-        coef = jnp.concatenate(blocks)[:, None] * (owner[:, None] == jnp.arange(len(blocks))[None, :])
-        return values - chi @ coef
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "kind": "MultiResidualProblem",
-            "n": self.n,
-            "base": self.base.describe(),
-            "terms_subtracted": [a.num_terms for a in self.approximations],
-        }
-
-    def tree_flatten(self):
-        return (self.base, self.approximations), None
-
-    @classmethod
-    def tree_unflatten(cls, aux, children):
-        out = cls.__new__(cls)
-        out.base, out.approximations = children
-        return out
 
 
 def _labelled(label: str, call: Any, *args: Any) -> Any:
@@ -437,10 +377,13 @@ class BatchedRun(_Run):
         if not subsets:
             return {}, 0
         draws, values_dev, values = self._design_multi(tag)
+        # One padded shape for every output (rows beyond an output's subsets are ∅ and left out
+        # of its fit), so the leaf kernels compile once, not once per output.
+        depth = max([self.depth, *(len(s) for chosen in subsets.values() for s in chosen)])
+        rows = 1 << max(len(chosen) for chosen in subsets.values()).bit_length()
         out = {}
         for k, chosen in subsets.items():
-            depth = max([self.depth, *(len(s) for s in chosen)])
-            members = np.full((len(chosen), depth), self.n, np.int32)
+            members = np.full((rows, depth), self.n, np.int32)
             for row, subset in enumerate(chosen):
                 members[row, : len(subset)] = subset
             column = np.ascontiguousarray(values[:, k])
@@ -485,20 +428,24 @@ class BatchedRun(_Run):
             "redundancy": {"constraints": [], "removed_count": 0, "removed": []},
         }
         spectra = []
+        # Each output's design holds ∅ and its live buckets only (not all beam slots), padded with
+        # ∅ rows (left out of the fit) to one power-of-two shape for all outputs: the leaf
+        # kernels compile once and cost ∝ the leaves found, not the beam.
+        found = []
+        for k in range(self.outputs):
+            valid, members = np.asarray(state.valid)[k], np.asarray(state.members)[k]
+            rows = [row for row in np.flatnonzero(valid) if (members[row] != n).any()]
+            found.append((members[rows], [tuple(sorted(int(i) for i in members[r] if i != n)) for r in rows]))
+        longest = 1 + max(len(leaves) for _, leaves in found)
+        width = min(1 << (longest - 1).bit_length(), self.beam + 1)
         for k in range(self.outputs):
             center, mean, second, tau_abs = (float(v) for v in np.asarray(setup.scalars)[k])
-            valid, members = np.asarray(state.valid)[k], np.asarray(state.members)[k]
-            design_members = np.full((self.beam + 1, self.depth), n, np.int32)
-            design_members[1:] = members
-            columns, leaves = [0], [()]
-            for row in np.flatnonzero(valid):
-                subset = tuple(sorted(int(i) for i in members[row] if i != n))
-                if subset:
-                    columns.append(row + 1)
-                    leaves.append(subset)
+            design_members = np.full((width, self.depth), n, np.int32)
+            design_members[1 : 1 + len(found[k][1])] = found[k][0]
+            leaves = [(), *found[k][1]]
             column = np.ascontiguousarray(values[:, k])
             fit = LeafFit(self, values_dev[:, k], column, draws, jnp.asarray(design_members))
-            columns = np.asarray(columns)
+            columns = np.arange(len(leaves))
             coef, err = fit(columns, cfg["refit"])
             keep = np.array([s == () or abs(c) >= tau_abs / math.sqrt(2.0) for s, c in zip(leaves, coef)])
             dropped = int((~keep).sum())

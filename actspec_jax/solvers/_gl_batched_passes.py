@@ -3,7 +3,7 @@
 The single-output rule (:meth:`GoldreichLevin._residual_passes`) applied to every output at
 once: pass ``p`` searches ``f_k − f̃_k`` for every output still active, at each output's own
 first-pass absolute threshold, on one set of shared evaluations
-(:class:`~actspec_jax.solvers._gl_batched.MultiResidualProblem`); every active output's
+(:class:`MultiResidualProblem`); every active output's
 subsets are refitted on one shared fresh design (tag ``TAG_REFIT + p``, as in the single
 search). An output whose pass found nothing new stops (its fit is final), exactly when its
 single search would stop; the loop ends when every output has stopped or ``passes`` is reached.
@@ -13,16 +13,78 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+from actspec_jax.problems.base import Problem
 from actspec_jax.solvers.goldreich_levin import TAG_REFIT
 from actspec_jax.spectrum import Spectrum
 
-__all__ = ["residual_passes"]
+__all__ = ["MultiResidualProblem", "residual_passes"]
+
+
+@jax.tree_util.register_pytree_node_class
+class MultiResidualProblem(Problem):
+    """``f_k − f̃_k`` for every output ``k``: a multi-output problem minus one sparse
+    approximation per output (``float32[k, K]``, same masks and ``n``)."""
+
+    def __init__(self, base: Problem, approximations: Sequence[Spectrum]) -> None:
+        self.base = base
+        self.approximations = tuple(
+            Spectrum(n=a.n, subsets=a.subsets, coefficients=a.coefficients) for a in approximations
+        )
+
+    @property
+    def n(self) -> int:
+        return self.base.n
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.base.labels
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return (len(self.approximations),)
+
+    @property
+    def output_labels(self) -> tuple[str, ...]:
+        return self.base.output_labels
+
+    def evaluate_unchecked(self, masks: jax.Array) -> jax.Array:
+        """``f(masks) − f̃(masks)``: every output's terms from one character product."""
+        from actspec_jax.transforms.indexing import characters, membership_from_packed
+
+        values = self.base.evaluate_unchecked(masks).reshape(masks.shape[0], -1)
+        member = jnp.concatenate(
+            [membership_from_packed(jnp.asarray(a.subsets), self.n) for a in self.approximations]
+        )
+        chi = characters(masks, member)  # [k, Σ_k T_k]
+        blocks = [jnp.asarray(a.coefficients, chi.dtype) for a in self.approximations]
+        owner = jnp.concatenate([jnp.full(c.shape, k) for k, c in enumerate(blocks)])
+        coef = jnp.concatenate(blocks)[:, None] * (owner[:, None] == jnp.arange(len(blocks))[None, :])
+        return values - chi @ coef
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "MultiResidualProblem",
+            "n": self.n,
+            "base": self.base.describe(),
+            "terms_subtracted": [a.num_terms for a in self.approximations],
+        }
+
+    def tree_flatten(self):
+        return (self.base, self.approximations), None
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        out = cls.__new__(cls)
+        out.base, out.approximations = children
+        return out
 
 
 def residual_passes(
@@ -34,7 +96,7 @@ def residual_passes(
     started: float,
 ) -> list[Spectrum]:
     """Passes 2…``passes`` on every output's residual, then each output's final refit."""
-    from actspec_jax.solvers._gl_batched import BatchedRun, MultiResidualProblem
+    from actspec_jax.solvers._gl_batched import BatchedRun
 
     cfg = first.cfg
     outputs = len(spectra)
