@@ -35,7 +35,9 @@ alone and against 10 single-class searches (``log_prob:k``), all with the demo's
 (``τ = 0.05`` of the centred norm, mask defaults, no degree profile) and the same key. Wall
 times of a first call (compilation included) and of a second call with another key; the
 subsets of each class compared with the single-class search of the same key. Issue 11's goal:
-the 10-class search in at most 2× the time of one class.
+the 10-class search in at most 2× the time of one class. Run it with ``OPENBLAS_NUM_THREADS=1``
+on a small shared CPU machine: OpenBLAS's idle threads spin and steal the core XLA computes on
+(measured here: the batched search's leaf fits and levels ran 2× slower without it).
 
 Usage: ``python benchmarks/bench_gl.py [--ns 64 256 1024 4096] [--index-max 1024] [--batched]``
 """
@@ -338,6 +340,9 @@ def batched_mnist(num_inputs: int) -> dict[str, Any]:
         "one_class_levels_s": float(sum(one.solver["levels"]["seconds"])),
         "classes": classes,
         "load_average_during": load,
+        # On a small shared machine OpenBLAS's spinning threads (numpy's leaf fits) steal the core
+        # XLA computes on; the figures saved were measured with OPENBLAS_NUM_THREADS=1.
+        "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
     }
 
 

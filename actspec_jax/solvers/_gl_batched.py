@@ -86,6 +86,7 @@ from actspec_jax.spectrum import Spectrum, SpectrumBatch
 __all__ = ["BatchedRun", "check_batchable", "search_batched"]
 
 PER_OUTPUT_STATS = (
+    "split",
     "live_in",
     "children",
     "above_threshold",
@@ -97,6 +98,12 @@ PER_OUTPUT_STATS = (
     "max_weight",
     "min_kept_weight",
 )
+
+
+def own_neurons(influence: np.ndarray, tau_abs: np.ndarray) -> np.ndarray:
+    """``bool[K, n]``: the neurons output ``k``'s own search keeps, ``Inf_{k,i} ≥ τ_k²/8``
+    (the single search's pruning rule, evaluated the same way)."""
+    return np.stack([influence[k] >= float(tau_abs[k]) ** 2 / 8.0 for k in range(influence.shape[0])])
 
 
 def check_batchable(solver: Any, problem: Problem, cfg: dict[str, Any]) -> None:
@@ -207,8 +214,7 @@ class BatchedRun(_Run):
                 )
             influence = np.asarray(out["mean"], np.float32)
             meta["evaluations"]["influence"] = cfg["influence_samples"] * (n + 1)
-            own = np.stack([influence[k] >= tau_abs[k] ** 2 / 8.0 for k in range(self.outputs)])
-            own &= ~constant[:, None]
+            own = own_neurons(influence, tau_abs) & ~constant[:, None]
             needed = [int(v) for v in own.sum(axis=1)]
             if cfg["prune"]:
                 candidates &= own.any(axis=0)
@@ -269,6 +275,16 @@ class BatchedRun(_Run):
         return shapes
 
     # ------------------------------------------------------------------ one level
+    def own_orders(self, setup: SearchSetup) -> np.ndarray:
+        """``int32[K, L]``: the shared order with the neurons output ``k`` does not need (its own
+        pruning rule) replaced by padding, so its children never add them (module docstring)."""
+        order = np.asarray(setup.order)
+        allowed = np.zeros((self.outputs, self.n + 1), bool)
+        allowed[:, : self.n] = True
+        if self.cfg["order"] == "influence" and self.cfg["prune"]:
+            allowed[:, : self.n] = own_neurons(np.asarray(setup.influence), np.asarray(setup.scalars)[:, 3])
+        return np.where(allowed[:, order], order[None, :], self.n).astype(np.int32)
+
     def _level(
         self, state: SearchState, setup: SearchSetup, post_bits: Any
     ) -> tuple[SearchState, dict[str, Any], list[dict[str, Any]]]:
@@ -280,6 +296,8 @@ class BatchedRun(_Run):
         threshold = jnp.asarray(scalars[:, 3] ** 2 / 2.0, jnp.float32)
         members = jnp.asarray(state.members)
         order, rank = jnp.asarray(setup.order), jnp.asarray(setup.rank)
+        own = self.own_orders(setup)
+        splits = (own[:, level * self.b : (level + 1) * self.b] != self.n).any(axis=1)
         totals, used, rounds = None, 0, 0
         while True:
             draws = MK.K.draw(
@@ -319,7 +337,7 @@ class BatchedRun(_Run):
                 jnp.asarray(state.degree),
                 jnp.asarray(state.valid),
                 jnp.int32(level),
-                order,
+                jnp.asarray(own),
                 threshold,
                 jnp.float32(1.0 - cfg["confidence"]),
                 pool=self.pool,
@@ -327,13 +345,18 @@ class BatchedRun(_Run):
                 r=self.r,
                 n=self.n,
             )
-            undecided = np.asarray(selected["undecided"])
+            undecided = np.where(splits, np.asarray(selected["undecided"]), 0)
             if not cfg["adaptive"] or int(undecided.sum()) == 0 or used >= cfg["max_samples"]:
                 break
         fields = ("members", "degree", "valid", "weights", "stderr")
         counters = ("children", "above", "degree_dropped", "undecided", "max_weight")
         host = jax.device_get({k: selected[k] for k in fields + counters})  # one transfer per level
         beam = self.beam
+        for name in fields:  # an output with none of its own neurons in this block keeps its beam
+            host[name] = np.asarray(host[name])[:, :beam].copy()
+            host[name][~splits] = np.asarray(getattr(state, name))[~splits]
+        for name in counters:
+            host[name] = np.where(splits, np.asarray(host[name]), 0)
         valid = np.asarray(host["valid"])[:, :beam]
         weights = np.asarray(host["weights"])[:, :beam].astype(np.float32)
         new_state = SearchState(
@@ -361,7 +384,8 @@ class BatchedRun(_Run):
             "samples": used,
             "rounds": rounds,
             "evaluations": used * self.r,
-            "max_weight": [float(v) for v in host["max_weight"]],
+            "max_weight": [float(v) if split else None for v, split in zip(host["max_weight"], splits)],
+            "split": [bool(v) for v in splits],
             "min_kept_weight": [
                 float(weights[k][valid[k]].min()) if kept[k] else None for k in range(self.outputs)
             ],

@@ -166,14 +166,15 @@ def select_children_multi(
     n: int,
 ) -> dict[str, jax.Array]:
     """:func:`~actspec_jax.solvers._gl_kernels.select_children` for every output: each keeps
-    its own ``pool`` heaviest children above its own ``threshold float32[K]``; every result
-    gains a leading ``K`` axis."""
+    its own ``pool`` heaviest children above its own ``threshold float32[K]``, splitting on its
+    own ``order int32[K, L]`` (the shared order with the neurons it does not need replaced by
+    padding ``n``: children adding them are invalid); every result gains a leading ``K`` axis."""
 
-    def one(s: dict, mem: jax.Array, deg: jax.Array, val: jax.Array, thr: jax.Array) -> dict:
-        return K.select_children(s, m, mem, deg, val, level, order, thr, failure, pool=pool, b=b, r=r, n=n)
+    def one(s: dict, mem: jax.Array, deg: jax.Array, val: jax.Array, own: jax.Array, thr: jax.Array):
+        return K.select_children(s, m, mem, deg, val, level, own, thr, failure, pool=pool, b=b, r=r, n=n)
 
     picked = {k: stats[k] for k in ("su", "su2", "fmax")}
-    return jax.vmap(one)(picked, members, degree, valid, threshold)
+    return jax.vmap(one)(picked, members, degree, valid, order, threshold)
 
 
 @functools.partial(jax.jit, static_argnames=("samples", "c", "outputs", "mesh"))
