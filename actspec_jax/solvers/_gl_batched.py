@@ -30,9 +30,19 @@ heavy subsets; only the sampling noise of the bucket estimates depends on the or
 influence pre-pass (one set of flips, all outputs) gives ``Inf_{k,i}``; a neuron is searched
 if *any* output needs it (``Inf_{k,i} ≥ τ_k²/8``, the single search's pruning rule, applied
 per output), and neurons are split by decreasing ``max_k Inf_{k,i} / τ_k²`` (influence in units
-of each output's own threshold, so no output's scale dominates). An output thus searches every
-neuron its single search would, plus those other outputs need (a superset: buckets of those
-neurons only cost beam slots). With ``order='index'`` or an explicit order the order is the
+of each output's own threshold, so no output's scale dominates).
+
+**Each output splits only on its own neurons.** Output ``k``'s children that add a neuron it does
+not need (``Inf_{k,i} < τ_k²/8``) are invalid for it — every bucket containing ``i`` has weight
+``≤ Inf_{k,i}``, so an exact search would drop it anyway (the pruning argument) — and on a level
+whose block holds none of its neurons its beam is kept unchanged (no fresh, noisy re-decision
+of buckets that cannot change). The neurons other outputs need then sit in ``k``'s prefix
+without entering its subsets: its bucket weights lose the terms containing them, each of weight
+``< τ_k²/8``, while every neuron of a heavy ``S`` is one of its own (``Inf_{k,i} ≥ f̂(S)²``), so
+the guarantee above holds. Output ``k`` therefore searches exactly its single search's neurons;
+measured without this rule (``benchmarks/bench_gl.py --only-batched``), the other classes'
+neurons filled each class's beam with noise buckets and cost it up to 40 % of the terms its
+single search finds. With ``order='index'`` or an explicit order (no pruning) the order is the
 single search's, and output ``k`` of the batched search *is* the single search of output ``k``
 with the same key (same draws, same values, same decisions up to float rounding of the
 batched statistics) — tested.
