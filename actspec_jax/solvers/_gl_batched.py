@@ -1,5 +1,9 @@
 """Many outputs in one Goldreich–Levin search (mask mode; private driver).
 
+Size: ~550 lines because it mirrors the single-output driver level by level (norm, influence,
+levels, leaves, checkpoint) with an output axis; splitting it would separate each stage from
+the single-output stage it must match.
+
 A problem with ``output_shape != ()`` (every class's log-probability, one function per
 input, …) is ``K = prod(output_shape)`` functions of the same masks. Searching them one at a
 time evaluates the model ``K`` times on ``K`` different sets of masks; almost all of a
@@ -434,8 +438,8 @@ class BatchedRun(_Run):
         call_start: float,
         resumed_from: int | None,
     ) -> list[Spectrum]:
-        from actspec_jax.solvers.sharding import mesh_size
         from actspec_jax.solvers.goldreich_levin import _key_data
+        from actspec_jax.solvers.sharding import mesh_size
 
         cfg, n = self.cfg, self.n
         draws, values_dev, values = self._design_multi(TAG_LEAVES)

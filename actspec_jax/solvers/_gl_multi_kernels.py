@@ -20,8 +20,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from actspec_jax.solvers.sharding import sharded_map
 from actspec_jax.solvers import _gl_kernels as K
+from actspec_jax.solvers.sharding import sharded_map
 
 __all__ = [
     "child_stats_multi",
