@@ -165,11 +165,15 @@ class CompressiveSolver:
             held = max(MIN_HELD, budget // 8) if self.held is None else max(MIN_HELD, int(self.held))
             held = min(held, budget - (minimum - MIN_HELD))
             room = budget - held
+            # bins first: the most one round can afford (collisions fall like 2^-b). A default
+            # reserve of B/8 uniform masks yields to them — at small budgets it halved the bins
+            # (4 bins per group for 20 terms at B = 792, n = 100) and recall fell to zero.
+            room_bins = budget - MIN_HELD if self.held is None else room
             if self.bins_log2 is not None:
                 b = self.bins_log2
-            else:  # the most bins one round can afford: collisions fall like 2^-b
+            else:
                 b = MIN_BITS
-                while b < min(n, MAX_BITS) and self.groups * delays * (2 << b) <= room:
+                while b < min(n, MAX_BITS) and self.groups * delays * (2 << b) <= room_bins:
                     b += 1
             per = self.groups * delays * (1 << b)
             if self.rounds is None:
