@@ -89,6 +89,35 @@ def spex(
     return from_interaction_values(values), time.perf_counter() - started, game.evaluations
 
 
+def proxyspex(
+    problem: Any, budget: int, seed: int, *, max_order: int, hpo: bool = True
+) -> tuple[Any, float, int]:
+    """shapiq's ProxySPEX at ``budget`` uniform masks: a LightGBM proxy, with its default grid
+    search (``hpo=True``, 8 settings × 5 folds) or a single default fit (``hpo=False``)."""
+    from shapiq.approximator import ProxySPEX
+
+    from actspec_jax.interop.shapiq import ProblemGame, from_interaction_values
+
+    game = ProblemGame(problem)
+    game(np.zeros((game.batch_size, problem.n), bool))
+    game.evaluations = 0
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        approx = ProxySPEX(n=problem.n, index="FBII", max_order=max_order, random_state=seed, hpo=hpo)
+        values = approx.approximate(budget=budget, game=game)
+    return from_interaction_values(values), time.perf_counter() - started, game.evaluations
+
+
+def proxy_backend() -> str:
+    """The proxy ProxySPEX resolves to here (it silently falls back to a bare tree)."""
+    from shapiq.approximator import ProxySPEX
+
+    model = ProxySPEX(n=4, index="FBII", max_order=2).proxy_model
+    inner = getattr(model, "estimator", model)
+    return f"{type(model).__name__}({type(inner).__module__}.{type(inner).__name__})"
+
+
 def spex_budget(n: int, b: int, t: int) -> int:
     """Evaluations SPEX uses at ``(t, b)``."""
     from shapiq.approximator.sparse import SPEX
@@ -143,7 +172,8 @@ def _entry(name: str, budget: int, spectrum: Any, seconds: float, used: int, tru
     return rec
 
 
-def planted_case(n: int, s: int, noise: float, seed: int, b_max: int) -> dict[str, Any]:
+def planted(n: int, s: int, noise: float, seed: int) -> tuple[Any, dict, float, Any, np.ndarray]:
+    """``(problem, truth, sigma, held-out masks, their values)`` of one planted case."""
     from actspec_jax.analysis.metrics import uniform_masks
     from actspec_jax.problems.synthetic import random_sparse_polynomial
 
@@ -153,7 +183,28 @@ def planted_case(n: int, s: int, noise: float, seed: int, b_max: int) -> dict[st
     if noise:
         problem = noisy(problem, sigma, jax.random.key(77 + n))
     masks = uniform_masks(jax.random.key(12345), 4096, n)
-    values = np.asarray(problem.evaluate(masks), np.float64)
+    return problem, truth, sigma, masks, np.asarray(problem.evaluate(masks), np.float64)
+
+
+def proxy_planted(cases: list[dict[str, Any]], keep: Any = None) -> list[dict[str, Any]]:
+    """ProxySPEX (max_order 4) at half and all of SPEX's smallest budget of each finished case."""
+    out = []
+    for case in cases:
+        full = case["spex_smallest_full_recall"] or case["spex_grid"][-1]["budget"]
+        problem, truth, _, masks, values = planted(case["n"], case["s"], case["noise"], 0)
+        print(f"proxyspex planted n={case['n']} s={case['s']} noise={case['noise']}", flush=True)
+        rows = []
+        for budget in (full // 2, full):
+            sp, sec, used = proxyspex(problem, budget, 1, max_order=4)
+            rows.append(_entry("proxyspex", budget, sp, sec, used, truth, masks, values))
+        out.append({"n": case["n"], "s": case["s"], "noise": case["noise"], "runs": rows})
+        if keep:
+            keep(out)
+    return out
+
+
+def planted_case(n: int, s: int, noise: float, seed: int, b_max: int) -> dict[str, Any]:
+    problem, truth, sigma, masks, values = planted(n, s, noise, seed)
     print(f"planted n={n} s={s} noise={noise}", flush=True)
     runs, smallest = [], None
     for b in range(3, b_max + 1):  # SPEX's (t = 4, b) grid, smallest b first
@@ -210,33 +261,104 @@ def mnist_problem() -> Any:
     return asj.masked_problem(cut, inputs, output="log_prob:7", fill="zero")
 
 
-def real_case(name: str, problem: Any, budgets: list[int], with_spex: bool) -> dict[str, Any]:
+def sentiment_problem(num_reviews: int = 64, pool: int = 256) -> Any:
+    """The shipped sentiment transformer cut at ``block_1/mlp/act`` (512 units), zero fill.
+
+    Output: the positive class's log-probability averaged over a fixed set of ``num_reviews``
+    validation Rotten Tomatoes reviews — the shortest of a seeded sample of ``pool`` (a
+    forward pass costs in proportion to the padded tokens, and SPEX needs tens of thousands).
+    """
+    import actspec_jax as asj
+    from actspec_jax.commands._sentiment import sentiment_inputs, sentiment_model
+
+    sm = sentiment_model()
+    tokens, token_mask, _, _ = sentiment_inputs(
+        sm, pool, seed=0, split="validation", source="rotten_tomatoes"
+    )
+    lengths = token_mask.sum(1)
+    chosen = np.sort(np.argsort(lengths, kind="stable")[:num_reviews])
+    width = int(lengths[chosen].max())
+    cut = asj.cut_linen(sm.module, sm.variables, f"block_{sm.depth - 1}/mlp/act")
+    inputs = jnp.asarray(tokens[chosen, :width])
+    return asj.masked_problem(cut, inputs, output="log_prob:1", fill="zero")
+
+
+REAL = {
+    "mnist": ("mnist_relu0_class7", mnist_problem),
+    "sentiment": ("sentiment_block1_mlp", sentiment_problem),
+}
+
+
+def real_case(
+    name: str, problem: Any, budgets: list[int], methods: list[str], spex_max_seconds: float, keep: Any
+) -> dict[str, Any]:
+    """Every method at every budget on one real function; ``keep(out)`` after every run.
+
+    SPEX at a budget is skipped (and the skip recorded, with the estimate) when its time
+    extrapolated linearly in evaluations from its smaller-budget run exceeds
+    ``spex_max_seconds``.
+    """
     from actspec_jax.analysis.metrics import uniform_masks
 
     masks = uniform_masks(jax.random.key(12345), 4096, problem.n)
     values = np.asarray(problem.evaluate(masks), np.float64)
     print(f"real {name} n={problem.n}", flush=True)
-    rows = []
+    out: dict[str, Any] = {"name": name, "n": problem.n, "held_out_variance": float(values.var()), "runs": []}
+    rows = out["runs"]
+    makers = {
+        "ours": lambda b: ours(b),
+        "ours_d2": lambda b: ours(b, max_degree=2),
+        "gl": gl,
+        "ls2": lambda b: lambda p, sd: ls2(p, b, sd),
+    }
     for budget in budgets:
-        makers = [("ours", ours(budget)), ("gl", gl(budget)), ("ls2", lambda p, sd, b=budget: ls2(p, b, sd))]
-        for method, make in makers:
-            spectrum, sec, used = timed(make, problem, 1)
-            rows.append(_entry(method, budget, spectrum, sec, used, None, masks, values))
-        if with_spex:
-            sp, sec, used = spex(problem, budget, 1, max_order=2)
-            rows.append(_entry("spex", budget, sp, sec, used, None, masks, values))
-    return {"name": name, "n": problem.n, "runs": rows}
+        for method in methods:
+            if method in makers:
+                spectrum, sec, used = timed(makers[method](budget), problem, 1)
+                rows.append(_entry(method, budget, spectrum, sec, used, None, masks, values))
+            elif method in ("spex", "proxyspex", "proxyspex_nohpo"):
+                done = [r for r in rows if r["method"] == method and "seconds" in r]
+                if method == "spex" and done:
+                    estimate = done[-1]["seconds"] * budget / max(done[-1]["evaluations"], 1)
+                    if estimate > spex_max_seconds:
+                        rows.append(
+                            {
+                                "method": method,
+                                "budget": budget,
+                                "skipped": True,
+                                "estimated_seconds": estimate,
+                                "from_run": {k: done[-1][k] for k in ("budget", "evaluations", "seconds")},
+                                "reason": f"estimated {estimate:.0f} s (linear in evaluations from the "
+                                f"{done[-1]['budget']} run) > the {spex_max_seconds:.0f} s allowed",
+                            }
+                        )
+                        print("   ", rows[-1], flush=True)
+                        continue
+                if method == "spex":
+                    sp, sec, used = spex(problem, budget, 1, max_order=2)
+                else:
+                    sp, sec, used = proxyspex(problem, budget, 1, max_order=2, hpo=method == "proxyspex")
+                rows.append(_entry(method, budget, sp, sec, used, None, masks, values))
+            else:
+                raise ValueError(f"unknown method {method!r}")
+            if keep:
+                keep(out)
+    return out
 
 
 def run(args: Any, save: Any = None) -> dict[str, Any]:
-    """Real functions first, then the planted grid; ``save(payload)`` after every case."""
+    """Real functions first, then the planted grid; ``save(payload)`` after every run."""
     payload: dict[str, Any] = {"planted": [], "real": []}
-    if "mnist" in args.real:
-        payload["real"].append(
-            real_case("mnist_relu0_class7", mnist_problem(), args.real_budgets, not args.no_real_spex)
-        )
-        if save:
-            save(payload)
+    for key in args.real:
+        name, make = REAL[key]
+        payload["real"].append({"name": name, "runs": []})
+
+        def keep(out: dict[str, Any]) -> None:
+            payload["real"][-1] = out
+            if save:
+                save(payload)
+
+        keep(real_case(name, make(), args.real_budgets, args.methods, args.spex_max_seconds, keep))
     for n in args.ns:
         for s in args.sparsity:
             for noise in args.noise:

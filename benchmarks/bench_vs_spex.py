@@ -222,7 +222,7 @@ def _rows(n: int, kind: str, part: str, gl: dict, sp: dict, targets: dict) -> li
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--ns", type=int, nargs="+", default=[100, 500])
+    parser.add_argument("--ns", type=int, nargs="*", default=[100, 500])
     parser.add_argument("--kinds", nargs="+", default=["poly", "mlp"], choices=["poly", "mlp"])
     parser.add_argument("--spex-budget", type=int, default=20000, help="budget requested from SPEX (part A)")
     parser.add_argument("--skip-part-b", action="store_true", help="skip GL defaults vs SPEX at GL's budget")
@@ -233,21 +233,49 @@ def main() -> None:
     parser.add_argument("--sparsity", type=int, nargs="+", default=[20, 50])
     parser.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.1])
     parser.add_argument("--b-max", type=int, default=8, help="largest SPEX b searched for full recall")
-    parser.add_argument("--real", nargs="*", default=["mnist"], help="real functions (compressive mode)")
+    parser.add_argument("--real", nargs="*", default=["mnist"], choices=["mnist", "sentiment"],
+                        help="real functions (compressive mode)")  # fmt: skip
+    parser.add_argument("--methods", nargs="+", default=["ours", "gl", "ls2", "spex"],
+                        choices=["ours", "ours_d2", "gl", "ls2", "spex", "proxyspex", "proxyspex_nohpo"],
+                        help="methods on the real functions (compressive mode)")  # fmt: skip
+    parser.add_argument("--spex-max-seconds", type=float, default=1200.0,
+                        help="skip (and record) a real SPEX run estimated to take longer")  # fmt: skip
+    parser.add_argument("--out", default="bench_vs_spex", help="results file name (compressive mode)")
     parser.add_argument("--real-budgets", type=int, nargs="+", default=[10000, 40000])
-    parser.add_argument("--no-real-spex", action="store_true")
+    parser.add_argument("--proxy-planted", metavar="PART", help="ProxySPEX on the planted cases of PART.json")
+    parser.add_argument("--merge", nargs="+", metavar="PART", help="merge part files into --out; tables")
     args = parser.parse_args()
     from actspec_jax.analysis.metrics import uniform_masks
 
     if args.compressive:
         import _bench_compressive
 
-        def keep(payload: dict[str, Any]) -> None:
-            payload.update(benchmark="bench_vs_spex (compressive)", load_average=os.getloadavg(),
-                           note="2 shared CPU cores (load ~15-18): times noisy; same-run ratios")  # fmt: skip
-            print(f"saved {save('bench_vs_spex', payload).relative_to(ROOT)}", flush=True)
+        loads: list[list[float]] = []
 
-        _bench_compressive.run(args, keep)
+        def keep(payload: dict[str, Any]) -> None:
+            loads.append([round(x, 2) for x in os.getloadavg()])
+            payload.update(benchmark="bench_vs_spex (compressive)", argv=sys.argv[1:], load_averages=loads,
+                           note="2 shared CPU cores, no GPU, other jobs running: times noisy; ratios are "
+                           "same-run; load_averages = os.getloadavg() at every save")  # fmt: skip
+            print(f"saved {save(args.out, payload).relative_to(ROOT)}", flush=True)
+
+        if args.merge:
+            import _bench_merge
+
+            _bench_merge.merge(args.merge, args.out)
+        elif args.proxy_planted:
+            import json
+
+            cases = json.loads((ROOT / "benchmarks" / "results" / f"{args.proxy_planted}.json").read_text())
+            payload: dict[str, Any] = {"source": args.proxy_planted, "proxyspex_planted": []}
+
+            def keep_proxy(rows: list[dict[str, Any]]) -> None:
+                payload["proxyspex_planted"] = rows
+                keep(payload)
+
+            _bench_compressive.proxy_planted(cases["planted"], keep_proxy)
+        else:
+            _bench_compressive.run(args, keep)
         return
 
     records, rows = [], []

@@ -1,0 +1,136 @@
+"""Merge the part files of ``bench_vs_spex.py --compressive`` into one JSON, with targets and tables.
+
+The parts are written by separate processes (the Python 3.12 environment runs ProxySPEX; the
+real functions and the planted grid run side by side). Each keeps its own ``argv``,
+``machine`` and ``load_averages``; the merged file lists them under ``parts`` and adds, per
+case, whether issue 10's targets hold:
+
+* real functions, per budget: the best of ``ours``/``ours_d2`` has held-out R² ≥ SPEX's, in
+  ≤ 1/10 of SPEX's wall time;
+* planted, per case: ``ours`` at half of SPEX's smallest full-recall budget has recall and R² ≥
+  SPEX's at that budget, in ≤ 1/10 of its time.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from _common import RESULTS, save, table
+
+PLANNED = [(n, s, noise) for s in (20, 50) for n in (100, 500, 1000) for noise in (0.0, 0.1)]
+
+
+def _load(name: str) -> dict[str, Any]:
+    path = RESULTS / f"{name}.json"
+    return json.loads(Path(path).read_text())
+
+
+def _real_targets(case: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for budget in sorted({r["budget"] for r in case["runs"]}):
+        rows = [r for r in case["runs"] if r["budget"] == budget and "r2" in r]
+        mine = [r for r in rows if r["method"] in ("ours", "ours_d2")]
+        spex = next((r for r in rows if r["method"] == "spex"), None)
+        if not mine:
+            continue
+        best = max(mine, key=lambda r: r["r2"])
+        entry: dict[str, Any] = {"budget": budget, "ours_best": best["method"], "ours_r2": best["r2"]}
+        if spex is None:
+            skipped = next((r for r in case["runs"] if r["method"] == "spex" and r["budget"] == budget), None)
+            entry["spex"] = skipped or "not run"
+        else:
+            entry.update(
+                spex_r2=spex["r2"],
+                r2_ge_spex=best["r2"] >= spex["r2"] - 1e-4,
+                time_ratio=best["seconds"] / spex["seconds"],
+                time_le_tenth=best["seconds"] <= 0.1 * spex["seconds"],
+            )
+        out.append(entry)
+    return out
+
+
+def _planted_targets(case: dict[str, Any]) -> dict[str, Any] | None:
+    spex = case["spex_grid"][-1]
+    half = (case["spex_smallest_full_recall"] or spex["budget"]) // 2
+    runs = [r for r in case["runs"] if r["method"] == "ours" and r["budget"] == half and "r2" in r]
+    ours = runs[0] if runs else None
+    if ours is None:
+        return None
+    return {
+        "spex_budget": spex["budget"],
+        "spex_full_recall": case["spex_smallest_full_recall"] is not None,
+        "ours_half_recall": ours["recall"],
+        "spex_recall": spex["recall"],
+        "ours_half_r2": ours["r2"],
+        "spex_r2": spex["r2"],
+        "recall_ge_spex": ours["recall"] >= spex["recall"],
+        "r2_ge_spex": ours["r2"] >= spex["r2"] - 1e-4,
+        "time_ratio": ours["seconds"] / spex["seconds"],
+        "time_le_tenth": ours["seconds"] <= 0.1 * spex["seconds"],
+    }
+
+
+def merge(parts: list[str], out: str) -> dict[str, Any]:
+    """Combine ``parts`` (result-file names) into ``out``; print the real and planted tables."""
+    merged: dict[str, Any] = {"benchmark": "bench_vs_spex (compressive, issue 10)", "parts": {}}
+    real: dict[str, dict[str, Any]] = {}
+    planted: list[dict[str, Any]] = []
+    proxy_planted: list[dict[str, Any]] = []
+    for name in parts:
+        part = _load(name)
+        if "notes" in part and "machine" not in part:  # a hand-written notes part (facts, not runs)
+            merged["notes"] = part["notes"]
+            continue
+        merged["parts"][name] = {k: part.get(k) for k in ("argv", "machine", "load_averages", "note")}
+        for case in part.get("real", []):
+            slot = real.setdefault(case["name"], {"runs": []})
+            slot.update({k: v for k, v in case.items() if k != "runs"})
+            slot["runs"] += case.get("runs", [])
+        planted += part.get("planted", [])
+        proxy_planted += part.get("proxyspex_planted", [])
+    for case in real.values():
+        case["runs"].sort(key=lambda r: (r["budget"], r["method"]))
+        case["targets"] = _real_targets(case)
+    for case in planted:
+        case["targets"] = _planted_targets(case)
+        key = (case["n"], case["s"], case["noise"])
+        for proxy in (p for p in proxy_planted if (p["n"], p["s"], p["noise"]) == key):
+            case["runs"] += proxy["runs"]
+    done = {(c["n"], c["s"], c["noise"]) for c in planted}
+    merged["real"] = list(real.values())
+    merged["planted"] = sorted(planted, key=lambda c: (c["s"], c["n"], c["noise"]))
+    merged["planted_not_run"] = [
+        {"n": n, "s": s, "noise": noise, "reason": "not reached in the ~100 min run (time budget)"}
+        for n, s, noise in PLANNED
+        if (n, s, noise) not in done
+    ]
+    path = save(out, merged)
+    print(tables(merged))
+    print(f"saved {path}")
+    return merged
+
+
+def tables(merged: dict[str, Any]) -> str:
+    """Markdown tables of the merged results (the README's)."""
+    rows = []
+    for case in merged["real"]:
+        for r in case["runs"]:
+            if "r2" in r:
+                rows.append([case["name"], r["budget"], r["method"], r["evaluations"], f"{r['r2']:.3f}",
+                             f"{r['seconds']:.0f}"])  # fmt: skip
+            else:
+                rows.append([case["name"], r["budget"], r["method"], "—", "skipped",
+                             f"est. {r.get('estimated_seconds', float('nan')):.0f}"])  # fmt: skip
+    real = table(["function", "budget", "method", "evaluations", "held-out R²", "wall s"], rows)
+    rows = []
+    for case in merged["planted"]:
+        for r in case["spex_grid"][-1:] + case["runs"]:
+            if "r2" not in r:
+                rows.append([case["n"], case["s"], case["noise"], r["method"], r["budget"], "error", "", ""])
+                continue
+            rows.append([case["n"], case["s"], case["noise"], r["method"], r["evaluations"],
+                         f"{r['recall']:.2f}", f"{r['r2']:.3f}", f"{r['seconds']:.0f}"])  # fmt: skip
+    heads = ["n", "s", "noise", "method", "evaluations", "recall", "held-out R²", "wall s"]
+    return real + "\n\n" + table(heads, rows)
