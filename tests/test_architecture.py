@@ -72,20 +72,10 @@ MAY_IMPORT = {
 
 MAX_LINES = 500
 #: Function-local circles allowed for now, each with the reason (as _cycles reports them).
-CYCLES_ALLOWED = {
-    # the batched search subclasses GL's level driver, which still lives beside the public class
-    # that dispatches to it; the split of goldreich_levin.py (issue 12 item 1) removes it
-    (
-        "actspec_jax.solvers._gl_batched",
-        "actspec_jax.solvers._gl_batched_passes",
-        "actspec_jax.solvers.goldreich_levin",
-    ),
-}
+CYCLES_ALLOWED: set[tuple[str, ...]] = set()
 
 #: Modules over MAX_LINES without a "Size:" line yet, each with the reason it is allowed.
-OVERSIZE_ALLOWED = {
-    "actspec_jax.solvers.goldreich_levin": "issue 12 item 1 pending",  # estimators as strategies
-}
+OVERSIZE_ALLOWED: dict[str, str] = {}
 
 
 def _modules() -> dict[str, Path]:

@@ -85,16 +85,17 @@ from actspec_jax.problems.base import Problem
 from actspec_jax.solvers import _gl_multi_kernels as MK
 from actspec_jax.solvers._gl_diagnostics import diagnose
 from actspec_jax.solvers._gl_leaves import LeafFit
-from actspec_jax.solvers._gl_state import SearchSetup, SearchState
-from actspec_jax.solvers._memory import default_block_size, default_memory_budget
-from actspec_jax.solvers.goldreich_levin import (
+from actspec_jax.solvers._gl_run import SearchRun
+from actspec_jax.solvers._gl_settings import (
     LEVEL_STATS,
     TAG_INFLUENCE,
     TAG_LEAVES,
     TAG_LEVELS,
     TAG_NORM,
-    _Run,
+    key_data,
 )
+from actspec_jax.solvers._gl_state import SearchSetup, SearchState
+from actspec_jax.solvers._memory import default_block_size, default_memory_budget
 from actspec_jax.spectrum import Spectrum, SpectrumBatch
 
 __all__ = ["BatchedRun", "check_batchable", "search_batched"]
@@ -123,11 +124,12 @@ def own_neurons(influence: np.ndarray, tau_abs: np.ndarray) -> np.ndarray:
 def check_batchable(solver: Any, problem: Problem, cfg: dict[str, Any]) -> None:
     """Refuse the settings the batched search does not support, naming the fix."""
     shape = tuple(problem.output_shape)
-    if cfg["estimator"] != "mask":
+    estimator = solver.resolved_estimator()
+    if not estimator.multi_output:
         raise ActSpecError(
-            f"the paper estimator explains one output at a time, but this problem has outputs of shape "
-            f"{shape}. Use GoldreichLevin(estimator='mask') to search all outputs together, or choose one "
-            "output (e.g. output='indicator:7')."
+            f"the {estimator.name} estimator explains one output at a time, but this problem has outputs of "
+            f"shape {shape}. Use GoldreichLevin(estimator='mask') to search all outputs together, or choose "
+            "one output (e.g. output='indicator:7')."
         )
     if solver.constraints():
         raise ActSpecError(
@@ -151,7 +153,7 @@ def _labelled(label: str, call: Any, *args: Any) -> Any:
     return out
 
 
-class BatchedRun(_Run):
+class BatchedRun(SearchRun):
     """One pass of the batched search: the single-output driver with ``K``-wide state."""
 
     def __init__(self, *args: Any, tau_override: np.ndarray | None = None) -> None:
@@ -171,7 +173,6 @@ class BatchedRun(_Run):
 
     def fingerprint(self) -> str:
         from actspec_jax.solvers._checkpoint import fingerprint, problem_digest
-        from actspec_jax.solvers.goldreich_levin import _key_data
 
         tau = None if self.tau_override is None else [float(t) for t in self.tau_override]
         doc = {
@@ -180,7 +181,7 @@ class BatchedRun(_Run):
             "n": self.n,
             "outputs": self.outputs,
             "tau_abs": tau,
-            "key": _key_data(self.key).tolist(),
+            "key": key_data(self.key).tolist(),
         }
         return fingerprint(doc)
 
@@ -316,10 +317,9 @@ class BatchedRun(_Run):
         while True:
             draws = MK.K.draw(
                 jax.random.fold_in(level_key, rounds),
-                mode="mask",
+                estimator=self.estimator,
                 shape=(cfg["num_samples"], self.r + 1),
                 n=self.n,
-                rows=0,
             )
             values = MK.evaluate_round_multi(
                 self.problem, draws, jnp.int32(level), rank, c=self.c_eval, b=self.b,
@@ -438,7 +438,6 @@ class BatchedRun(_Run):
         call_start: float,
         resumed_from: int | None,
     ) -> list[Spectrum]:
-        from actspec_jax.solvers.goldreich_levin import _key_data
         from actspec_jax.solvers.sharding import mesh_size
 
         cfg, n = self.cfg, self.n
@@ -448,7 +447,7 @@ class BatchedRun(_Run):
         shared = {
             "name": "goldreich_levin",
             **dict(cfg.items()),
-            "key": _key_data(self.key).tolist(),
+            "key": key_data(self.key).tolist(),
             "evaluations": int(sum(evaluations.values())),
             "evaluations_by_stage": evaluations,
             "evaluations_shared": True,

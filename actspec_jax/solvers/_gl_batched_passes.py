@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from actspec_jax.problems.base import Problem
-from actspec_jax.solvers.goldreich_levin import TAG_REFIT
+from actspec_jax.solvers._gl_settings import TAG_REFIT
 from actspec_jax.spectrum import Spectrum
 
 __all__ = ["MultiResidualProblem", "residual_passes"]
@@ -95,9 +95,8 @@ def residual_passes(
     checkpoint_path: str | Path | None,
     started: float,
 ) -> list[Spectrum]:
-    """Passes 2…``passes`` on every output's residual, then each output's final refit."""
-    from actspec_jax.solvers._gl_batched import BatchedRun
-
+    """Passes 2…``passes`` on every output's residual, then each output's final refit (``first``:
+    the first pass's :class:`~actspec_jax.solvers._gl_batched.BatchedRun`; each pass is another)."""
     cfg = first.cfg
     outputs = len(spectra)
     tau_abs = np.asarray([float(s.solver["tau_abs"]) for s in spectra])
@@ -119,7 +118,7 @@ def residual_passes(
         if checkpoint_path is not None:
             path = Path(checkpoint_path)
             path = path.with_name(f"{path.stem}.pass{index}{path.suffix}")
-        run = BatchedRun(
+        run = type(first)(
             solver, residual_cfg, residual, jax.random.fold_in(first.key, 100 + index), progress, path,
             tau_override=tau_abs,
         )  # fmt: skip

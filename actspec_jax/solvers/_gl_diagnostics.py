@@ -17,7 +17,7 @@ from typing import Any
 
 from actspec_jax.diagnostics import report_diagnostic
 
-__all__ = ["diagnose"]
+__all__ = ["diagnose", "report_full_beam"]
 
 
 def _levels(solver: dict[str, Any]) -> dict[str, list]:
@@ -69,3 +69,30 @@ def diagnose(spectrum: Any, cfg: dict[str, Any]) -> Any:
                 "use tau_mode='centered' (τ relative to the standard deviation) or a smaller tau.",
             )
     return spectrum
+
+
+def report_full_beam(solver_info: dict[str, Any], stats: dict[str, list], beam: int, pass_index: int) -> None:
+    """Warn and record (``solver["diagnostics"]``, code ``beam_full``) when buckets above the
+    threshold were dropped for lack of beam slots on two or more consecutive levels."""
+    above, kept = stats.get("above_threshold", []), stats.get("kept", [])
+    full = [int(a) > beam and int(k) >= beam for a, k in zip(above, kept)]
+    longest = run = 0
+    for is_full in full:
+        run = run + 1 if is_full else 0
+        longest = max(longest, run)
+    if longest < 2:
+        return
+    dropped = sum(int(a) - beam for a, f in zip(above, full) if f)
+    report_diagnostic(
+        solver_info,
+        "beam_full",
+        f"Goldreich–Levin (pass {pass_index}): the beam of {beam} live buckets was full on "
+        f"{sum(full)} of {len(full)} levels ({longest} consecutive); {dropped} buckets above the "
+        "weight threshold were dropped there, so heavy coefficients may be missing from the result.",
+        f"use a larger beam (e.g. GoldreichLevin(beam={4 * beam})) or a larger tau (fewer "
+        "buckets clear tau^2/2).",
+        stacklevel=5,
+    )
+
+
+# ------------------------------------------------------------------ leaves

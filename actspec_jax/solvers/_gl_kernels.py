@@ -10,6 +10,12 @@ by every problem of the same size (e.g. every class of one layer). Randomness is
 up front per round (``uint32`` words of 32 signs, or data-row numbers), so it does not
 depend on how the work is chunked.
 
+What is drawn, how draws become ``±1`` patterns and how hybrids are evaluated is the
+``estimator``'s (:mod:`actspec_jax.solvers.estimators`), a static argument of every kernel
+that needs it; ``patterns`` is the estimator's per-problem data (``None`` for uniform masks).
+The former spelling ``mode="mask" | "paper"`` (with ``rows=`` for the paper's draws) is still
+accepted and converted to the estimator object on entry (:func:`_estimator_kw`).
+
 Symbols: ``n`` neurons; ``B`` beam slots; ``D`` maximum ``|S|``; ``b`` coordinates split per
 level, ``T = 2^b`` children per bucket; ``m`` base draws ``z`` per round, ``r`` prefix draws
 ``y`` per base draw; ``W = ⌈n/32⌉``. Padding neuron index: ``n`` (its pattern column is the
@@ -19,12 +25,19 @@ constant +1, so it never changes a character).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from actspec_jax.solvers.paper import paper_rows, paper_values
+from actspec_jax.solvers.estimators import (
+    Estimator,
+    as_estimator,
+    random_signs,
+    random_words,
+    signs_from_words,
+)
 from actspec_jax.solvers.redundancy import predictability
 from actspec_jax.solvers.sharding import sharded_map
 
@@ -39,33 +52,27 @@ __all__ = [
     "leaf_moments",
     "postcheck_trim",
     "random_signs",
+    "random_words",
     "select_children",
     "signs_from_words",
     "subset_characters",
 ]
 
-MASK = "mask"
-PAPER = "paper"
-
 
 # --------------------------------------------------------------------------- helpers
 
 
-def random_words(key: jax.Array, shape: tuple[int, ...], n: int) -> jax.Array:
-    """``uint32[*shape, ⌈n/32⌉]`` random words: 32 uniform signs each (see :func:`signs_from_words`)."""
-    return jax.random.bits(key, (*shape, -(-n // 32)), jnp.uint32)
+def _estimator_kw(kernel: Callable) -> Callable:
+    """Accept ``mode="mask" | "paper"`` (and ``rows=``), the kernels' former spelling, for
+    ``estimator=``: converted once, here, by :func:`~actspec_jax.solvers.estimators.as_estimator`."""
 
+    @functools.wraps(kernel)
+    def call(*args: Any, mode: str | None = None, rows: int | None = None, **kwargs: Any) -> Any:
+        if mode is not None:
+            kwargs["estimator"] = as_estimator(mode, rows=rows)
+        return kernel(*args, **kwargs)
 
-def signs_from_words(words: jax.Array, n: int) -> jax.Array:
-    """Unpack ``uint32[..., W]`` into ``±1`` ``float32[..., n]`` (bit set → −1)."""
-    unpacked = (words[..., None] >> jnp.arange(32, dtype=jnp.uint32)) & jnp.uint32(1)
-    flat = unpacked.reshape(*words.shape[:-1], words.shape[-1] * 32)[..., :n]
-    return 1.0 - 2.0 * flat.astype(jnp.float32)
-
-
-def random_signs(key: jax.Array, shape: tuple[int, ...], n: int) -> jax.Array:
-    """Uniform ``±1`` ``float32[*shape, n]``."""
-    return signs_from_words(random_words(key, shape, n), n)
+    return call
 
 
 def extend(patterns: jax.Array) -> jax.Array:
@@ -97,37 +104,29 @@ def _chunked(x: jax.Array, c: int) -> jax.Array:
     return x.reshape(chunks, c, *x.shape[1:])
 
 
-def _patterns(draws: jax.Array, patterns: Any, n: int, mode: str) -> jax.Array:
-    """``±1`` patterns χ is read from: unpacked words (mask) or binarised data rows (paper)."""
-    if mode == PAPER:
-        return patterns[draws]
-    return signs_from_words(draws, n)
-
-
 # --------------------------------------------------------------------------- draws
 
 
-@functools.partial(jax.jit, static_argnames=("mode", "shape", "n", "rows"))
-def draw(key: jax.Array, *, mode: str, shape: tuple[int, ...], n: int, rows: int) -> jax.Array:
-    """All random draws of one round: mask mode ``uint32[*shape, W]`` words, paper mode
-    ``int32[*shape]`` data-row numbers in ``0 … rows − 1`` (32 random bits modulo ``rows``:
-    a bias below ``rows / 2³²``, negligible next to the sampling error)."""
-    if mode == PAPER:
-        return (jax.random.bits(key, shape, jnp.uint32) % jnp.uint32(rows)).astype(jnp.int32)
-    return random_words(key, shape, n)
+@_estimator_kw
+@functools.partial(jax.jit, static_argnames=("estimator", "shape", "n"))
+def draw(key: jax.Array, *, estimator: Estimator, shape: tuple[int, ...], n: int) -> jax.Array:
+    """All random draws of one round (:meth:`Estimator.draw`): uniform masks ``uint32[*shape, W]``
+    words, paper hybrids ``int32[*shape]`` data-row numbers."""
+    return estimator.draw(key, shape, n)
 
 
 # --------------------------------------------------------------------------- levels
 
 
-@functools.partial(jax.jit, static_argnames=("mode", "c", "b", "mesh"))
+@_estimator_kw
+@functools.partial(jax.jit, static_argnames=("estimator", "c", "b", "mesh"))
 def evaluate_round(
     problem: Any,
     draws: jax.Array,
     level: jax.Array,
     rank: jax.Array,
     *,
-    mode: str,
+    estimator: Estimator,
     c: int,
     b: int,
     mesh: Any = None,
@@ -135,28 +134,24 @@ def evaluate_round(
     """``f`` on the hybrids of one round: ``float32[m, r]`` for draws ``[m, r + 1, ...]``.
 
     Hybrid ``(j, a)`` takes the neurons in the prefix (search rank ``< (level + 1)·b``) from
-    prefix draw ``a`` and all others from base draw ``j`` (column 0). Evaluated in chunks of
-    ``c`` base draws (``c·r`` masks or hybrid rows per call of the problem); with a ``mesh``
-    the chunks are split over its devices (:func:`actspec_jax.sharding.sharded_map`), giving
-    the same values.
+    prefix draw ``a`` and all others from base draw ``j`` (column 0), as
+    :meth:`Estimator.hybrid_values` builds them. Evaluated in chunks of ``c`` base draws
+    (``c·r`` masks or hybrid rows per call of the problem); with a ``mesh`` the chunks are split
+    over its devices (:func:`actspec_jax.sharding.sharded_map`), giving the same values.
     """
     m, r = draws.shape[0], draws.shape[1] - 1
-    n = rank.shape[0]
     prefix = rank < (level + 1) * b
 
     def one(shared: tuple, chunk: jax.Array) -> jax.Array:
         problem, prefix = shared
-        if mode == PAPER:
-            return paper_values(problem, chunk[:, 0], chunk[:, 1:], prefix)
-        signs = signs_from_words(chunk, n)
-        masks = jnp.where(prefix, signs[:, 1:], signs[:, :1])
-        return problem.evaluate_unchecked(masks.reshape(c * r, n)).reshape(c, r).astype(jnp.float32)
+        return estimator.hybrid_values(problem, chunk, prefix)
 
     values = sharded_map(one, (problem, prefix), _chunked(draws, c), mesh)
     return values.reshape(-1, r)[:m]
 
 
-@functools.partial(jax.jit, static_argnames=("mode", "c", "b", "n"))
+@_estimator_kw
+@functools.partial(jax.jit, static_argnames=("estimator", "c", "b", "n"))
 def child_stats(
     values: jax.Array,
     draws: jax.Array,
@@ -166,7 +161,7 @@ def child_stats(
     order: jax.Array,
     center: jax.Array,
     *,
-    mode: str,
+    estimator: Estimator,
     c: int,
     b: int,
     n: int,
@@ -198,7 +193,7 @@ def child_stats(
         su, su2, sf, sf2, fmax = carry
         vals, chunk_draws, w = chunk
         vals = vals * w[:, None]
-        ext = extend(_patterns(chunk_draws[:, 1:], patterns, n, mode))
+        ext = extend(estimator.patterns(chunk_draws[:, 1:], patterns, n))
         left = vals[:, :, None] * subset_characters(ext, members)  # [c, r, B]
         g = jnp.einsum("caB,caT->cBT", left, block_characters(ext, block))
         q = jnp.sum(vals * vals, axis=1)
@@ -329,17 +324,18 @@ def postcheck_trim(
 # --------------------------------------------------------------------------- norm pass and leaves
 
 
-@functools.partial(jax.jit, static_argnames=("mode", "c", "mesh"))
-def evaluate_design(problem: Any, draws: jax.Array, *, mode: str, c: int, mesh: Any = None) -> jax.Array:
-    """``f`` on fresh uniform masks (mask mode, draws ``uint32[M, W]``) or on the unpatched
-    data rows (paper mode, draws ``int32[M]`` row numbers): ``float32[M]``. Chunks of ``c``
-    draws, split over the devices of ``mesh`` when given."""
+@_estimator_kw
+@functools.partial(jax.jit, static_argnames=("estimator", "c", "mesh"))
+def evaluate_design(
+    problem: Any, draws: jax.Array, *, estimator: Estimator, c: int, mesh: Any = None
+) -> jax.Array:
+    """``f`` on a design (:meth:`Estimator.design_values`): fresh uniform masks (draws
+    ``uint32[M, W]``) or the unpatched data rows (paper, draws ``int32[M]`` row numbers):
+    ``float32[M]``. Chunks of ``c`` draws, split over the devices of ``mesh`` when given."""
     total = draws.shape[0]
 
     def one(problem: Any, chunk: jax.Array) -> jax.Array:
-        if mode == PAPER:
-            return paper_rows(problem, chunk)
-        return problem.evaluate_unchecked(signs_from_words(chunk, problem.n)).astype(jnp.float32)
+        return estimator.design_values(problem, chunk)
 
     return sharded_map(one, problem, _chunked(draws, c), mesh).reshape(-1)[:total]
 
@@ -350,14 +346,27 @@ def _design_xs(values: jax.Array, draws: jax.Array, c: int) -> tuple[jax.Array, 
 
 
 def _design_chars(
-    chunk_draws: jax.Array, real: jax.Array, patterns: Any, members: jax.Array, n: int, mode: str
-):
-    return subset_characters(extend(_patterns(chunk_draws, patterns, n, mode)), members) * real[:, None]
+    chunk_draws: jax.Array,
+    real: jax.Array,
+    patterns: Any,
+    members: jax.Array,
+    n: int,
+    estimator: Estimator,
+) -> jax.Array:
+    return subset_characters(extend(estimator.patterns(chunk_draws, patterns, n)), members) * real[:, None]
 
 
-@functools.partial(jax.jit, static_argnames=("mode", "c", "n"))
+@_estimator_kw
+@functools.partial(jax.jit, static_argnames=("estimator", "c", "n"))
 def leaf_moments(
-    values: jax.Array, draws: jax.Array, patterns: Any, members: jax.Array, *, mode: str, c: int, n: int
+    values: jax.Array,
+    draws: jax.Array,
+    patterns: Any,
+    members: jax.Array,
+    *,
+    estimator: Estimator,
+    c: int,
+    n: int,
 ) -> tuple[jax.Array, jax.Array]:
     """Normal equations of ``values ≈ Φ coef`` with ``Φ[i, k] = χ_{S_k}(draw i)`` over the design:
     ``ΦᵀΦ float32[K, K]`` (exact: integer sums of ±1) and ``Φᵀv float32[K]``."""
@@ -365,7 +374,7 @@ def leaf_moments(
     def step(carry: tuple, chunk: tuple) -> tuple[tuple, None]:
         gram, xty = carry
         vals, chunk_draws, real = chunk
-        chars = _design_chars(chunk_draws, real, patterns, members, n, mode)
+        chars = _design_chars(chunk_draws, real, patterns, members, n, estimator)
         return (gram + chars.T @ chars, xty + chars.T @ vals), None
 
     k = members.shape[0]
@@ -374,7 +383,8 @@ def leaf_moments(
     return gram, xty
 
 
-@functools.partial(jax.jit, static_argnames=("mode", "c", "n"))
+@_estimator_kw
+@functools.partial(jax.jit, static_argnames=("estimator", "c", "n"))
 def leaf_meat(
     values: jax.Array,
     draws: jax.Array,
@@ -382,7 +392,7 @@ def leaf_meat(
     members: jax.Array,
     coef: jax.Array,
     *,
-    mode: str,
+    estimator: Estimator,
     c: int,
     n: int,
 ) -> jax.Array:
@@ -390,7 +400,7 @@ def leaf_meat(
 
     def step(meat: jax.Array, chunk: tuple) -> tuple[jax.Array, None]:
         vals, chunk_draws, real = chunk
-        chars = _design_chars(chunk_draws, real, patterns, members, n, mode)
+        chars = _design_chars(chunk_draws, real, patterns, members, n, estimator)
         scaled = chars * (vals - chars @ coef)[:, None]
         return meat + scaled.T @ scaled, None
 

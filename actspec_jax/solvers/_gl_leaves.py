@@ -1,14 +1,17 @@
 """Leaf estimates of the Goldreich–Levin search (private).
 
-The surviving subsets (and ``∅``) are fitted on one design — fresh uniform masks (mask mode)
-or the data rows (paper mode) — either by least squares on their characters with
+The surviving subsets (and ``∅``) are fitted on one design of the estimator's — fresh uniform
+masks (mask mode) or the data rows (paper mode) — either by least squares on their characters with
 heteroskedasticity-robust (HC1 sandwich) standard errors with a floor for the float32
 rounding of the moments (:meth:`LeafFit.rounding_floor`), or as independent means (the
-textbook errors of data correlations).
+textbook errors of data correlations). :func:`leaf_stage` runs the leaves of a finished search
+and builds its :class:`~actspec_jax.Spectrum` with the solver's metadata.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 import jax
@@ -16,8 +19,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from actspec_jax.solvers import _gl_kernels as K
+from actspec_jax.solvers._gl_diagnostics import report_full_beam
+from actspec_jax.solvers._gl_settings import TAG_LEAVES, key_data
+from actspec_jax.solvers._gl_state import SearchSetup, SearchState
+from actspec_jax.solvers.sharding import mesh_size
+from actspec_jax.spectrum import Spectrum
 
-__all__ = ["LeafFit"]
+__all__ = ["LeafFit", "leaf_stage"]
 
 
 class LeafFit:
@@ -34,7 +42,7 @@ class LeafFit:
         self.run, self.values_dev, self.draws, self.members = run, values_dev, draws, members
         self.total = values.shape[0]
         self.sum_sq = float((values * values).sum())
-        kw = {"mode": run.mode, "c": run.c_chars, "n": run.n}
+        kw = {"estimator": run.estimator, "c": run.c_chars, "n": run.n}
         gram, xty = K.leaf_moments(values_dev, draws, run.patterns, members, **kw)
         self.gram, self.xty = np.asarray(gram, np.float64), np.asarray(xty, np.float64)
         self.kw = kw
@@ -76,3 +84,101 @@ class LeafFit:
         return float(
             np.finfo(np.float32).eps * np.sqrt(self.total) * np.sqrt(self.sum_sq / max(self.total, 1))
         )
+
+
+def leaf_stage(
+    run: Any,
+    state: SearchState,
+    setup: SearchSetup,
+    meta: dict[str, Any],
+    prior_wall: float,
+    call_start: float,
+    resumed_from: int | None,
+) -> Spectrum:
+    """The leaves of a finished search (module docstring) and the result: coefficients of the
+    surviving subsets and ``∅`` on one fresh design, the ``|f̂(S)| ≥ τ/√2`` cut, spectral
+    aliasing, and ``spectrum.solver`` (``run``: the :class:`~actspec_jax.solvers._gl_run.SearchRun`)."""
+    cfg, n = run.cfg, run.n
+    center, mean, second, tau_abs = (float(v) for v in setup.scalars)
+    valid = np.asarray(state.valid)
+    members = np.asarray(state.members)
+    # Column 0 is ∅ (all padding); column 1 + row is live bucket `row` (∅ itself is column 0).
+    design_members = np.full((run.beam + 1, run.depth), n, np.int32)
+    design_members[1:] = members
+    columns, leaves = [0], [()]
+    for row in np.flatnonzero(valid):
+        subset = tuple(sorted(int(i) for i in members[row] if i != n))
+        if subset:
+            columns.append(row + 1)
+            leaves.append(subset)
+    draws = run.design_draws(TAG_LEAVES)
+    values_dev = K.evaluate_design(run.problem, draws, estimator=run.estimator, c=run.c_design, mesh=run.mesh)
+    values = run._checked(values_dev)
+    meta["evaluations"]["leaves"] = run.estimator.design_cost(int(values.shape[0]))
+    fit = LeafFit(run, values_dev, values, draws, jnp.asarray(design_members))
+    columns = np.asarray(columns)
+    coef, err = fit(columns, cfg["refit"])
+    keep = np.array([s == () or abs(c) >= tau_abs / math.sqrt(2.0) for s, c in zip(leaves, coef)])
+    dropped = int((~keep).sum())
+    if dropped and cfg["refit"]:
+        coef_k, err_k = fit(columns[keep], True)
+    else:
+        coef_k, err_k = coef[keep], err[keep]
+    subsets = [s for s, k in zip(leaves, keep) if k]
+    removed = list(meta["removed"])
+    removed_count = int(meta["removed_count"])
+    if "postprocess" in run.constraints:
+        alias = run.constraints["postprocess"]
+        sim = alias.similarity_matrix(run.problem, n)
+        keep_a, records = alias.apply(subsets, coef_k, err_k, sim)
+        subsets = [s for s, k in zip(subsets, keep_a) if k]
+        coef_k, err_k = coef_k[keep_a], err_k[keep_a]
+        removed.extend(records)
+        removed_count += len(records)
+    norm_sq = run.estimator.norm_sq(second, values, run.design_total)
+    evaluations = dict(meta["evaluations"])
+    wall = prior_wall + (time.perf_counter() - call_start)
+    solver_info = {
+        "name": "goldreich_levin",
+        **{k: v for k, v in cfg.items()},
+        "key": key_data(run.key).tolist(),
+        "evaluations": int(sum(evaluations.values())),
+        "evaluations_by_stage": evaluations,
+        "evaluation_unit": run.estimator.evaluation_unit,
+        "wall_time_s": wall,
+        "resumed_from_level": resumed_from,
+        "backend": jax.default_backend(),
+        "devices": 1 if run.mesh is None else mesh_size(run.mesh),
+        "chunks": dict(zip(("eval", "stats", "design", "leaf", "influence"), run.chunk_sizes())),
+        "tau_abs": tau_abs,
+        "weight_threshold": tau_abs**2 / 2.0,
+        "center_value": center,
+        "mean_estimate": mean,
+        "norm_sq_estimate": second,
+        "constant_function": bool(meta.get("constant_function", False)),
+        "searched_neurons": int(meta["searched"]),
+        "pruned_by_influence": int(meta["pruned"]),
+        "search_order": [int(i) for i in np.asarray(setup.order) if i != n],
+        "influence": [float(v) for v in np.asarray(setup.influence)] if cfg["order"] == "influence" else None,
+        "levels": dict(meta["stats"]),
+        "num_levels": int(meta["levels_total"]),
+        "leaves": {"found": len(leaves), "reported": len(subsets), "below_threshold": dropped},
+        "redundancy": {
+            "constraints": cfg["redundancy"],
+            "removed_count": removed_count,
+            "removed": removed,
+        },
+    }
+    report_full_beam(solver_info, meta["stats"], run.beam, run.pass_index)
+    return Spectrum.build(
+        n,
+        subsets,
+        np.asarray(coef_k, np.float64),
+        stderr=np.asarray(err_k, np.float64),
+        labels=run.problem.labels,
+        norm_sq=norm_sq,
+        problem=run.problem.describe(),
+        solver=solver_info,
+        output_label=run.problem.output_labels[0],
+        output_index=0,
+    )

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 
 from actspec_jax.errors import ActSpecError
 from actspec_jax.solvers import _gl_kernels as K
+from actspec_jax.solvers.estimators import UniformMasks
 from actspec_jax.transforms.indexing import enumerate_masks
 from actspec_jax.transforms.wht import fwht
 
@@ -290,7 +291,7 @@ def gl_update(
         safe_level,
         state.order,
         state.center,
-        mode="mask",
+        estimator=UniformMasks(),
         c=chunk,
         b=b,
         n=n,
