@@ -3,6 +3,7 @@
 from actspec_jax.solvers._gl_state import CheckpointError
 from actspec_jax.solvers.compressive import CompressiveSolver
 from actspec_jax.solvers.degree_profile import DegreeProfile, DegreeProfileError, estimate_degree_profile
+from actspec_jax.solvers.estimators import Estimator, PaperHybrids, UniformMasks
 from actspec_jax.solvers.exact import ExactSolver, evaluation_plan, exact_value_table
 from actspec_jax.solvers.functional import (
     GLState,
@@ -23,12 +24,15 @@ __all__ = [
     "CompressiveSolver",
     "DegreeProfile",
     "DegreeProfileError",
+    "Estimator",
     "ExactSolver",
     "GLState",
     "GoldreichLevin",
+    "PaperHybrids",
     "PostCheck",
     "Prescreen",
     "SpectralAliasing",
+    "UniformMasks",
     "estimate_degree_profile",
     "estimate_moments",
     "evaluation_plan",
