@@ -26,6 +26,7 @@ from actspec_jax.errors import NonFiniteOutputError
 from actspec_jax.problems.base import Problem
 from actspec_jax.solvers import _gl_kernels as K
 from actspec_jax.solvers._checkpoint import fingerprint, problem_digest
+from actspec_jax.solvers._gl_diagnostics import report_full_beam
 from actspec_jax.solvers._gl_leaves import LeafFit, leaf_stage
 from actspec_jax.solvers._gl_settings import (
     LEVEL_STATS,
@@ -292,7 +293,15 @@ class SearchRun:
                     self.progress(int(state.level), levels, info={**record, "pass": self.pass_index})
                 else:
                     self.progress(int(state.level), levels)
-        return leaf_stage(self, state, setup, meta, prior_wall, call_start, resumed_from)
+        return self._leaves(state, setup, meta, prior_wall, call_start, resumed_from)
+
+    # The leaves (a module function, bound as a method so a subclass such as the batched
+    # driver can replace it, and so the warnings' stack depth is the one leaf_stage expects).
+    _leaves = leaf_stage
+
+    def _report_full_beam(self, solver_info: dict[str, Any], stats: dict[str, list]) -> None:
+        """:func:`~actspec_jax.solvers._gl_diagnostics.report_full_beam` for this run's beam and pass."""
+        report_full_beam(solver_info, stats, self.beam, self.pass_index)
 
     def fit_subsets(
         self, subsets: Sequence[tuple[int, ...]], *, tag: int

@@ -75,7 +75,8 @@ one with its own settings; a new estimator is one subclass of :class:`Estimator`
 :mod:`~actspec_jax.solvers._gl_run`, its settings :mod:`~actspec_jax.solvers._gl_settings`, the
 leaves :mod:`~actspec_jax.solvers._gl_leaves`, residual passes
 :mod:`~actspec_jax.solvers._gl_residual`, the jitted kernels
-:mod:`~actspec_jax.solvers._gl_kernels`.
+:mod:`~actspec_jax.solvers._gl_kernels`; a problem with several outputs goes to the batched
+search :mod:`~actspec_jax.solvers._gl_batched` (a subclass of the driver).
 
 **Non-redundancy** (``redundancy=``): :mod:`actspec_jax.solvers.redundancy`.
 
