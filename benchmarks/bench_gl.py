@@ -346,6 +346,40 @@ def batched_mnist(num_inputs: int) -> dict[str, Any]:
     }
 
 
+def key_noise_mnist(num_inputs: int) -> dict[str, Any]:
+    """Single-class searches of every class with keys 0 and 1 (settings of :func:`batched_mnist`):
+    of the terms key 0 reports at ≥ 2τ, how many key 1 reports — the agreement two equally valid
+    searches reach, against which the batched search's agreement is read."""
+    import warnings
+
+    from actspec_jax.data import load_mnist
+    from actspec_jax.models import load_pretrained
+
+    model = load_pretrained("mnist_mlp")
+    images, _ = load_mnist("test")
+    cut = asj.cut_linen(model.module, model.variables, "relu_0")
+    inputs = jnp.asarray(images[:num_inputs])
+    solver = asj.GoldreichLevin(tau=0.05, tau_mode="centered", degree_profile=False)
+    classes = []
+    for k in range(10):
+        problem = asj.masked_problem(cut, inputs, output=f"log_prob:{k}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            first, second = (solver(problem, key=jax.random.key(seed)) for seed in (0, 1))
+        tau_abs = float(first.solver["tau_abs"])
+        clear = {s for s, c in first.to_dict().items() if abs(c) >= 2 * tau_abs}
+        classes.append({"class": k, "key0_terms_above_2tau": len(clear),
+                        "of_those_in_key1": len(clear & set(second.subset_tuples()))})  # fmt: skip
+        print(classes[-1], flush=True)
+    return {
+        "inputs": num_inputs,
+        "classes": classes,
+        "total_above_2tau": sum(c["key0_terms_above_2tau"] for c in classes),
+        "total_found_by_other_key": sum(c["of_those_in_key1"] for c in classes),
+        "load_average": os.getloadavg(),
+    }
+
+
 def print_batched(r: dict[str, Any]) -> None:
     print(
         table(
@@ -419,8 +453,21 @@ def main() -> None:
         "--only-batched", action="store_true", help="run only the batched section; merge it into the JSON"
     )
     parser.add_argument("--batched-inputs", type=int, default=64)
+    parser.add_argument(
+        "--key-noise",
+        action="store_true",
+        help="only: how two single-class searches with different keys agree (baseline of the batched one)",
+    )
     args = parser.parse_args()
     load_before = os.getloadavg()
+    if args.key_noise:
+        record = key_noise_mnist(args.batched_inputs)
+        path = RESULTS / "bench_gl.json"
+        previous = json.loads(path.read_text()) if path.exists() else {}
+        previous.pop("machine", None)
+        saved = save("bench_gl", {**previous, "single_class_key_noise": record})
+        print(f"merged the key-noise section into {saved}")
+        return
     if args.only_batched:
         record = batched_mnist(args.batched_inputs)
         print_batched(record)
