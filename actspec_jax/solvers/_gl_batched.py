@@ -69,7 +69,6 @@ holds every output's beam (``[K, beam, D]``).
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from pathlib import Path
@@ -84,7 +83,7 @@ from actspec_jax.errors import ActSpecError, NonFiniteOutputError
 from actspec_jax.problems.base import Problem
 from actspec_jax.solvers import _gl_multi_kernels as MK
 from actspec_jax.solvers._gl_diagnostics import diagnose
-from actspec_jax.solvers._gl_leaves import LeafFit
+from actspec_jax.solvers._gl_leaves import LeafFit, fit_and_trim
 from actspec_jax.solvers._gl_run import SearchRun
 from actspec_jax.solvers._gl_settings import (
     LEVEL_STATS,
@@ -483,14 +482,7 @@ class BatchedRun(SearchRun):
             column = np.ascontiguousarray(values[:, k])
             fit = LeafFit(self, values_dev[:, k], column, draws, jnp.asarray(design_members))
             columns = np.arange(len(leaves))
-            coef, err = fit(columns, cfg["refit"])
-            keep = np.array([s == () or abs(c) >= tau_abs / math.sqrt(2.0) for s, c in zip(leaves, coef)])
-            dropped = int((~keep).sum())
-            if dropped and cfg["refit"]:
-                coef, err = fit(columns[keep], True)
-            else:
-                coef, err = coef[keep], err[keep]
-            subsets = [s for s, kk in zip(leaves, keep) if kk]
+            subsets, coef, err, dropped = fit_and_trim(fit, leaves, columns, cfg["refit"], tau_abs)
             norm_sq = float((second * self.design_total + float((column**2).sum())) / (2 * self.design_total))
             label = self.output_labels[k]
             levels = {

@@ -86,6 +86,21 @@ class LeafFit:
         )
 
 
+def fit_and_trim(
+    fit: LeafFit, leaves: list[tuple[int, ...]], columns: np.ndarray, refit: bool, tau_abs: float
+) -> tuple[list[tuple[int, ...]], np.ndarray, np.ndarray, int]:
+    """Fit the leaves, drop those with ``|f̂(S)| < τ/√2`` (``∅`` always kept) and refit the kept
+    ones together (``refit``) → ``(subsets, coef, stderr, number dropped)``."""
+    coef, err = fit(columns, refit)
+    keep = np.array([s == () or abs(c) >= tau_abs / math.sqrt(2.0) for s, c in zip(leaves, coef)])
+    dropped = int((~keep).sum())
+    if dropped and refit:
+        coef, err = fit(columns[keep], True)
+    else:
+        coef, err = coef[keep], err[keep]
+    return [s for s, k in zip(leaves, keep) if k], coef, err, dropped
+
+
 def leaf_stage(
     run: Any,
     state: SearchState,
@@ -116,15 +131,7 @@ def leaf_stage(
     values = run._checked(values_dev)
     meta["evaluations"]["leaves"] = run.estimator.design_cost(int(values.shape[0]))
     fit = LeafFit(run, values_dev, values, draws, jnp.asarray(design_members))
-    columns = np.asarray(columns)
-    coef, err = fit(columns, cfg["refit"])
-    keep = np.array([s == () or abs(c) >= tau_abs / math.sqrt(2.0) for s, c in zip(leaves, coef)])
-    dropped = int((~keep).sum())
-    if dropped and cfg["refit"]:
-        coef_k, err_k = fit(columns[keep], True)
-    else:
-        coef_k, err_k = coef[keep], err[keep]
-    subsets = [s for s, k in zip(leaves, keep) if k]
+    subsets, coef_k, err_k, dropped = fit_and_trim(fit, leaves, np.asarray(columns), cfg["refit"], tau_abs)
     removed = list(meta["removed"])
     removed_count = int(meta["removed_count"])
     if "postprocess" in run.constraints:
