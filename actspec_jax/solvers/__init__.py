@@ -18,6 +18,7 @@ from actspec_jax.solvers.functional import (
 from actspec_jax.solvers.goldreich_levin import GoldreichLevin
 from actspec_jax.solvers.incremental import supports_incremental
 from actspec_jax.solvers.redundancy import PostCheck, Prescreen, SpectralAliasing
+from actspec_jax.solvers.residual import ResidualPasses
 
 __all__ = [
     "CheckpointError",
@@ -31,6 +32,7 @@ __all__ = [
     "PaperHybrids",
     "PostCheck",
     "Prescreen",
+    "ResidualPasses",
     "SpectralAliasing",
     "UniformMasks",
     "estimate_degree_profile",

@@ -1,12 +1,15 @@
 """Residual passes of the batched Goldreich–Levin search (private).
 
-The single-output rule (:meth:`GoldreichLevin._residual_passes`) applied to every output at
+The single-output rule (:func:`actspec_jax.solvers.residual.run_passes`) applied to every output at
 once: pass ``p`` searches ``f_k − f̃_k`` for every output still active, at each output's own
 first-pass absolute threshold, on one set of shared evaluations
 (:class:`MultiResidualProblem`); every active output's
 subsets are refitted on one shared fresh design (tag ``TAG_REFIT + p``, as in the single
 search). An output whose pass found nothing new stops (its fit is final), exactly when its
 single search would stop; the loop ends when every output has stopped or ``passes`` is reached.
+Keys, checkpoint names, the column order, the ``passes_run`` records and the trim are the
+single loop's helpers (:mod:`actspec_jax.solvers.residual`); the loop itself stays apart because
+every step is per output on shared evaluations.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 
 from actspec_jax.problems.base import Problem
 from actspec_jax.solvers._gl_settings import TAG_REFIT
+from actspec_jax.solvers.residual import by_degree, pass_checkpoint, pass_key, pass_record, trim
 from actspec_jax.spectrum import Spectrum
 
 __all__ = ["MultiResidualProblem", "residual_passes"]
@@ -106,7 +110,7 @@ def residual_passes(
     stages = dict(spectra[0].solver["evaluations_by_stage"], residual_passes=0, refit=0)
     first_evals = int(spectra[0].solver["evaluations"])
     history: list[list[dict[str, Any]]] = [
-        [{"pass": 1, "new_subsets": len(found[k]), "evaluations": first_evals}] for k in range(outputs)
+        [pass_record(1, len(found[k]), first_evals)] for k in range(outputs)
     ]
     current = list(spectra)
     diagnostics = [list(s.solver.get("diagnostics", [])) for s in spectra]
@@ -114,13 +118,9 @@ def residual_passes(
         if not active.any():
             break
         residual = MultiResidualProblem(first.problem, current)
-        path = None
-        if checkpoint_path is not None:
-            path = Path(checkpoint_path)
-            path = path.with_name(f"{path.stem}.pass{index}{path.suffix}")
         run = type(first)(
-            solver, residual_cfg, residual, jax.random.fold_in(first.key, 100 + index), progress, path,
-            tau_override=tau_abs,
+            solver, residual_cfg, residual, pass_key(first.key, index), progress,
+            pass_checkpoint(checkpoint_path, index), tau_override=tau_abs,
         )  # fmt: skip
         run.output_labels = first.output_labels
         run.active = active.copy()
@@ -135,15 +135,9 @@ def residual_passes(
             new = {s for s in extra[k].subset_tuples() if s} - found[k]
             found[k] |= new
             new_any[k] = bool(new)
-            history[k].append(
-                {
-                    "pass": index,
-                    "new_subsets": len(new),
-                    "evaluations": used,
-                    "residual_norm_sq_estimate": float(extra[k].solver["norm_sq_estimate"]),
-                }
-            )
-            to_fit[int(k)] = [(), *sorted(found[k], key=lambda t: (len(t), t))]
+            norm = float(extra[k].solver["norm_sq_estimate"])
+            history[k].append(pass_record(index, len(new), used, norm))
+            to_fit[int(k)] = by_degree(found[k])
         fits, used_refit = first.fit_subsets_multi(to_fit, tag=TAG_REFIT + index)
         stages["refit"] += used_refit
         for k, (coef, err) in fits.items():
@@ -153,8 +147,7 @@ def residual_passes(
     kept: list[list[tuple[int, ...]]] = []
     for k in range(outputs):
         subsets = current[k].subset_tuples()
-        cut = tau_abs[k] / math.sqrt(2.0)
-        keep = [s == () or abs(c) >= cut for s, c in zip(subsets, current[k].coefficients)]
+        keep = trim(subsets, current[k].coefficients, tau_abs[k] / math.sqrt(2.0))
         kept.append([s for s, flag in zip(subsets, keep) if flag])
         if not all(keep):
             final[k] = kept[k]

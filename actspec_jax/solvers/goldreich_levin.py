@@ -111,8 +111,7 @@ import jax
 from actspec_jax.diagnostics import IncompleteResultWarning, report_diagnostic
 from actspec_jax.errors import ActSpecError
 from actspec_jax.problems.base import Problem
-from actspec_jax.solvers._gl_diagnostics import diagnose
-from actspec_jax.solvers._gl_residual import ResidualProblem, residual_passes
+from actspec_jax.solvers._gl_residual import SearchPasses
 from actspec_jax.solvers._gl_run import SearchRun
 from actspec_jax.solvers._gl_settings import (  # noqa: F401  (re-exported: former home of these names)
     INTEGER_SETTINGS,
@@ -133,11 +132,7 @@ from actspec_jax.solvers._gl_settings import (  # noqa: F401  (re-exported: form
 from actspec_jax.solvers._gl_settings import key_data as _key_data  # noqa: F401
 from actspec_jax.solvers._gl_state import CheckpointError
 from actspec_jax.solvers._validate import check_integers, check_key, check_memory_budget
-from actspec_jax.solvers.degree_profile import (
-    SOLVER_EVALUATIONS,
-    attach_degree_profile,
-    wants_degree_profile,
-)
+from actspec_jax.solvers.degree_profile import SOLVER_EVALUATIONS, wants_degree_profile
 from actspec_jax.solvers.estimators import (  # noqa: F401  (MASK_DEFAULTS: re-exported)
     MASK_DEFAULTS,
     Estimator,
@@ -146,6 +141,7 @@ from actspec_jax.solvers.estimators import (  # noqa: F401  (MASK_DEFAULTS: re-e
     as_estimator,
 )
 from actspec_jax.solvers.functional import TRACER_ERRORS
+from actspec_jax.solvers.residual import ResidualProblem, run_passes
 from actspec_jax.spectrum import Spectrum, SpectrumBatch
 
 __all__ = [
@@ -280,6 +276,48 @@ class GoldreichLevin:
             resumes from it (it must come from the same problem, settings and key).
         """
         started = time.perf_counter()
+        estimator, cfg = self._validated(problem, key)
+        if self.max_evaluations is not None:
+            return self._budgeted(problem, estimator, cfg, key, progress, checkpoint_path)
+        try:
+            return self._search(problem, estimator, cfg, key, progress, checkpoint_path, started)
+        except TRACER_ERRORS as err:
+            raise ActSpecError(f"GoldreichLevin()(problem) ran into traced values: {UNDER_JIT_HINT}") from err
+
+    def start_passes(
+        self,
+        problem: Problem,
+        *,
+        key: jax.Array | None,
+        passes: int,
+        max_evaluations: int | None = None,
+        progress: Progress | None = None,
+        checkpoint_path: str | Path | None = None,
+    ) -> SearchPasses:
+        """The residual-pass protocol (:mod:`actspec_jax.solvers.residual`): validate, run the first
+        pass of ``GoldreichLevin(passes=passes)`` and return its hooks. The rest is the same
+        :func:`~actspec_jax.solvers.residual.run_passes` loop as ``passes=k`` runs."""
+        started = time.perf_counter()
+        if max_evaluations is not None or self.max_evaluations is not None:
+            raise ActSpecError(
+                "GoldreichLevin plans its passes inside its own budget: use "
+                f"GoldreichLevin(passes={passes}, max_evaluations=B) rather than ResidualPasses(..., "
+                "max_evaluations=)."
+            )
+        if problem.output_shape != ():
+            raise ActSpecError(
+                "ResidualPasses takes single-output problems; for several outputs use "
+                f"GoldreichLevin(passes={passes}), which searches them together on shared evaluations."
+            )
+        solver = dataclasses.replace(self, passes=passes)
+        estimator, cfg = solver._validated(problem, key)
+        try:
+            return solver._first_pass(problem, estimator, cfg, key, progress, checkpoint_path, started)
+        except TRACER_ERRORS as err:
+            raise ActSpecError(f"GoldreichLevin()(problem) ran into traced values: {UNDER_JIT_HINT}") from err
+
+    def _validated(self, problem: Problem, key: jax.Array | None) -> tuple[Estimator, dict[str, Any]]:
+        """The estimator and resolved settings, after the checks every call makes."""
         if key is None:
             raise ActSpecError("GoldreichLevin samples at random: pass key=jax.random.key(0) (any seed).")
         check_key(key, "GoldreichLevin")
@@ -289,12 +327,7 @@ class GoldreichLevin:
         cfg = resolve_settings(self, estimator)
         if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves((problem, key))):
             raise ActSpecError(f"GoldreichLevin()(problem) got traced arrays: {UNDER_JIT_HINT}")
-        if self.max_evaluations is not None:
-            return self._budgeted(problem, estimator, cfg, key, progress, checkpoint_path)
-        try:
-            return self._search(problem, estimator, cfg, key, progress, checkpoint_path, started)
-        except TRACER_ERRORS as err:
-            raise ActSpecError(f"GoldreichLevin()(problem) ran into traced values: {UNDER_JIT_HINT}") from err
+        return estimator, cfg
 
     def _search(
         self,
@@ -306,14 +339,39 @@ class GoldreichLevin:
         checkpoint_path: str | Path | None,
         started: float,
     ) -> Spectrum | SpectrumBatch:
-        n = int(problem.n)
-        batched = problem.output_shape != ()
-        if batched:
-            from actspec_jax.solvers._gl_batched import check_batchable
+        if problem.output_shape != ():  # many outputs, one search: actspec_jax.solvers._gl_batched
+            from actspec_jax.solvers._gl_batched import check_batchable, search_batched
 
             check_batchable(self, problem, cfg)
-        else:
-            estimator.check(problem)
+            self._check_order(problem, cfg)
+            wants_degree_profile(problem, self.degree_profile, self.profile_evaluations, mask_mode=True)
+            return search_batched(self, problem, cfg, key, progress, checkpoint_path, started)
+        run = self._first_pass(problem, estimator, cfg, key, progress, checkpoint_path, started)
+        return run.finish(run_passes(run, checkpoint_path, started))
+
+    def _first_pass(
+        self,
+        problem: Problem,
+        estimator: Estimator,
+        cfg: dict[str, Any],
+        key: jax.Array | None,
+        progress: Progress | None,
+        checkpoint_path: str | Path | None,
+        started: float,
+    ) -> SearchPasses:
+        """The first search of a single-output problem and its residual-pass hooks."""
+        estimator.check(problem)
+        self._check_order(problem, cfg)
+        profile = wants_degree_profile(
+            problem, self.degree_profile, self.profile_evaluations, mask_mode=estimator.masks
+        )
+        run = SearchRun(self, cfg, problem, key, progress, checkpoint_path, estimator)
+        spectrum = run.execute(started)
+        return SearchPasses(self, run, spectrum, progress, key if profile else None)
+
+    @staticmethod
+    def _check_order(problem: Problem, cfg: dict[str, Any]) -> None:
+        n = int(problem.n)
         if n < cfg["block_size"]:
             raise ActSpecError(
                 f"the layer has n={n} neurons, fewer than block_size={cfg['block_size']} split per level; "
@@ -323,23 +381,6 @@ class GoldreichLevin:
             order = cfg["order"]
             if len(set(order)) != len(order) or any(not 0 <= i < n for i in order):
                 raise ActSpecError(f"order must list distinct neuron indices in 0..{n - 1}.")
-        profile = wants_degree_profile(
-            problem, self.degree_profile, self.profile_evaluations, mask_mode=estimator.masks
-        )
-        if batched:  # many outputs, one search: actspec_jax.solvers._gl_batched
-            from actspec_jax.solvers._gl_batched import search_batched
-
-            return search_batched(self, problem, cfg, key, progress, checkpoint_path, started)
-        run = SearchRun(self, cfg, problem, key, progress, checkpoint_path, estimator)
-        spectrum = run.execute(started)
-        if cfg["passes"] > 1 and not spectrum.solver["constant_function"]:
-            spectrum = residual_passes(self, run, spectrum, progress, checkpoint_path, started)
-        spectrum = diagnose(spectrum, cfg)
-        if not profile:
-            return spectrum
-        return attach_degree_profile(
-            spectrum, problem, key, evaluations=self.profile_evaluations, memory_budget=self.memory_budget
-        )
 
     def _budgeted(
         self, problem: Problem, estimator: Estimator, cfg: dict[str, Any], key: Any, progress: Any, path: Any
