@@ -286,6 +286,13 @@ class CompressiveSolver:
             return spectrum
         return attach_degree_profile(spectrum, problem, key, evaluations=self.profile_evaluations)
 
+    def start_passes(self, problem: Problem, *, key: jax.Array | None, passes: int, **options: Any) -> Any:
+        """The residual-pass protocol (:class:`~actspec_jax.solvers.residual.ResidualPasses`): the
+        first pass and the hooks; budgets and refits in :mod:`~actspec_jax.solvers.compressive.passes`."""
+        from actspec_jax.solvers.compressive.passes import start_passes
+
+        return start_passes(self, problem, key=key, passes=passes, **options)
+
     # ------------------------------------------------------------------ stages
     @staticmethod
     def _report_unexplained(info: dict, n: int, subsets: Any, coef: Any, masks: Any, values: Any) -> None:

@@ -1,0 +1,175 @@
+"""The compressive solver's side of the residual-pass protocol (private).
+
+Under :class:`~actspec_jax.solvers.residual.ResidualPasses` every pass is a complete
+:class:`~actspec_jax.solvers.compressive.CompressiveSolver` call with the same settings: pass
+``p`` decodes the residual ``f − f̃_{p−1}`` with fresh hashes (its key is ``fold_in(key, 100 + p)``);
+the terms found before no longer collide in the bins, so the ones they hid can be peeled.
+Refits are least squares (:func:`~actspec_jax.solvers.compressive.refit.least_squares`, HC1
+errors) of every subset found so far on **one** design of ``R`` fresh uniform masks, drawn
+from ``fold_in(key, 20_000)`` and evaluated once per call, so every refit of the call shares
+(and counts once) the same ``R`` evaluations. The trim threshold is ``10⁻³·std f`` (``std f``
+from the first pass's uniform masks; the solver's own rule for added terms): a residual that is
+already round-off gets "terms" peeled from it, which are neither new nor reported. There is no
+post-processing.
+
+**Budget.** With ``ResidualPasses(..., max_evaluations=B)`` (the inner solver then has none):
+``R = max(16, B/8)`` rounded up to take what the passes leave, each pass gets
+``⌊(B − R₀)/P⌋`` with ``R₀ = max(16, ⌊B/8⌋)``, and ``R = B − P·⌊(B − R₀)/P⌋``; a pass never
+spends more than its plan, so the whole call never exceeds ``B``. Without it each pass costs
+the inner solver's own plan (its ``max_evaluations`` if set) and ``R`` is that plan's ``held``.
+``finish`` recomputes ``explained_share`` on the refit design (the passes' own reports are on
+their residuals) and attaches the degree profile when the solver would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from actspec_jax.diagnostics import IncompleteResultWarning
+from actspec_jax.errors import ActSpecError
+from actspec_jax.problems.base import Problem
+from actspec_jax.solvers.compressive.design import uniform_masks
+from actspec_jax.solvers.degree_profile import attach_degree_profile, wants_degree_profile
+from actspec_jax.spectrum import Spectrum
+
+__all__ = ["CompressivePasses", "start_passes"]
+
+TAG_REFIT_DESIGN = 20_000
+MIN_REFIT = 16
+ROUND_OFF = 1e-3  # terms below this share of std f are round-off, as in CompressiveSolver._refit
+
+
+def start_passes(
+    solver: Any,
+    problem: Problem,
+    *,
+    key: jax.Array | None,
+    passes: int,
+    max_evaluations: int | None = None,
+    progress: Any = None,
+    checkpoint_path: str | Path | None = None,
+) -> CompressivePasses:
+    """Plan the passes (and the budget split), run the first pass, return the hooks."""
+    if progress is not None or checkpoint_path is not None:
+        raise ActSpecError("CompressiveSolver takes no progress or checkpoint_path (it does not checkpoint).")
+    if key is None:
+        raise ActSpecError("CompressiveSolver samples at random: pass key=jax.random.key(0) (any seed).")
+    n = int(problem.n)
+    if max_evaluations is not None:
+        if solver.max_evaluations is not None:
+            raise ActSpecError(
+                "set the budget once: ResidualPasses(CompressiveSolver(...), max_evaluations=B) splits B "
+                "over the passes and the refit; CompressiveSolver(max_evaluations=b) is a per-pass budget."
+            )
+        refit = max(MIN_REFIT, max_evaluations // 8)
+        per_pass = (max_evaluations - refit) // passes
+        minimum = solver.minimum_evaluations(n)
+        if per_pass < minimum:
+            raise ActSpecError(
+                f"max_evaluations={max_evaluations} over {passes} passes leaves {per_pass} per pass after "
+                f"{refit} refit masks, below the solver's minimum of {minimum} at n={n}; raise the budget "
+                f"to at least {minimum * passes + refit} or use fewer passes."
+            )
+        if solver.degree_profile:
+            raise ActSpecError(
+                "degree_profile=True would spend evaluations beyond max_evaluations; leave it unset under a "
+                "budget and call actspec_jax.estimate_degree_profile separately if you want the profile."
+            )
+        inner = dataclasses.replace(solver, max_evaluations=per_pass)
+        refit = max_evaluations - per_pass * passes
+    else:
+        inner = solver
+        refit = int(inner.plan(n)["held"])
+    profile = inner.max_evaluations is None and wants_degree_profile(
+        problem, solver.degree_profile, solver.profile_evaluations, mask_mode=True
+    )
+    inner = dataclasses.replace(inner, degree_profile=False)  # attached once, by finish
+    key = key if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else jax.random.wrap_key_data(key)
+    with warnings.catch_warnings():
+        if passes > 1:  # its share of Var f is re-judged on the final fit
+            warnings.simplefilter("ignore", IncompleteResultWarning)
+        spectrum = inner(problem, key=key)
+    return CompressivePasses(inner, problem, key, spectrum, passes, refit, key if profile else None)
+
+
+class CompressivePasses:
+    """The residual-pass hooks of one compressive call (see the module docstring)."""
+
+    def __init__(
+        self,
+        solver: Any,
+        problem: Problem,
+        key: jax.Array,
+        spectrum: Spectrum,
+        passes: int,
+        refit: int,
+        profile_key: jax.Array | None,
+    ) -> None:
+        self.solver, self.problem, self.key, self.spectrum = solver, problem, key, spectrum
+        self.n, self.passes, self.refit = int(problem.n), int(passes), int(refit)
+        self.profile_key = profile_key
+        constant = float(spectrum.to_dict().get((), 0.0))
+        self.threshold = ROUND_OFF * float(np.sqrt(max(spectrum.norm_sq - constant**2, 0.0)))
+        self.design: tuple[Any, np.ndarray] | None = None
+        if passes > 1 and self.spectrum.solver.get("diagnostics"):
+            self.spectrum = dataclasses.replace(spectrum, solver=_without_unexplained(spectrum.solver))
+
+    def search_residual(
+        self, residual: Problem, *, key: jax.Array, index: int, checkpoint_path: Path | None
+    ) -> Spectrum:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", IncompleteResultWarning)
+            extra = self.solver(residual, key=key)
+        # Only the terms above round-off count as found (the loop reads subsets, solver, norm_sq).
+        kept = {s: c for s, c in extra.to_dict().items() if s == () or abs(c) >= self.threshold}
+        out = Spectrum.build(self.n, list(kept), np.asarray(list(kept.values()), np.float64))
+        return dataclasses.replace(out, norm_sq=extra.norm_sq, solver=_without_unexplained(extra.solver))
+
+    def fit_subsets(
+        self, subsets: Sequence[tuple[int, ...]], *, tag: int
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """Least squares on the call's one refit design (evaluated, and counted, at the first fit)."""
+        used = 0
+        if self.design is None:
+            masks = uniform_masks(jax.random.fold_in(self.key, TAG_REFIT_DESIGN), self.refit, self.n)
+            self.design = (masks, self.solver._evaluate(self.problem, masks))
+            used = self.refit
+        coef, err = self.solver._fit(*self.design, list(subsets), self.n)
+        return coef, err, used
+
+    def postprocess(self, subsets: list[tuple[int, ...]]) -> None:
+        return None
+
+    def finish(self, spectrum: Spectrum) -> Spectrum:
+        if self.design is not None:  # passes ran: judge the final fit on the refit design
+            info = dict(spectrum.solver)
+            info.pop("explained_share", None)
+            info = _without_unexplained(info)
+            self.solver._report_unexplained(
+                info, self.n, spectrum.subset_tuples(), np.asarray(spectrum.coefficients), *self.design
+            )
+            spectrum = dataclasses.replace(spectrum, solver=info)
+        if self.profile_key is None:
+            return spectrum
+        return attach_degree_profile(
+            spectrum, self.problem, self.profile_key, evaluations=self.solver.profile_evaluations
+        )
+
+
+def _without_unexplained(info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` without ``unexplained`` diagnostics (a residual's share is not the result's)."""
+    kept = [d for d in info.get("diagnostics", []) if d.get("code") != "unexplained"]
+    info = dict(info)
+    if kept:
+        info["diagnostics"] = kept
+    else:
+        info.pop("diagnostics", None)
+    return info

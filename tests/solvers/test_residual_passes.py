@@ -1,0 +1,138 @@
+"""ResidualPasses: one loop for GoldreichLevin's passes and the compressive solver's, budgets, errors."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import actspec_jax as asj
+from actspec_jax.problems import synthetic
+
+GL_FAST = dict(tau=0.05, num_samples=64, leaf_samples=1024, beam=64)
+
+
+def _same(a: asj.Spectrum, b: asj.Spectrum) -> None:
+    """Bitwise the same result: terms, coefficients, errors and every evaluation count."""
+    assert np.array_equal(a.subsets, b.subsets)
+    assert np.array_equal(a.coefficients, b.coefficients)
+    assert np.array_equal(a.stderr, b.stderr)
+    for name in ("evaluations", "evaluations_by_stage", "passes_run"):
+        assert a.solver.get(name) == b.solver.get(name), name
+
+
+def _recall(spec: asj.Spectrum, planted: synthetic.Planted) -> float:
+    truth = {s for s in planted.truth if s}
+    return len(truth & set(spec.to_dict())) / len(truth)
+
+
+@pytest.mark.filterwarnings("ignore::actspec_jax.diagnostics.IncompleteResultWarning")  # a full beam
+def test_goldreich_levin_passes_are_the_wrapper_bitwise() -> None:
+    planted = synthetic.random_sparse_polynomial(jax.random.key(3), 16, 8, max_degree=3, min_abs=0.1)
+    key = jax.random.key(5)
+    native = asj.GoldreichLevin(passes=3, **GL_FAST)(planted.problem, key=key)
+    wrapped = asj.ResidualPasses(asj.GoldreichLevin(passes=1, **GL_FAST), passes=3)(planted.problem, key=key)
+    assert len(native.solver["passes_run"]) >= 2  # the loop ran
+    _same(native, wrapped)
+    one = asj.ResidualPasses(asj.GoldreichLevin(**GL_FAST), passes=1)(planted.problem, key=key)
+    _same(one, asj.GoldreichLevin(passes=1, **GL_FAST)(planted.problem, key=key))
+    assert "passes_run" not in one.solver
+
+
+@pytest.fixture(scope="module")
+def compressive_runs() -> dict:
+    # 20 terms at n = 32 in 600 evaluations: one pass's bins collide and miss some terms.
+    planted = synthetic.random_sparse_polynomial(jax.random.key(1), 32, 20, max_degree=3)
+    inner = asj.CompressiveSolver(max_degree=3, max_evaluations=600)
+    key = jax.random.key(0)
+    return {
+        "planted": planted,
+        "one": inner(planted.problem, key=key),
+        "two": asj.ResidualPasses(inner, passes=2)(planted.problem, key=key),
+        "again": asj.ResidualPasses(inner, passes=2)(planted.problem, key=key),
+    }
+
+
+def test_compressive_second_pass_recovers_more(compressive_runs: dict) -> None:
+    planted, one, two = compressive_runs["planted"], compressive_runs["one"], compressive_runs["two"]
+    assert _recall(one, planted) < 1.0
+    assert _recall(two, planted) > _recall(one, planted)
+    got = two.to_dict()
+    for subset in set(planted.truth) & set(got):
+        assert got[subset] == pytest.approx(planted.truth[subset], abs=0.1), subset
+    passes = two.solver["passes_run"]
+    assert [p["pass"] for p in passes] == [1, 2] and passes[1]["new_subsets"] > 0
+    # Unbudgeted: both passes at the inner budget plus the one refit design (the inner plan's held).
+    stages = two.solver["evaluations_by_stage"]
+    assert stages["residual_passes"] == 600 and stages["refit"] == one.solver["plan"]["held"]
+    assert two.solver["evaluations"] == sum(stages.values()) == 1200 + one.solver["plan"]["held"]
+    assert 0.0 <= two.solver["explained_share"] <= 1.0
+
+
+def test_compressive_passes_same_key_same_result(compressive_runs: dict) -> None:
+    two, again = compressive_runs["two"], compressive_runs["again"]
+    _same(two, again)
+
+
+def _counting(problem: asj.Problem) -> tuple[asj.FunctionProblem, list[int]]:
+    """The same function, counting every row it is evaluated on."""
+    seen: list[int] = []
+
+    def f(masks: jax.Array) -> jax.Array:
+        jax.debug.callback(lambda k: seen.append(int(k)), jnp.int32(masks.shape[0]))
+        return problem.evaluate_unchecked(masks)
+
+    return asj.FunctionProblem(f, problem.n), seen
+
+
+@pytest.mark.parametrize("passes, budget", [(2, 1200), pytest.param(3, 1500, marks=pytest.mark.slow)])
+def test_compressive_budget_is_split_and_never_exceeded(passes: int, budget: int) -> None:
+    planted = synthetic.random_sparse_polynomial(jax.random.key(1), 32, 20, max_degree=3)
+    problem, seen = _counting(planted.problem)
+    solver = asj.ResidualPasses(asj.CompressiveSolver(max_degree=3), passes=passes, max_evaluations=budget)
+    spec = solver(problem, key=jax.random.key(0))
+    jax.effects_barrier()
+    assert 0 < sum(seen) <= budget
+    assert spec.solver["evaluations"] == sum(spec.solver["evaluations_by_stage"].values()) == sum(seen)
+    per_pass = {p["evaluations"] for p in spec.solver["passes_run"]}
+    assert len(per_pass) == 1 and per_pass.pop() <= (budget - budget // 8) // passes
+
+
+def test_compressive_budget_below_minimum_names_it() -> None:
+    problem = synthetic.random_sparse_polynomial(jax.random.key(0), 32, 4).problem
+    with pytest.raises(asj.ActSpecError, match="per pass"):
+        asj.ResidualPasses(asj.CompressiveSolver(max_degree=3), passes=4, max_evaluations=400)(
+            problem, key=jax.random.key(0)
+        )
+    with pytest.raises(asj.ActSpecError, match="budget once"):
+        asj.ResidualPasses(asj.CompressiveSolver(max_evaluations=600), max_evaluations=1200)(
+            problem, key=jax.random.key(0)
+        )
+
+
+@pytest.mark.parametrize("passes", [0, -1, 1.5, True])
+def test_bad_passes(passes) -> None:
+    with pytest.raises(asj.ActSpecError, match="passes >= 1"):
+        asj.ResidualPasses(asj.CompressiveSolver(), passes=passes)
+
+
+def test_a_solver_without_the_protocol_names_it() -> None:
+    with pytest.raises(asj.ActSpecError, match="start_passes") as info:
+        asj.ResidualPasses(asj.ExactSolver(), passes=2)
+    hooks = ("search_residual", "fit_subsets", "postprocess", "finish")
+    assert all(name in str(info.value) for name in hooks)
+
+
+def test_goldreich_levin_budget_stays_its_own() -> None:
+    problem = synthetic.random_sparse_polynomial(jax.random.key(0), 16, 4).problem
+    with pytest.raises(asj.ActSpecError, match="passes=2, max_evaluations=B"):
+        solver = asj.ResidualPasses(asj.GoldreichLevin(), passes=2, max_evaluations=10_000)
+        solver(problem, key=jax.random.key(0))
+
+
+def test_former_import_paths() -> None:
+    from actspec_jax.solvers import _gl_residual, goldreich_levin, residual
+
+    assert _gl_residual.ResidualProblem is residual.ResidualProblem is goldreich_levin.ResidualProblem
+    assert asj.ResidualPasses is asj.solvers.ResidualPasses is residual.ResidualPasses
