@@ -62,7 +62,11 @@ bucket's estimate, so a term far above the threshold can still be lost when ``E[
 large. After a search, later passes search the residual ``f − f̃`` (``f̃`` the fit so far) at the
 first pass's absolute threshold: the terms already found no longer add variance, which is
 what lets the smaller ones clear it. All subsets found are then refitted together on fresh
-masks (least squares, sandwich errors). Each pass costs about as much as the first.
+masks (least squares, sandwich errors). Each pass costs about as much as the first. The loop
+is :func:`actspec_jax.solvers.residual.run_passes`, shared with
+:class:`~actspec_jax.ResidualPasses` (``ResidualPasses(GoldreichLevin(), passes=k)`` gives the
+same result as ``GoldreichLevin(passes=k)``); GL's hooks are in
+:mod:`~actspec_jax.solvers._gl_residual`.
 
 **Estimators.** What is drawn and how it is evaluated is a strategy object handed to the
 search (:mod:`actspec_jax.solvers.estimators`): :class:`UniformMasks` (``estimator='mask'``,
@@ -74,7 +78,7 @@ one with its own settings; a new estimator is one subclass of :class:`Estimator`
 **Modules.** This one holds the public :class:`GoldreichLevin`; the driver of one search is
 :mod:`~actspec_jax.solvers._gl_run`, its settings :mod:`~actspec_jax.solvers._gl_settings`, the
 leaves :mod:`~actspec_jax.solvers._gl_leaves`, residual passes
-:mod:`~actspec_jax.solvers._gl_residual`, the jitted kernels
+:mod:`~actspec_jax.solvers._gl_residual` (hooks of :mod:`~actspec_jax.solvers.residual`), the jitted kernels
 :mod:`~actspec_jax.solvers._gl_kernels`; a problem with several outputs goes to the batched
 search :mod:`~actspec_jax.solvers._gl_batched` (a subclass of the driver).
 

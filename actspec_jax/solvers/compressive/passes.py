@@ -12,13 +12,20 @@ from the first pass's uniform masks; the solver's own rule for added terms): a r
 already round-off gets "terms" peeled from it, which are neither new nor reported. There is no
 post-processing.
 
-**Budget.** With ``ResidualPasses(..., max_evaluations=B)`` (the inner solver then has none):
-``R = max(16, B/8)`` rounded up to take what the passes leave, each pass gets
-``⌊(B − R₀)/P⌋`` with ``R₀ = max(16, ⌊B/8⌋)``, and ``R = B − P·⌊(B − R₀)/P⌋``; a pass never
-spends more than its plan, so the whole call never exceeds ``B``. Without it each pass costs
-the inner solver's own plan (its ``max_evaluations`` if set) and ``R`` is that plan's ``held``.
-``finish`` recomputes ``explained_share`` on the refit design (the passes' own reports are on
-their residuals) and attaches the degree profile when the solver would.
+**Budget.** With ``ResidualPasses(..., max_evaluations=B)`` (the inner solver then has none)
+each of the ``P`` passes gets ``b = ⌊(B − R₀)/P⌋`` with ``R₀ = max(16, ⌊B/8⌋)``, and the refit
+design takes the rest, ``R = B − P·b``; a pass spends exactly its plan, so the call never
+exceeds ``B``. Without it each pass costs the inner solver's own plan (its ``max_evaluations``
+if set) and ``R`` is that plan's ``held``: ``P·b + R`` in all when every pass runs. ``finish``
+recomputes ``explained_share`` on the refit design (the passes' own reports are on their
+residuals) and attaches the degree profile when the solver would.
+
+**When it helps.** Measured on planted sparse polynomials (exactly sparse): two passes at a
+small per-pass budget recover more terms than one pass at that budget (n = 32, 20 terms, 600
+a pass: recall 0.85 → 1.00), but one pass at the *total* budget did as well or better (1.00 at
+1344; at n = 64, 60 terms, B = 3000: one pass 1.00, two 0.92, three 0.78) — within one call
+the solver's rounds already subtract what was found. The passes add a joint refit on fresh
+uniform masks and a fresh decode of whatever the first pass left.
 """
 
 from __future__ import annotations
