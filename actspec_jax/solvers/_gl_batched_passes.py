@@ -26,7 +26,7 @@ import numpy as np
 
 from actspec_jax.problems.base import Problem
 from actspec_jax.solvers._gl_settings import TAG_REFIT
-from actspec_jax.solvers.residual import by_degree, pass_checkpoint, pass_key, pass_record, trim
+from actspec_jax.solvers.residual import by_degree, pass_checkpoint, pass_key, pass_record, passes_info, trim
 from actspec_jax.spectrum import Spectrum
 
 __all__ = ["MultiResidualProblem", "residual_passes"]
@@ -160,16 +160,8 @@ def residual_passes(
             coef, err = fits[k]
         else:
             coef, err = np.asarray(current[k].coefficients), np.asarray(current[k].stderr)
-        info = dict(spec.solver)
-        info.update(
-            evaluations=int(sum(stages.values())),
-            evaluations_by_stage=dict(stages),
-            passes_run=history[k],
-            wall_time_s=float(spec.solver["wall_time_s"]) + wall,
-            leaves=dict(spec.solver["leaves"], reported=len(kept[k])),
-        )
-        if diagnostics[k]:
-            info["diagnostics"] = diagnostics[k]
+        total_wall = float(spec.solver["wall_time_s"]) + wall
+        info = passes_info(spec.solver, stages, history[k], total_wall, len(kept[k]), diagnostics[k])
         out.append(
             Spectrum.build(
                 first.n,

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -111,6 +111,33 @@ def trim(subsets: Sequence[tuple[int, ...]], coefficients: Any, threshold: float
     return [s == () or abs(c) >= threshold for s, c in zip(subsets, coefficients)]
 
 
+def passes_info(
+    first: Mapping[str, Any],
+    stages: Mapping[str, int],
+    history: list[dict[str, Any]],
+    wall_time_s: float,
+    reported: int,
+    diagnostics: list[dict[str, str]],
+    **updates: Any,
+) -> dict[str, Any]:
+    """The result's metadata: the first pass's, with every evaluation counted
+    (``evaluations = Σ evaluations_by_stage``), ``passes_run``, the wall time, the reported count
+    (``leaves['reported']`` where the solver records leaves) and all passes' diagnostics."""
+    info = dict(first)
+    info.update(
+        evaluations=int(sum(stages.values())),
+        evaluations_by_stage=dict(stages),
+        passes_run=history,
+        **updates,
+        wall_time_s=float(wall_time_s),
+    )
+    if "leaves" in info:
+        info["leaves"] = dict(info["leaves"], reported=reported)
+    if diagnostics:
+        info["diagnostics"] = diagnostics
+    return info
+
+
 def result(first: Spectrum, problem: Problem, subsets: list, coef: Any, err: Any, info: dict) -> Spectrum:
     """The final spectrum: ``first``'s norm and output, the refitted terms, metadata ``info``."""
     return Spectrum.build(
@@ -173,18 +200,8 @@ def run_passes(run: ResidualRun, checkpoint_path: str | Path | None, started: fl
         stages["refit"] += used
     else:
         coef, err = np.asarray(current.coefficients), np.asarray(current.stderr)
-    info = dict(spectrum.solver)
-    info.update(
-        evaluations=int(sum(stages.values())),
-        evaluations_by_stage=stages,
-        passes_run=history,
-        **updates,
-        wall_time_s=float(spectrum.solver["wall_time_s"]) + (time.perf_counter() - started),
-    )
-    if "leaves" in info:
-        info["leaves"] = dict(info["leaves"], reported=len(subsets))
-    if diagnostics:
-        info["diagnostics"] = diagnostics
+    wall = float(spectrum.solver["wall_time_s"]) + (time.perf_counter() - started)
+    info = passes_info(spectrum.solver, stages, history, wall, len(subsets), diagnostics, **updates)
     return result(spectrum, run.problem, subsets, coef, err, info)
 
 

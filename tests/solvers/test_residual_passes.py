@@ -96,7 +96,11 @@ def test_compressive_budget_is_split_and_never_exceeded(passes: int, budget: int
     assert 0 < sum(seen) <= budget
     assert spec.solver["evaluations"] == sum(spec.solver["evaluations_by_stage"].values()) == sum(seen)
     per_pass = {p["evaluations"] for p in spec.solver["passes_run"]}
-    assert len(per_pass) == 1 and per_pass.pop() <= (budget - budget // 8) // passes
+    assert (
+        per_pass == {spec.solver["max_evaluations_per_pass"]}
+        and per_pass.pop() <= (budget - budget // 8) // passes
+    )
+    assert spec.solver["max_evaluations"] == budget
 
 
 def test_compressive_budget_below_minimum_names_it() -> None:

@@ -104,7 +104,9 @@ def start_passes(
         if passes > 1:  # its share of Var f is re-judged on the final fit
             warnings.simplefilter("ignore", IncompleteResultWarning)
         spectrum = inner(problem, key=key)
-    return CompressivePasses(inner, problem, key, spectrum, passes, refit, key if profile else None)
+    run = CompressivePasses(inner, problem, key, spectrum, passes, refit, key if profile else None)
+    run.budget = max_evaluations
+    return run
 
 
 class CompressivePasses:
@@ -126,6 +128,7 @@ class CompressivePasses:
         constant = float(spectrum.to_dict().get((), 0.0))
         self.threshold = ROUND_OFF * float(np.sqrt(max(spectrum.norm_sq - constant**2, 0.0)))
         self.design: tuple[Any, np.ndarray] | None = None
+        self.budget: int | None = None  # ResidualPasses(max_evaluations=): recorded by finish
         if passes > 1 and self.spectrum.solver.get("diagnostics"):
             self.spectrum = dataclasses.replace(spectrum, solver=_without_unexplained(spectrum.solver))
 
@@ -163,6 +166,10 @@ class CompressivePasses:
             self.solver._report_unexplained(
                 info, self.n, spectrum.subset_tuples(), np.asarray(spectrum.coefficients), *self.design
             )
+            spectrum = dataclasses.replace(spectrum, solver=info)
+        if self.budget is not None:  # the call's budget; the passes' own is max_evaluations_per_pass
+            per_pass = spectrum.solver["max_evaluations"]
+            info = dict(spectrum.solver, max_evaluations=self.budget, max_evaluations_per_pass=per_pass)
             spectrum = dataclasses.replace(spectrum, solver=info)
         if self.profile_key is None:
             return spectrum
