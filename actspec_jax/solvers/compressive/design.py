@@ -24,7 +24,7 @@ import numpy as np
 
 from actspec_jax.transforms.wht import fwht
 
-__all__ = ["bins_of", "draw_groups", "group_bins", "group_masks", "uniform_masks"]
+__all__ = ["bins_of", "draw_groups", "group_bins", "group_masks", "signs_of", "support_of", "uniform_masks"]
 
 
 @functools.partial(jax.jit, static_argnames=("groups", "n", "b", "held"))
@@ -74,3 +74,20 @@ def bins_of(support: np.ndarray, hashes: np.ndarray) -> np.ndarray:
     """Bin index ``Σ_r (M_cᵀ k)_r 2^r`` of ``support: bool[K, n]`` in every group → ``int[C, K]``."""
     parity = (support.astype(np.int64) @ hashes.astype(np.int64)) & 1  # [C, K, b]
     return (parity << np.arange(hashes.shape[-1])).sum(axis=-1)
+
+
+def signs_of(support: np.ndarray, offsets: np.ndarray, delays: np.ndarray) -> np.ndarray:
+    """``σ[C, K, P+1] = (−1)^{⟨k, o_c ⊕ d_p⟩}``: the sign of each term of ``support: bool[K, n]``
+    under each delay of each group (its value in its bin is ``F[k]·σ``)."""
+    k = support.astype(np.int64)
+    base = (k @ offsets.T.astype(np.int64)) & 1  # [K, C]
+    shift = (k @ delays.T.astype(np.int64)) & 1  # [K, P+1]
+    parity = base.T[:, :, None] ^ shift[None, :, :]
+    return 1.0 - 2.0 * parity
+
+
+def support_of(subset: tuple[int, ...], n: int) -> np.ndarray:
+    """``bool[1, n]`` indicator row of one subset."""
+    row = np.zeros((1, n), bool)
+    row[0, list(subset)] = True
+    return row

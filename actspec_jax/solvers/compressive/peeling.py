@@ -1,4 +1,4 @@
-"""Singleton detection, support recovery and peeling over the bins of one round (private).
+"""Singleton and multiton decoding, and peeling, over the bins of one round (private).
 
 Host-side, float64. Bins are ``U: float[C, P+1, J]`` (group, delay, bin; delay 0 is
 ``d = 0``). A bin ``u = U[c, :, j]`` is tried as a singleton ``F[k]`` when its mean energy
@@ -16,33 +16,44 @@ exceeds the noise floor:
    the noise is a few small coefficients per bin (χ²₁-like energies), and without it a
    clean singleton over a faint floor was rejected (n=7, one degree-4 term, bins_log2=6).
 
+**Multitons.** With ``s`` terms in ``C·2^b`` bins, plain peeling stalls once few bins are
+singletons (20 terms in 3 groups × 8 bins: 6 found). A sweep that accepts no singleton
+decodes the bins that hold several terms, in three ways, each verified before a term is peeled:
+
+* *in-bin joint decoding* (:func:`_joint_bin`): atoms ``σ_1 … σ_K`` (``K ≤ 3``) added greedily
+  from the Chase candidates of the least-squares residual until the residual is at the
+  singleton tolerance — ``u`` is explained by ``K`` hash-consistent BCH words;
+* *successive interference cancellation* (:func:`_score`): in ``u = Σ_i c_i σ_i`` the sign of
+  ``u_p`` is the dominant term's wherever the others do not outweigh it (always for two
+  terms: ``|c₁ ± c₂|`` has the sign of ``c₁``), so its support is decoded from the signs
+  (Chase: also with the least reliable ``|u_p|`` flipped); it is *confirmed* when the bins it
+  hashes to in the other groups correlate with its character (``z``-score of
+  :func:`_confirmed`) and peeled with the least-squares amplitude over all groups;
+* *cross-group soft combining* (:func:`_combined`): the delays are shared by the groups, so a
+  term's bins in two groups are parallel up to sign; their aligned sum decodes terms that the
+  noise hides in each bin alone (√2 the SNR).
+
 An accepted ``(k, a)`` is subtracted from its bin in *every* group (peeling), which can turn
 collisions elsewhere into singletons; sweeps repeat until one accepts nothing. The noise floor
 ``σ̂²`` is re-estimated every sweep as the 10 % quantile of the bin energies (most bins of a
 sparse spectrum are empty, and a long tail or additive noise spreads evenly, so a low quantile measures the
 non-sparse part; a median overestimates it once most bins hold a term and then rejects good
 singletons — measured on 20 terms in 16 bins),
-and never below the user's ``noise_level·Var f / 2^b``. A coefficient found twice adds up.
+and never below the user's ``noise_level·Var f / 2^b``. A coefficient found twice adds up
+(a later singleton of the same support corrects an amplitude taken from a multiton).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
-from actspec_jax.solvers.compressive.design import bins_of
+from actspec_jax.solvers.compressive.design import bins_of, signs_of, support_of
+from actspec_jax.solvers.compressive.multiton import Code, candidates, combined, joint_bin, score
 
 __all__ = ["peel", "subtract"]
 
-
-def _signs(support: np.ndarray, offsets: np.ndarray, delays: np.ndarray) -> np.ndarray:
-    """``σ[C, K, P+1] = (−1)^{⟨k, o_c ⊕ d_p⟩}`` for ``support: bool[K, n]``."""
-    k = support.astype(np.int64)
-    base = (k @ offsets.T.astype(np.int64)) & 1  # [K, C]
-    shift = (k @ delays.T.astype(np.int64)) & 1  # [K, P+1]
-    parity = base.T[:, :, None] ^ shift[None, :, :]
-    return 1.0 - 2.0 * parity
+#: Takes of one support per round at most (a term whose bins disagree would otherwise flip forever).
+MAX_TAKES = 4
 
 
 def subtract(bins: np.ndarray, terms: dict, n: int, hashes, offsets, delays) -> None:
@@ -54,7 +65,7 @@ def subtract(bins: np.ndarray, terms: dict, n: int, hashes, offsets, delays) -> 
         support[row, list(subset)] = True
     coef = np.asarray(list(terms.values()), np.float64)
     where = bins_of(support, hashes)  # [C, K]
-    signs = _signs(support, offsets, delays)  # [C, K, P+1]
+    signs = signs_of(support, offsets, delays)  # [C, K, P+1]
     for c in range(bins.shape[0]):
         np.add.at(bins[c].T, where[c], -(coef[:, None] * signs[c]))
 
@@ -66,44 +77,105 @@ def peel(
     hashes: np.ndarray,
     offsets: np.ndarray,
     delays: np.ndarray,
-    decode: Callable[[np.ndarray], tuple[int, ...] | None],
+    decode,
     max_degree: int,
     floor: float,
-    max_sweeps: int = 32,
+    chase: int = 0,
+    z_min: float = 3.0,
+    joint: int = 3,
+    pairs: int = 64,
+    max_sweeps: int = 256,
 ) -> tuple[dict[tuple[int, ...], float], dict[str, int]]:
-    """Peel singletons from ``bins`` (modified in place) → ``{subset: coef}`` and counters."""
+    """Peel singletons, then multitons, from ``bins: float[C, P+1, J]`` (modified in place).
+
+    Every sweep first accepts the clean singletons (the residual test of the module docstring).
+    A sweep that finds none tries, in this order and until one of them accepts a term, the
+    in-bin joint decoding of every busy bin (``joint`` atoms at most; 1 turns it off), the
+    cross-group-confirmed dominant terms (:func:`~.multiton.score` ``≥ z_min``, Chase depth
+    ``chase``), and the ``pairs`` best cross-group combined decodes. ``decode`` maps
+    ``bool[P]`` sign bits to a support or ``None``. Returns ``{subset: coef}`` and counters
+    (``multi``, ``joint``, ``combined``: terms taken by each multiton stage).
+    """
+    code = Code(n, hashes, offsets, delays, decode, max_degree, chase)
     found: dict[tuple[int, ...], float] = {}
-    stats = {"sweeps": 0, "accepted": 0, "decode_failures": 0, "rejected": 0}
+    stats = dict.fromkeys(
+        ("sweeps", "accepted", "multi", "joint", "combined", "decode_failures", "rejected"), 0
+    )
+    cache: dict[tuple[int, int], list[tuple[int, ...]]] = {}  # Chase candidates per untouched bin
+    tried: set[tuple[int, int]] = set()  # bins whose joint decode failed and that no peel touched since
+    takes: dict[tuple[int, ...], int] = {}
+
+    def take(subset: tuple[int, ...], amp: float, stage: str | None = None) -> None:
+        takes[subset] = takes.get(subset, 0) + 1
+        found[subset] = found.get(subset, 0.0) + amp
+        subtract(bins, {subset: amp}, n, hashes, offsets, delays)
+        for c, j in enumerate(bins_of(support_of(subset, n), hashes)[:, 0]):
+            cache.pop((c, int(j)), None)
+            tried.discard((c, int(j)))
+        stats["accepted"] += 1
+        if stage:
+            stats[stage] += 1
+
     for _ in range(max_sweeps):
         stats["sweeps"] += 1
+        before = stats["accepted"]
         energy = (bins * bins).mean(axis=1)  # [C, J]
         noise = max(float(np.quantile(energy, 0.1)), floor)
-        accepted = 0
-        for c, j in zip(*np.nonzero(energy > 2.0 * noise)):
-            u = bins[c, :, j]
-            e = float((u * u).mean())
-            if e <= 2.0 * noise:
-                continue  # emptied by an earlier peel in this sweep
-            subset = decode(u[1:] * u[0] < 0)
-            if subset is None or len(subset) > max_degree:
-                stats["decode_failures"] += 1
-                continue
-            support = np.zeros((1, n), bool)
-            support[0, list(subset)] = True
-            if int(bins_of(support, hashes[c : c + 1])[0, 0]) != j:
-                stats["rejected"] += 1
-                continue
-            sign = _signs(support, offsets[c : c + 1], delays)[0, 0]
-            amp = float((u * sign).mean())
-            resid = float(((u - amp * sign) ** 2).mean())
-            tolerance = max(2.0 * noise, e / (4.0 * u.shape[0]))
-            if resid > tolerance or resid > 0.25 * e or amp * amp < noise:
-                stats["rejected"] += 1
-                continue
-            found[subset] = found.get(subset, 0.0) + amp
-            subtract(bins, {subset: amp}, n, hashes, offsets, delays)
-            accepted += 1
-        stats["accepted"] += accepted
-        if not accepted:
+        busy = [(int(c), int(j)) for c, j in zip(*np.nonzero(energy > 2.0 * noise))]
+        for c, j in busy:
+            term = _singleton(bins[c, :, j], c, j, code, noise, stats)
+            if term is not None and takes.get(term[0], 0) < MAX_TAKES:
+                take(*term)
+        if stats["accepted"] == before and joint > 1:
+            for c, j in busy:
+                if (c, j) in tried:
+                    continue
+                tried.add((c, j))
+                terms = joint_bin(bins, c, j, code, noise, joint)
+                if bins.shape[0] > 1 and not all(score(bins, k, c, code, 0.0, 0.0)[0] > 0 for k, _ in terms):
+                    continue  # another group contradicts an atom's sign
+                for subset, amp in terms:
+                    take(subset, amp, "joint")
+        if stats["accepted"] == before and bins.shape[0] > 1:
+            ranked = []
+            for c, j in busy:
+                if (c, j) not in cache:
+                    cache[(c, j)] = candidates(bins[c, :, j], c, j, code)
+                ranked += [
+                    (z, k, c) for k in cache[(c, j)] if (z := score(bins, k, c, code, noise, z_min)[0]) > 0
+                ]
+            for _, subset, c in sorted(ranked, key=lambda row: -row[0]):
+                z, amp = score(bins, subset, c, code, noise, z_min)
+                if z > 0 and takes.get(subset, 0) < MAX_TAKES:  # still confirmed after earlier peels
+                    take(subset, amp, "multi")
+        if stats["accepted"] == before and bins.shape[0] > 1:
+            for subset, c in combined(bins, busy, code, pairs):
+                z, amp = score(bins, subset, c, code, noise, z_min)
+                if z > 0 and subset not in found:
+                    take(subset, amp, "combined")
+        if stats["accepted"] == before:
             break
     return found, stats
+
+
+def _singleton(u: np.ndarray, c: int, j: int, code: Code, noise: float, stats: dict):
+    """``(k, a)`` when bin ``u = U[c, :, j]`` passes the singleton test, else ``None``."""
+    e = float((u * u).mean())
+    if e <= 2.0 * noise:
+        return None  # emptied by an earlier peel in this sweep
+    subset = code.decode(u[1:] * u[0] < 0)
+    if subset is None or len(subset) > code.max_degree:
+        stats["decode_failures"] += 1
+        return None
+    support = support_of(subset, code.n)
+    if int(bins_of(support, code.hashes[c : c + 1])[0, 0]) != j:
+        stats["rejected"] += 1
+        return None
+    sign = signs_of(support, code.offsets[c : c + 1], code.delays)[0, 0]
+    amp = float((u * sign).mean())
+    resid = float(((u - amp * sign) ** 2).mean())
+    tolerance = max(2.0 * noise, e / (4.0 * u.shape[0]))
+    if resid > tolerance or resid > 0.25 * e or amp * amp < noise:
+        stats["rejected"] += 1
+        return None
+    return subset, amp

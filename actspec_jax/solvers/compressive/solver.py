@@ -71,6 +71,10 @@ __all__ = ["CompressiveSolver"]
 MIN_BITS, MAX_BITS, MIN_HELD = 2, 16, 16
 #: Below this share of Var f explained on its uniform masks the result carries an ``unexplained`` diagnostic.
 MIN_EXPLAINED = 0.5
+#: Chase depth of the BCH decoding: the 6 least reliable signs of a bin are flipped in all
+#: 63 patterns (on 20 planted terms with a 10 % dense tail, depth 4 → 6 raised recall at
+#: n = 1000, 2160 evaluations from 0.90 to 0.95; 16 bins per group, 37–41 delays).
+CHASE_DEPTH = 6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,7 +240,7 @@ class CompressiveSolver:
             floor = max(self.noise_level * var / (1 << b), 1e-12 * float((values**2).mean()) + 1e-30)
             new, stats = peel(
                 bins, n=n, hashes=hashes, offsets=offsets, delays=delays, decode=decode,
-                max_degree=t, floor=floor,
+                max_degree=t, floor=floor, chase=CHASE_DEPTH if code == "bch" else 0,
             )  # fmt: skip
             for subset, coef in new.items():
                 found[subset] = found.get(subset, 0.0) + coef

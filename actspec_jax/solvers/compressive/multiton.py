@@ -1,0 +1,190 @@
+"""Decoding bins that hold several terms: Chase candidates, cross-group scores, joint fits (private).
+
+A bin of group ``c`` is ``u = Σ_i c_i σ_i`` over the terms ``k_i`` hashed to it, with
+``σ_i[p] = (−1)^{⟨k_i, o_c ⊕ d_p⟩}`` (:func:`~.design.signs_of`). The singleton test of
+:mod:`~.peeling` needs one term; these stages take terms out of bins with two or more
+(the math of each is in its docstring; :func:`~.peeling.peel` runs them):
+
+* :func:`chase_candidates` / :func:`candidates`: supports from the signs of ``u``, with the
+  least reliable ones flipped (soft-decision Chase decoding of the BCH syndrome);
+* :func:`score`: a candidate confirmed by the other groups' bins (successive interference
+  cancellation of the dominant term);
+* :func:`joint_bin`: up to 3 terms fitted jointly inside one bin;
+* :func:`combined`: one term decoded from the aligned sum of its bins in two groups.
+
+Host-side, float64; everything is deterministic given the bins.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from actspec_jax.solvers.compressive.design import bins_of, signs_of, support_of
+
+__all__ = ["Code", "candidates", "chase_candidates", "combined", "joint_bin", "score"]
+
+Subset = tuple[int, ...]
+
+
+class Code(NamedTuple):
+    """The design of one round: ``hashes: bool[C, n, b]``, ``offsets: bool[C, n]``,
+    ``delays: bool[P+1, n]``, the sign-bit decoder, the degree bound and the Chase depth."""
+
+    n: int
+    hashes: np.ndarray
+    offsets: np.ndarray
+    delays: np.ndarray
+    decode: Callable[[np.ndarray], Subset | None]
+    max_degree: int
+    chase: int
+
+
+def chase_candidates(
+    u: np.ndarray, decode: Callable[[np.ndarray], Subset | None], depth: int
+) -> list[Subset]:
+    """Supports decoded from the signs of ``u: float[P+1]`` and from flips of its least reliable ones.
+
+    The hard bits are ``β_p = [u_p u_0 < 0]``. When ``u`` holds a dominant term plus smaller
+    ones, ``sign u_p`` is the dominant term's sign wherever ``|u_p|`` is large and may be wrong
+    where the others (or noise) cancel it, i.e. where ``|u_p|`` is small. So, as in Chase
+    decoding, the ``depth`` positions of smallest ``|u_p|`` are flipped in every pattern of up
+    to ``depth`` of them (``2^depth − 1`` more decodes); flipping position 0 (the reference)
+    complements every bit. The hard decode comes first; duplicates and failures are dropped.
+    """
+    bits = u[1:] * u[0] < 0
+    out: list[Subset] = []
+    first = decode(bits)
+    if first is not None:
+        out.append(first)
+    weak = np.argsort(np.abs(u), kind="stable")[: max(depth, 0)]
+    for size in range(1, len(weak) + 1):
+        for flip in itertools.combinations(weak, size):
+            trial = bits.copy()
+            for p in flip:
+                if p == 0:
+                    trial = ~trial
+                else:
+                    trial[p - 1] = ~trial[p - 1]
+            subset = decode(trial)
+            if subset is not None and subset not in out:
+                out.append(subset)
+    return out
+
+
+def _hashes_to(subset: Subset, c: int, j: int, code: Code) -> bool:
+    return int(bins_of(support_of(subset, code.n), code.hashes[c : c + 1])[0, 0]) == j
+
+
+def candidates(u: np.ndarray, c: int, j: int, code: Code) -> list[Subset]:
+    """Chase candidates of bin ``(c, j)`` (values ``u``) that hash to it, ``1 ≤ |k| ≤ max_degree``."""
+    return [
+        k
+        for k in chase_candidates(u, code.decode, code.chase)
+        if k and len(k) <= code.max_degree and _hashes_to(k, c, j, code)
+    ]
+
+
+def score(
+    bins: np.ndarray, subset: Subset, c: int, code: Code, noise: float, z_min: float
+) -> tuple[float, float]:
+    """``(z, ĉ)`` of candidate ``k`` decoded in group ``c``, on the current bins (``z = 0``: rejected).
+
+    Per group ``c'``, ``a_{c'} = mean_p U[c', p, j_{c'}] σ_{c'p}`` is ``k``'s least-squares
+    amplitude from its bin ``j_{c'}`` there and ``e_{c'}`` that bin's energy. A true term has
+    ``a_{c'} = c_k`` plus the bin's other terms projected on ``σ_{c'}`` (mean 0, variance
+    ``≲ e_{c'}/(P+1)``: their signs look random against ``k``'s); a wrong ``k`` has ``a_{c'}``
+    of that spread around 0. Rejected unless its own bin keeps it (``a_c² ≥ σ̂²`` and the
+    residual ``e_c − a_c² ≤ 0.9 e_c``, SPEX's multi-detect rule), no other group leans the other
+    way (``sign(a_c) a_{c'} > 0``) and ``z = Σ_{c'≠c} sign(a_c) a_{c'} · √(P+1) / √(Σ_{c'≠c}
+    e_{c'}) ≥ z_min``. ``ĉ = mean_{c'} a_{c'}`` is the least-squares amplitude over all groups'
+    delays (every ``σ`` has unit norm per value).
+    """
+    support = support_of(subset, code.n)
+    where = bins_of(support, code.hashes)[:, 0]  # [C]
+    sign = signs_of(support, code.offsets, code.delays)[:, 0]  # [C, P+1]
+    vals = bins[np.arange(bins.shape[0]), :, where]  # [C, P+1]
+    amp, energy = (vals * sign).mean(axis=1), (vals * vals).mean(axis=1)
+    own = float(amp[c])
+    others = np.delete(np.arange(bins.shape[0]), c)
+    if own * own < noise or own * own < 0.1 * float(energy[c]) or others.size == 0:
+        return 0.0, 0.0
+    lean = np.sign(own) * amp[others]
+    if np.any(lean <= 0):
+        return 0.0, 0.0
+    z = float(lean.sum() * np.sqrt(bins.shape[1]) / np.sqrt(max(float(energy[others].sum()), 1e-300)))
+    return (z, float(amp.mean())) if z >= z_min else (0.0, 0.0)
+
+
+def joint_bin(
+    bins: np.ndarray, c: int, j: int, code: Code, noise: float, most: int
+) -> list[tuple[Subset, float]]:
+    """Terms ``[(k_i, ĉ_i)]`` (``2 ≤ K ≤ most``) that explain bin ``(c, j)`` jointly, or ``[]``.
+
+    Greedy decoding inside one bin: with atoms ``σ_1 … σ_K`` fitted to ``u`` by least squares,
+    the candidates of the residual ``r = u − Σ ĉ_i σ_i`` are tried and the one giving the
+    smallest joint residual is added. The bin is resolved when ``mean r² ≤ max(2σ̂², e/(4(P+1)))``
+    (the singleton tolerance) with every ``ĉ_i² ≥ σ̂²``: ``K ≤ 3`` hash-consistent BCH words
+    explaining ``P+1 ≈ 30`` values is no accident (the caller also asks that no other group
+    contradicts an atom's sign).
+    """
+    u = bins[c, :, j]
+    tolerance = max(2.0 * noise, float((u * u).mean()) / (4.0 * u.shape[0]))
+    atoms: list[Subset] = []
+    cols: list[np.ndarray] = []
+    resid = u
+    for _ in range(most):
+        best = None
+        for subset in candidates(resid, c, j, code):
+            if subset in atoms:
+                continue
+            col = signs_of(support_of(subset, code.n), code.offsets[c : c + 1], code.delays)[0, 0]
+            design = np.stack([*cols, col], axis=1)
+            coef, *_ = np.linalg.lstsq(design, u, rcond=None)
+            left = u - design @ coef
+            fit = float((left * left).mean())
+            if best is None or fit < best[0]:
+                best = (fit, subset, col, coef, left)
+        if best is None:
+            return []
+        fit, subset, col, coef, resid = best
+        atoms.append(subset)
+        cols.append(col)
+        if fit <= tolerance:
+            if len(atoms) < 2 or np.any(coef * coef < noise):
+                return []
+            return list(zip(atoms, (float(x) for x in coef)))
+    return []
+
+
+def combined(
+    bins: np.ndarray, busy: list[tuple[int, int]], code: Code, pairs: int
+) -> list[tuple[Subset, int]]:
+    """Candidates ``[(k, c)]`` decoded from two groups' bins at once.
+
+    The delays are shared by all groups, so a term ``(k, a)`` shows in its bin of group ``c`` as
+    ``a (−1)^{⟨k, o_c⟩} s`` with the *same* ``s_p = (−1)^{⟨k, d_p⟩}`` in every group: two groups'
+    bins that hold it (alone or dominantly) are parallel up to sign, and their aligned sum
+    ``u_c + sign(u_c·u_{c'}) u_{c'}`` doubles the signal and adds independent noise — ``√2`` the
+    SNR of either. The ``pairs`` most correlated pairs of busy bins of different groups
+    (``|cos| ≥ 0.5``) are decoded so (Chase included); a candidate must hash to both bins.
+    """
+    rows = []
+    for a, (c, j) in enumerate(busy):
+        for c2, j2 in busy[a + 1 :]:
+            if c2 == c:
+                continue
+            u, v = bins[c, :, j], bins[c2, :, j2]
+            cos = float(u @ v) / max(float(np.sqrt((u @ u) * (v @ v))), 1e-300)
+            if abs(cos) >= 0.5:
+                rows.append((abs(cos), c, j, c2, j2))
+    out: list[tuple[Subset, int]] = []
+    for _, c, j, c2, j2 in sorted(rows, reverse=True)[:pairs]:
+        u, v = bins[c, :, j], bins[c2, :, j2]
+        for subset in candidates(u + np.sign(float(u @ v)) * v, c, j, code):
+            if _hashes_to(subset, c2, j2, code) and (subset, c) not in out:
+                out.append((subset, c))
+    return out
