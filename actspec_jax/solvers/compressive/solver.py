@@ -14,6 +14,10 @@ spectra of ``2^b`` bins. Singletons are detected and their support read from the
   is fewer (small ``n``);
 * unbounded (``max_degree=None``): the ``n`` unit vectors (bit ``i`` of ``k`` read directly).
 
+Bins where 2–3 terms collide are decoded too (:mod:`~actspec_jax.solvers.compressive.multiton`:
+Chase decoding of the signs, a joint fit inside the bin, the dominant term confirmed by the other
+groups, one term from two groups' bins added) — at SPEX's b = 3 design (2.5 terms per bin) this
+took 20 planted terms from 6 found to all 20.
 Peeling subtracts every accepted term from all groups' bins. Later rounds use fresh hashes and
 start by subtracting every term found so far, so collisions of one round are resolved in the
 next. Real functions are not exactly sparse: the noise floor of the singleton tests is a
