@@ -99,3 +99,28 @@ def test_twenty_terms_at_spex_smallest_design_are_all_recovered():
     assert all(abs(found.get(k, 0.0) - v) <= 0.05 * abs(v) for k, v in planted.items())
     assert not [k for k, v in found.items() if k and k not in planted and abs(v) > 0.05]
     assert spectrum.solver["explained_share"] > 0.99
+
+
+def test_twenty_terms_under_a_dense_tail_are_recovered_without_wrong_terms():
+    """The same 20 terms plus a dense tail of 10 % of their energy (``σ√2 cos(97 x·w + φ)``, spread
+    over all degrees) at SPEX's noisy design (16 bins, 1584 evaluations): the singleton-only decoder
+    found 17 (recall 0.85); with Chase flips and two-group combining all 20 are found, and nothing
+    of the tail is reported as a term of |ĉ| ≥ 0.15."""
+    import jax.numpy as jnp
+
+    poly = random_sparse_polynomial(jax.random.key(120), 100, 20, max_degree=4, min_abs=0.3)
+    planted = {k: v for k, v in poly.truth.items() if k}
+    sigma = float(np.sqrt(0.1 * sum(v * v for v in planted.values())))
+    w = jax.random.normal(jax.random.key(177), (100,))
+
+    def f(x: jax.Array) -> jax.Array:
+        return poly.problem.evaluate_unchecked(x) + sigma * jnp.sqrt(2.0) * jnp.cos(97.0 * (x @ w) + 0.3)
+
+    problem = asj.FunctionProblem(f, 100, name="planted+dense tail")
+    spectrum = asj.CompressiveSolver(max_evaluations=1584, max_degree=4, noise_level=0.1)(
+        problem, key=jax.random.key(1)
+    )
+    found = spectrum.to_dict()
+    assert all(abs(found.get(k, 0.0) - v) <= 0.25 * abs(v) for k, v in planted.items())
+    assert all(np.sign(found[k]) == np.sign(v) for k, v in planted.items())
+    assert not [k for k, v in found.items() if k and k not in planted and abs(v) >= 0.15]
