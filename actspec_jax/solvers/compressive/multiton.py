@@ -170,7 +170,12 @@ def combined(
     bins that hold it (alone or dominantly) are parallel up to sign, and their aligned sum
     ``u_c + sign(u_c·u_{c'}) u_{c'}`` doubles the signal and adds independent noise — ``√2`` the
     SNR of either. The ``pairs`` most correlated pairs of busy bins of different groups
-    (``|cos| ≥ 0.5``) are decoded so (Chase included); a candidate must hash to both bins.
+    (``|cos| ≥ 0.5``) are decoded so (Chase included), first with a third group's bin added when
+    one is as parallel to the pair's sum (``√3`` the SNR); a candidate must hash to both bins.
+    Measured on 20 planted terms with a 10 % dense tail at 8 bins per group (n = 100, 500, 1000,
+    3 draws): the third bin raised one draw's recall from 0.25 to 0.95 and changed no other; a
+    looser ``|cos| ≥ 0.35`` raised the mean recall from 0.62 to 0.69 but the wrong terms of
+    ``|ĉ| ≥ 0.15`` from 4 to 7, so it was not kept.
     """
     rows = []
     for a, (c, j) in enumerate(busy):
@@ -184,7 +189,14 @@ def combined(
     out: list[tuple[Subset, int]] = []
     for _, c, j, c2, j2 in sorted(rows, reverse=True)[:pairs]:
         u, v = bins[c, :, j], bins[c2, :, j2]
-        for subset in candidates(u + np.sign(float(u @ v)) * v, c, j, code):
-            if _hashes_to(subset, c2, j2, code) and (subset, c) not in out:
-                out.append((subset, c))
+        both = u + np.sign(float(u @ v)) * v
+        sums = [both]
+        for c3, j3 in busy:  # a third group's bin parallel to both: √3 the SNR
+            w = bins[c3, :, j3]
+            if c3 not in (c, c2) and abs(float(both @ w)) >= 0.5 * float(np.sqrt((both @ both) * (w @ w))):
+                sums.insert(0, both + np.sign(float(both @ w)) * w)
+        for total in sums:
+            for subset in candidates(total, c, j, code):
+                if _hashes_to(subset, c2, j2, code) and (subset, c) not in out:
+                    out.append((subset, c))
     return out
