@@ -33,11 +33,10 @@ adds all ``n`` degree-1 characters to the fit (``'auto'``: when there are at lea
 ``8·(n + K)`` masks; all pairs as well when ``8·(n + n(n−1)/2 + K)`` fit — small layers):
 real layers have a long tail of small first-order terms that no bin resolves alone but that a
 regression on the same samples estimates almost for free; when that leaves room (``N/8``
-columns in all) the pairs most correlated with the residual are screened in as well
-(:meth:`CompressiveSolver._screen_pairs`); added terms are kept when ``|ĉ| ≥ 3·se`` and
-``|ĉ| ≥ 10⁻³·std f`` (round-off of an exactly
-sparse fit is not a term) and refitted once more. Terms found by peeling are
-always reported.
+columns in all) the pairs most correlated with the residual are screened in as well, in two
+passes, and the added coefficients are shrunk by ``max(0, 1 − se²/ĉ²)`` (dropped at
+``|ĉ| ≤ se`` or ``< 10⁻³·std f``; :mod:`~actspec_jax.solvers.compressive.hybrid`). Terms found
+by peeling are always reported.
 
 **Budget.** ``max_evaluations`` is respected by construction: the plan
 (:meth:`CompressiveSolver.plan`) fixes ``b`` (the largest that fits), the rounds and the
@@ -47,7 +46,6 @@ uniform masks before anything is evaluated, and the solver evaluates exactly the
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 import time
 from typing import Any
@@ -61,6 +59,7 @@ from actspec_jax.errors import ActSpecError, NonFiniteOutputError
 from actspec_jax.problems.base import Problem
 from actspec_jax.solvers.compressive import bch
 from actspec_jax.solvers.compressive.design import draw_groups, group_bins, group_masks, uniform_masks
+from actspec_jax.solvers.compressive.hybrid import hybrid_refit
 from actspec_jax.solvers.compressive.peeling import peel, subtract
 from actspec_jax.solvers.compressive.refit import least_squares
 from actspec_jax.solvers.degree_profile import (
@@ -362,62 +361,9 @@ class CompressiveSolver:
         return values
 
     def _refit(self, n: int, masks: jax.Array, values: np.ndarray, found: dict) -> tuple:
-        """Least squares of ``∅``, the peeled terms and (hybrid) the significant singletons."""
-        peeled = sorted({s for s in found if s}, key=lambda s: (len(s), s))
-        count, extra = values.shape[0], []
-        for degree in (1, 2):  # the low-degree regression stage, as far as the data allow
-            more = [s for s in itertools.combinations(range(n), degree) if s not in found]
-            width = 1 + len(peeled) + len(extra) + len(more)
-            if self.singletons == "never" or (degree == 2 and self.singletons == "always"):
-                break
-            if self.singletons == "auto" and count < 8 * width:
-                break
-            extra += more
-        subsets = [(), *peeled, *extra]
-        coef, err = self._fit(masks, values, subsets, n)
-        room = count // 8 - len(subsets)
-        if extra and len(extra[-1]) == 1 and room > 0 and self.singletons != "never":
-            subsets = subsets + self._screen_pairs(masks, values, subsets, coef, room, n)
-            coef, err = self._fit(masks, values, subsets, n)
-        if extra:
-            small = 1e-3 * float(values.std())
-            keep = [
-                i < 1 + len(peeled) or (abs(c) >= 3.0 * e and abs(c) >= small)
-                for i, (c, e) in enumerate(zip(coef, err))
-            ]
-            subsets = [s for s, k in zip(subsets, keep) if k]
-            coef, err = self._fit(masks, values, subsets, n)
-        kept = sum(1 for s in subsets if s and s not in found)
-        return subsets, coef, err, kept
-
-    @staticmethod
-    def _screen_pairs(
-        masks: Any, values: np.ndarray, subsets: list, coef: np.ndarray, room: int, n: int
-    ) -> list:
-        """The ``room`` pairs most correlated with the residual of the current fit.
-
-        All ``n(n−1)/2`` pair correlations at once: ``C = Xᵀ diag(r) X / N`` with ``X`` the ±1
-        masks, ``C[i, j] = mean(r · x_i x_j)`` — the residual's estimated coefficient on
-        ``χ_{i,j}`` (unbiased on uniform masks). Measured on MNIST ``relu_0`` (10k evaluations):
-        a degree-1 + screened-pair least-squares fit of uniform masks reached held-out R² 0.90
-        against 0.85 for the peeled terms + singletons alone.
-        """
-        x = np.asarray(masks, np.float32)
-        fitted = np.asarray(Spectrum.build(n, subsets, coef).evaluate(jnp.asarray(x)), np.float64)
-        resid = (values - fitted).astype(np.float32)
-        corr = np.abs((x * resid[:, None]).T @ x) / x.shape[0]
-        have = {s for s in subsets if len(s) == 2}
-        iu = np.triu_indices(n, 1)
-        scores = corr[iu]
-        order = np.argsort(-scores)
-        pairs = []
-        for t in order:
-            pair = (int(iu[0][t]), int(iu[1][t]))
-            if pair not in have:
-                pairs.append(pair)
-                if len(pairs) >= room:
-                    break
-        return pairs
+        """Least squares of ``∅``, the peeled terms and (hybrid) screened low-degree terms, shrunk
+        (:func:`~actspec_jax.solvers.compressive.hybrid.hybrid_refit`)."""
+        return hybrid_refit(masks, values, found, n, singletons=self.singletons, fit=self._fit)
 
     @staticmethod
     def _fit(masks: jax.Array, values: np.ndarray, subsets: list, n: int) -> tuple[np.ndarray, np.ndarray]:
