@@ -290,9 +290,18 @@ REAL = {
 
 
 def real_case(
-    name: str, problem: Any, budgets: list[int], methods: list[str], spex_max_seconds: float, keep: Any
+    name: str,
+    problem: Any,
+    budgets: list[int],
+    methods: list[str],
+    spex_max_seconds: float,
+    keep: Any,
+    seeds: tuple[int, ...] = (1,),
 ) -> dict[str, Any]:
     """Every method at every budget on one real function; ``keep(out)`` after every run.
+
+    Our solvers and ls2 run once per seed in ``seeds`` (the key of their random masks; the
+    held-out masks stay the same), each row recording its ``seed``; SPEX/ProxySPEX once (seed 1).
 
     SPEX at a budget is skipped (and the skip recorded, with the estimate) when its time
     extrapolated linearly in evaluations from its smaller-budget run exceeds
@@ -314,8 +323,13 @@ def real_case(
     for budget in budgets:
         for method in methods:
             if method in makers:
-                spectrum, sec, used = timed(makers[method](budget), problem, 1)
-                rows.append(_entry(method, budget, spectrum, sec, used, None, masks, values))
+                for seed in seeds:
+                    spectrum, sec, used = timed(makers[method](budget), problem, seed)
+                    entry = _entry(method, budget, spectrum, sec, used, None, masks, values)
+                    rows.append(dict(entry, seed=seed))
+                    if keep:
+                        keep(out)
+                continue
             elif method in ("spex", "proxyspex", "proxyspex_nohpo"):
                 done = [r for r in rows if r["method"] == method and "seconds" in r]
                 if method == "spex" and done:
@@ -338,7 +352,7 @@ def real_case(
                     sp, sec, used = spex(problem, budget, 1, max_order=2)
                 else:
                     sp, sec, used = proxyspex(problem, budget, 1, max_order=2, hpo=method == "proxyspex")
-                rows.append(_entry(method, budget, sp, sec, used, None, masks, values))
+                rows.append(dict(_entry(method, budget, sp, sec, used, None, masks, values), seed=1))
             else:
                 raise ValueError(f"unknown method {method!r}")
             if keep:
@@ -358,7 +372,8 @@ def run(args: Any, save: Any = None) -> dict[str, Any]:
             if save:
                 save(payload)
 
-        keep(real_case(name, make(), args.real_budgets, args.methods, args.spex_max_seconds, keep))
+        seeds = tuple(getattr(args, "seeds", None) or (1,))
+        keep(real_case(name, make(), args.real_budgets, args.methods, args.spex_max_seconds, keep, seeds))
     for n in args.ns:
         for s in args.sparsity:
             for noise in args.noise:

@@ -242,6 +242,8 @@ def main() -> None:
                         help="skip (and record) a real SPEX run estimated to take longer")  # fmt: skip
     parser.add_argument("--out", default="bench_vs_spex", help="results file name (compressive mode)")
     parser.add_argument("--real-budgets", type=int, nargs="+", default=[10000, 40000])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1],
+                        help="keys of ours/ls2 on the real functions (one row per seed)")  # fmt: skip
     parser.add_argument("--proxy-planted", metavar="PART", help="ProxySPEX on the planted cases of PART.json")
     parser.add_argument("--merge", nargs="+", metavar="PART", help="merge part files into --out; tables")
     args = parser.parse_args()
