@@ -12,8 +12,11 @@ neighbours masked.
 The added (non-peeled) coefficients are then **shrunk** by the positive-part factor
 ``max(0, 1 − se²/ĉ²)`` (``se`` the HC1 standard error): for a prediction the expected squared
 error of keeping ``ĉ`` is ``se²`` and of dropping it ``c²``, and the factor interpolates —
-terms with ``|ĉ| ≤ se`` (and below ``10⁻³·std f``, round-off of an exactly sparse fit) are
-dropped, large ones are left as they are. Reported standard errors are the least-squares ones.
+terms with ``|ĉ| ≤ se`` (and below ``10⁻⁶·rms f``, float32 round-off of an exactly sparse
+fit) are dropped, large ones are left as they are. (The round-off floor was ``10⁻³·std f``: on
+the sentiment layer, whose pair coefficients are tiny against its mean, that dropped every
+screened pair — 545 terms, held-out R² 0.99933 at 10k; with ``10⁻⁶·rms f``: 1045 terms, 0.99944,
+ls2 0.99935.) Reported standard errors are the least-squares ones.
 Peeled terms are always reported, unshrunk.
 
 Measured on MNIST ``relu_0`` (class 7, 256 units) at 10k evaluations, keys 1–3 (same data per
@@ -36,6 +39,8 @@ __all__ = ["hybrid_refit", "screen_pairs"]
 
 Fit = Callable[[Any, np.ndarray, list, int], tuple[np.ndarray, np.ndarray]]
 PASSES = 2  # screening passes (half of the room each)
+#: Added terms below this share of ``rms f`` are float32 round-off of the fit, not terms.
+ROUND_OFF = 1e-6
 
 
 def hybrid_refit(
@@ -73,7 +78,8 @@ def hybrid_refit(
     fixed = 1 + len(peeled)  # ∅ and the peeled terms: kept as fitted
     factor[:fixed] = 1.0
     keep = np.ones(len(subsets), bool)
-    keep[fixed:] = (factor[fixed:] > 0) & (np.abs(coef[fixed:]) >= 1e-3 * float(values.std()))
+    small = ROUND_OFF * float(np.sqrt(np.mean(np.square(values))))
+    keep[fixed:] = (factor[fixed:] > 0) & (np.abs(coef[fixed:]) >= small)
     subsets = [s for s, k in zip(subsets, keep) if k]
     return subsets, (coef * factor)[keep], err[keep], int(keep[fixed:].sum())
 

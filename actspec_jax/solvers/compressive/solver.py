@@ -35,7 +35,7 @@ real layers have a long tail of small first-order terms that no bin resolves alo
 regression on the same samples estimates almost for free; when that leaves room (``N/8``
 columns in all) the pairs most correlated with the residual are screened in as well, in two
 passes, and the added coefficients are shrunk by ``max(0, 1 − se²/ĉ²)`` (dropped at
-``|ĉ| ≤ se`` or ``< 10⁻³·std f``; :mod:`~actspec_jax.solvers.compressive.hybrid`). Terms found
+``|ĉ| ≤ se`` or ``< 10⁻⁶·rms f``; :mod:`~actspec_jax.solvers.compressive.hybrid`). Terms found
 by peeling are always reported.
 
 **Budget.** ``max_evaluations`` is respected by construction: the plan
