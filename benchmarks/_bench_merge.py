@@ -29,15 +29,19 @@ def _load(name: str) -> dict[str, Any]:
 
 
 def _by_method(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per method: mean / sd / count of held-out R² over its seeds, the slowest run's seconds."""
+    """Per method: mean / sd / count of held-out R² over its seeds, the slowest run's seconds.
+
+    A seed measured twice (two sessions, same key) counts once, with its mean R².
+    """
     out: dict[str, dict[str, Any]] = {}
     for method in sorted({r["method"] for r in rows}):
         runs = [r for r in rows if r["method"] == method]
-        r2 = np.array([r["r2"] for r in runs])
+        seeds = sorted({r.get("seed", 1) for r in runs})
+        r2 = np.array([np.mean([r["r2"] for r in runs if r.get("seed", 1) == s]) for s in seeds])
         out[method] = {
             "r2_mean": float(r2.mean()),
             "r2_sd": float(r2.std(ddof=1)) if len(r2) > 1 else None,
-            "runs": len(runs),
+            "runs": len(seeds),
             "seconds_max": max(r["seconds"] for r in runs),
             "evaluations_max": max(r["evaluations"] for r in runs),
         }
@@ -143,9 +147,13 @@ def merge(parts: list[str], out: str) -> dict[str, Any]:
             slot["runs"] += case.get("runs", [])
         planted += part.get("planted", [])
         proxy_planted += part.get("proxyspex_planted", [])
-    for case in real.values():
+    not_run = {(r["name"], r["budget"], r["method"]): r["reason"] for r in merged.get("real_not_run", [])}
+    for name, case in real.items():
         case["runs"].sort(key=lambda r: (r["budget"], r["method"], r.get("seed", 1)))
         case["targets"] = _real_targets(case)
+        for entry in case["targets"]:
+            if entry.get("spex") == "not run" and (name, entry["budget"], "spex") in not_run:
+                entry["spex"] = f"not run: {not_run[name, entry['budget'], 'spex']}"
     for case in planted:
         case["targets"] = _planted_targets(case)
         key = (case["n"], case["s"], case["noise"])
