@@ -270,6 +270,8 @@ class CompressiveSolver:
             "rounds_run": round_stats,
             "peeled_terms": len([s for s in found if s]),
             "low_degree_terms_added": kept_low,
+            # their coefficients are shrunk (compressive.hybrid); their stderr are the fit's own
+            "low_degree_shrinkage": "max(0, 1 - se^2/c^2)" if kept_low else None,
             "key": np.asarray(jax.random.key_data(key)).tolist()
             if jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
             else np.asarray(key).tolist(),
