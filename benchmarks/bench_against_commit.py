@@ -220,8 +220,10 @@ def run_once(root: Path, out: Path, quick: bool, only: list[str] | None) -> dict
     cmd += ["--only", *only] if only else []
     subprocess.run(cmd, check=True, env=env, cwd=str(out.parent))
     data = json.loads(out.read_text())
-    if not Path(data["actspec_jax_file"]).resolve().is_relative_to(root.resolve()):
-        raise RuntimeError(f"workload imported {data['actspec_jax_file']}, not the tree under {root}")
+    imported = Path(data["actspec_jax_file"]).resolve()
+    if not imported.is_relative_to(root.resolve()):
+        raise RuntimeError(f"workload imported {imported}, not the tree under {root}")
+    data["actspec_jax_file"] = imported.relative_to(root.resolve()).as_posix()  # no machine paths saved
     return data
 
 
