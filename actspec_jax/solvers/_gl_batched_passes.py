@@ -26,14 +26,22 @@ import numpy as np
 
 from actspec_jax.problems.base import Problem
 from actspec_jax.solvers._gl_settings import TAG_REFIT
-from actspec_jax.solvers.residual import by_degree, pass_checkpoint, pass_key, pass_record, passes_info, trim
+from actspec_jax.solvers.residual import (
+    ResidualProblem,
+    by_degree,
+    pass_checkpoint,
+    pass_key,
+    pass_record,
+    passes_info,
+    trim,
+)
 from actspec_jax.spectrum import Spectrum
 
 __all__ = ["MultiResidualProblem", "residual_passes"]
 
 
 @jax.tree_util.register_pytree_node_class
-class MultiResidualProblem(Problem):
+class MultiResidualProblem(ResidualProblem):
     """``f_k − f̃_k`` for every output ``k``: a multi-output problem minus one sparse
     approximation per output (``float32[k, K]``, same masks and ``n``)."""
 
@@ -44,15 +52,7 @@ class MultiResidualProblem(Problem):
         )
 
     @property
-    def n(self) -> int:
-        return self.base.n
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.base.labels
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
+    def output_shape(self) -> tuple[int, ...]:  # n and labels: the base's, as ResidualProblem
         return (len(self.approximations),)
 
     @property

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
+from counting import counting
 
 import actspec_jax as asj
 from actspec_jax.problems import synthetic
@@ -36,17 +36,6 @@ def test_planted_sparse_recovery_under_budget() -> None:
     assert sum(spec.solver["evaluations_by_stage"].values()) == spec.solver["evaluations"]
 
 
-def _counting(problem: asj.Problem) -> tuple[asj.FunctionProblem, list[int]]:
-    """The same function, counting every row it is evaluated on (padding included)."""
-    seen: list[int] = []
-
-    def f(masks: jax.Array) -> jax.Array:
-        jax.debug.callback(lambda k: seen.append(int(k)), jnp.int32(masks.shape[0]))
-        return problem.evaluate_unchecked(masks)
-
-    return asj.FunctionProblem(f, problem.n), seen
-
-
 @pytest.mark.parametrize(
     "make, budget",
     [
@@ -61,7 +50,7 @@ def _counting(problem: asj.Problem) -> tuple[asj.FunctionProblem, list[int]]:
 )
 def test_budget_never_exceeded(make, budget: int) -> None:
     poly = synthetic.random_sparse_polynomial(jax.random.key(2), 24, 6, max_degree=3)
-    problem, seen = _counting(poly.problem)
+    problem, seen = counting(poly.problem)
     spec = make(budget)(problem, key=jax.random.key(0))
     jax.effects_barrier()
     assert 0 < sum(seen) <= budget

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
+from counting import counting
 
 import actspec_jax as asj
 from actspec_jax.problems import synthetic
@@ -77,21 +77,10 @@ def test_compressive_passes_same_key_same_result(compressive_runs: dict) -> None
     _same(two, again)
 
 
-def _counting(problem: asj.Problem) -> tuple[asj.FunctionProblem, list[int]]:
-    """The same function, counting every row it is evaluated on."""
-    seen: list[int] = []
-
-    def f(masks: jax.Array) -> jax.Array:
-        jax.debug.callback(lambda k: seen.append(int(k)), jnp.int32(masks.shape[0]))
-        return problem.evaluate_unchecked(masks)
-
-    return asj.FunctionProblem(f, problem.n), seen
-
-
 @pytest.mark.parametrize("passes, budget", [(2, 1200), pytest.param(3, 1500, marks=pytest.mark.slow)])
 def test_compressive_budget_is_split_and_never_exceeded(passes: int, budget: int) -> None:
     planted = synthetic.random_sparse_polynomial(jax.random.key(1), 32, 20, max_degree=3)
-    problem, seen = _counting(planted.problem)
+    problem, seen = counting(planted.problem)
     solver = asj.ResidualPasses(asj.CompressiveSolver(max_degree=3), passes=passes, max_evaluations=budget)
     spec = solver(problem, key=jax.random.key(0))
     jax.effects_barrier()
