@@ -33,6 +33,11 @@ decodes the bins that hold several terms, in three ways, each verified before a 
   term's bins in two groups are parallel up to sign; their aligned sum decodes terms that the
   noise hides in each bin alone (√2 the SNR).
 
+Before those, when ``exact_tol > 0``, every non-empty bin is *factored* exactly
+(:func:`~.sums.factor_bin`): on an exactly sparse function each value is a signed sum of the
+bin's magnitudes, which gives every term's syndrome at once (up to 8 terms a bin; accepts
+nothing where a tail or noise is present).
+
 An accepted ``(k, a)`` is subtracted from its bin in *every* group (peeling), which can turn
 collisions elsewhere into singletons; sweeps repeat until one accepts nothing. The noise floor
 ``σ̂²`` is re-estimated every sweep as the 10 % quantile of the bin energies (most bins of a
@@ -49,6 +54,7 @@ import numpy as np
 
 from actspec_jax.solvers.compressive.design import bins_of, signs_of, support_of
 from actspec_jax.solvers.compressive.multiton import Code, candidates, combined, joint_bin, score
+from actspec_jax.solvers.compressive.sums import factor_bin
 
 __all__ = ["peel", "subtract"]
 
@@ -85,6 +91,7 @@ def peel(
     joint: int = 3,
     pairs: int = 64,
     max_sweeps: int = 256,
+    exact_tol: float = 0.0,
 ) -> tuple[dict[tuple[int, ...], float], dict[str, int]]:
     """Peel singletons, then multitons, from ``bins: float[C, P+1, J]`` (modified in place).
 
@@ -99,10 +106,11 @@ def peel(
     code = Code(n, hashes, offsets, delays, decode, max_degree, chase)
     found: dict[tuple[int, ...], float] = {}
     stats = dict.fromkeys(
-        ("sweeps", "accepted", "multi", "joint", "combined", "decode_failures", "rejected"), 0
+        ("sweeps", "accepted", "exact", "multi", "joint", "combined", "decode_failures", "rejected"), 0
     )
     cache: dict[tuple[int, int], list[tuple[int, ...]]] = {}  # Chase candidates per untouched bin
     tried: set[tuple[int, int]] = set()  # bins whose joint decode failed and that no peel touched since
+    unfactored: set[tuple[int, int]] = set()  # the same for the exact factorization
     takes: dict[tuple[int, ...], int] = {}
 
     def take(subset: tuple[int, ...], amp: float, stage: str | None = None) -> None:
@@ -112,6 +120,7 @@ def peel(
         for c, j in enumerate(bins_of(support_of(subset, n), hashes)[:, 0]):
             cache.pop((c, int(j)), None)
             tried.discard((c, int(j)))
+            unfactored.discard((c, int(j)))
         stats["accepted"] += 1
         if stage:
             stats[stage] += 1
@@ -126,6 +135,14 @@ def peel(
             term = _singleton(bins[c, :, j], c, j, code, noise, stats)
             if term is not None and takes.get(term[0], 0) < MAX_TAKES:
                 take(*term)
+        if stats["accepted"] == before and exact_tol > 0:  # every non-empty bin: no noise floor here
+            for c, j in [(int(c), int(j)) for c, j in zip(*np.nonzero(energy > exact_tol**2))]:
+                if (c, j) in unfactored:
+                    continue
+                unfactored.add((c, j))
+                for subset, amp in factor_bin(bins, c, j, code, exact_tol):
+                    if takes.get(subset, 0) < MAX_TAKES:
+                        take(subset, amp, "exact")
         if stats["accepted"] == before and joint > 1:
             for c, j in busy:
                 if (c, j) in tried:
