@@ -110,17 +110,50 @@ def test_a_small_budget_goes_to_bins_before_the_refit_reserve():
 
 
 def test_a_budget_too_small_for_the_terms_says_the_result_is_incomplete():
-    """20 planted terms in 3 groups × 4 bins (396 evaluations; 5 terms per bin, beyond the multiton
-    decoder): it finds few of them, and the result says so (warning + ``unexplained`` diagnostic)
-    instead of looking like a complete sparse spectrum. (At 792 evaluations, 8 bins, the multiton
-    decoder now finds all 20: tests/solvers/test_compressive_decoder.py.)"""
+    """60 planted terms in 3 groups × 4 bins (396 evaluations; 15 terms per bin, beyond even the
+    exact factorization of compressive.sums, which takes 8): it finds few of them, and the result
+    says so (warning + ``unexplained`` diagnostic) instead of looking like a complete sparse
+    spectrum. (20 terms at 396 evaluations are now all found: test_compressive_decoder.py.)"""
     from actspec_jax.diagnostics import IncompleteResultWarning
     from actspec_jax.problems.synthetic import random_sparse_polynomial
 
-    poly = random_sparse_polynomial(jax.random.key(120), 100, 20, max_degree=4, min_abs=0.3)
+    poly = random_sparse_polynomial(jax.random.key(120), 100, 60, max_degree=4, min_abs=0.3)
     with pytest.warns(IncompleteResultWarning, match="explain only"):
         small = asj.CompressiveSolver(max_evaluations=396, max_degree=4)(poly.problem, key=jax.random.key(1))
     assert small.solver["explained_share"] < 0.5
     assert [d["code"] for d in small.solver["diagnostics"]] == ["unexplained"]
-    enough = asj.CompressiveSolver(max_evaluations=1584, max_degree=4)(poly.problem, key=jax.random.key(1))
+    enough = asj.CompressiveSolver(max_evaluations=6336, max_degree=4)(poly.problem, key=jax.random.key(1))
     assert enough.solver["explained_share"] > 0.99 and "diagnostics" not in enough.solver
+
+
+def test_the_low_degree_keep_rule_is_chosen_on_held_out_rows(monkeypatch):
+    """Six planted terms plus a dense tail (a high-frequency cosine of the mask, 0.5 in amplitude,
+    no low-degree structure): the low-degree regression can only fit the tail's noise there, and
+    the keep rule chosen on held-out uniform rows is the strict one — fewer added terms and a lower
+    error on fresh masks than the loosest rule forced."""
+    import jax.numpy as jnp
+
+    from actspec_jax.problems.synthetic import random_sparse_polynomial
+    from actspec_jax.solvers.compressive import hybrid
+    from actspec_jax.solvers.compressive.design import uniform_masks
+
+    n = 30
+    poly = random_sparse_polynomial(jax.random.key(3), n, 6, max_degree=3, min_abs=0.3)
+    w = jax.random.normal(jax.random.key(5), (n,))
+    tailed = asj.FunctionProblem(
+        lambda x: poly.problem.evaluate_unchecked(x) + 0.5 * jnp.cos(97.0 * (x @ w)), n
+    )
+    masks = uniform_masks(jax.random.key(9), 4096, n)
+    values = np.asarray(tailed.evaluate(masks))
+
+    def run() -> tuple[asj.Spectrum, float]:
+        spec = asj.CompressiveSolver(max_evaluations=4000, max_degree=3)(tailed, key=jax.random.key(1))
+        return spec, float(np.mean((np.asarray(spec.evaluate(masks)) - values) ** 2))
+
+    chosen, chosen_mse = run()
+    monkeypatch.setattr(hybrid, "KEEP_Z", (1.0,))
+    loose, loose_mse = run()
+    assert chosen.solver["low_degree_keep"] != "|c| >= 1 se"
+    assert loose.solver["low_degree_keep"] == "|c| >= 1 se"
+    assert chosen.solver["low_degree_terms_added"] < loose.solver["low_degree_terms_added"]
+    assert chosen_mse < loose_mse

@@ -17,7 +17,10 @@ spectra of ``2^b`` bins. Singletons are detected and their support read from the
 Bins where 2–3 terms collide are decoded too (:mod:`~actspec_jax.solvers.compressive.multiton`:
 Chase decoding of the signs, a joint fit inside the bin, the dominant term confirmed by the other
 groups, one term from two groups' bins added) — at SPEX's b = 3 design (2.5 terms per bin) this
-took 20 planted terms from 6 found to all 20.
+took 20 planted terms from 6 found to all 20. On an exactly sparse function a bin is also
+*factored* from its real values (:mod:`~actspec_jax.solvers.compressive.sums`: each value is a
+signed sum of the bin's magnitudes): at half that budget (4 bins per group, ≈ 5 terms a bin) all 20
+were found, where the sign decoders found none.
 Peeling subtracts every accepted term from all groups' bins. Later rounds use fresh hashes and
 start by subtracting every term found so far, so collisions of one round are resolved in the
 next. Real functions are not exactly sparse: the noise floor of the singleton tests is a
@@ -34,8 +37,9 @@ adds all ``n`` degree-1 characters to the fit (``'auto'``: when there are at lea
 real layers have a long tail of small first-order terms that no bin resolves alone but that a
 regression on the same samples estimates almost for free; when that leaves room (``N/8``
 columns in all) the pairs most correlated with the residual are screened in as well, in two
-passes, and the added coefficients are shrunk by ``max(0, 1 − se²/ĉ²)`` (dropped at
-``|ĉ| ≤ se`` or ``< 10⁻⁶·rms f``; :mod:`~actspec_jax.solvers.compressive.hybrid`). Terms found
+passes, and the added coefficients are kept at ``|ĉ| ≥ z·se`` (``z ∈ {1, 2, 3}`` chosen on
+held-out uniform masks) and ``≥ 10⁻⁶·rms f``, then shrunk by ``max(0, 1 − se²/ĉ²)``
+(:mod:`~actspec_jax.solvers.compressive.hybrid`; ``solver['low_degree_keep']`` says which). Terms found
 by peeling are always reported.
 
 **Budget.** ``max_evaluations`` is respected by construction: the plan
@@ -78,6 +82,9 @@ MIN_EXPLAINED = 0.5
 #: 63 patterns (on 20 planted terms with a 10 % dense tail, depth 4 → 6 raised recall at
 #: n = 1000, 2160 evaluations from 0.90 to 0.95; 16 bins per group, 37–41 delays).
 CHASE_DEPTH = 6
+#: Tolerance of the exact factorization of bins (:mod:`~actspec_jax.solvers.compressive.sums`),
+#: a share of ``rms f``: float32 round-off of the values and their FWHT, far below any tail.
+EXACT_TOL = 1e-5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,6 +251,7 @@ class CompressiveSolver:
             new, stats = peel(
                 bins, n=n, hashes=hashes, offsets=offsets, delays=delays, decode=decode,
                 max_degree=t, floor=floor, chase=CHASE_DEPTH if code == "bch" else 0,
+                exact_tol=EXACT_TOL * float(np.sqrt((values**2).mean())) if code == "bch" else 0.0,
             )  # fmt: skip
             for subset, coef in new.items():
                 found[subset] = found.get(subset, 0.0) + coef
@@ -257,7 +265,8 @@ class CompressiveSolver:
         else:
             masks = np.concatenate([np.asarray(m) for m in (*masks_all, held_masks)])
             values = np.concatenate([*values_all, held_values])
-        subsets, coef, err, kept_low = self._refit(n, masks, values, found)
+        held_rows = np.arange(values.shape[0] - plan["held"], values.shape[0])
+        subsets, coef, err, kept_low, keep_z = self._refit(n, masks, values, found, held_rows)
         stages = {"rounds": plan["per_round"] * plan["rounds"], "held": plan["held"]}
         solver_info = {
             "name": "compressive",
@@ -272,6 +281,8 @@ class CompressiveSolver:
             "low_degree_terms_added": kept_low,
             # their coefficients are shrunk (compressive.hybrid); their stderr are the fit's own
             "low_degree_shrinkage": "max(0, 1 - se^2/c^2)" if kept_low else None,
+            # the keep rule |c| >= z·se of the added terms, z chosen on held-out uniform rows
+            "low_degree_keep": None if keep_z is None else f"|c| >= {keep_z:g} se",
             "key": np.asarray(jax.random.key_data(key)).tolist()
             if jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
             else np.asarray(key).tolist(),
@@ -362,17 +373,24 @@ class CompressiveSolver:
             )
         return values
 
-    def _refit(self, n: int, masks: jax.Array, values: np.ndarray, found: dict) -> tuple:
-        """Least squares of ``∅``, the peeled terms and (hybrid) screened low-degree terms, shrunk
+    def _refit(
+        self, n: int, masks: jax.Array, values: np.ndarray, found: dict, held_rows: np.ndarray | None = None
+    ) -> tuple:
+        """Least squares of ``∅``, the peeled terms and (hybrid) screened low-degree terms, kept by
+        a rule chosen on ``held_rows`` and shrunk
         (:func:`~actspec_jax.solvers.compressive.hybrid.hybrid_refit`)."""
-        return hybrid_refit(masks, values, found, n, singletons=self.singletons, fit=self._fit)
+        return hybrid_refit(
+            masks, values, found, n, singletons=self.singletons, fit=self._fit, held_rows=held_rows
+        )
 
     @staticmethod
-    def _fit(masks: jax.Array, values: np.ndarray, subsets: list, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def _fit(
+        masks: jax.Array, values: np.ndarray, subsets: list, n: int, stderr: str = "hc1"
+    ) -> tuple[np.ndarray, np.ndarray]:
         support = np.zeros((len(subsets), n), bool)
         for row, subset in enumerate(subsets):
             support[row, list(subset)] = True
-        coef, err, _ = least_squares(masks, values, support)
+        coef, err, _ = least_squares(masks, values, support, stderr=stderr)
         return coef, err
 
 
