@@ -51,10 +51,10 @@ MIN_REPEATS = 2
 CHUNK_ENTRIES = 1 << 22
 
 
-def _recurring(u: np.ndarray, tol: float) -> np.ndarray:
-    """Magnitudes ``|u_p − u_q|/2`` seen at least twice (within ``tol``), most frequent first."""
-    iu = np.triu_indices(u.shape[0], 1)
-    diffs = np.sort(np.abs(u[iu[0]] - u[iu[1]]) / 2.0)
+def _recurring(halved: np.ndarray, tol: float) -> np.ndarray:
+    """Magnitudes among ``halved = |u_p − u_q|/2`` (all pairs) seen at least twice (within ``tol``),
+    most frequent first."""
+    diffs = np.sort(halved)
     diffs = diffs[diffs > tol]
     if diffs.size < 2:
         return diffs[:0]
@@ -73,9 +73,10 @@ def _factor(u: np.ndarray, tol: float, most: int) -> np.ndarray | None:
     ``E[p, i] = (−1)^{β_{ip}}``; the amplitudes ``a`` follow by least squares.
     """
     iu = np.triu_indices(u.shape[0], 1)
-    if int((np.abs(u[iu[0]] - u[iu[1]]) <= tol).sum()) < MIN_REPEATS:
+    halved = np.abs(u[iu[0]] - u[iu[1]]) / 2.0
+    if int((halved <= tol / 2.0).sum()) < MIN_REPEATS:
         return None  # not a few signed sums: a tail or noise (and the search would cost ~0.3 s)
-    cands = _recurring(u, tol)
+    cands = _recurring(halved, tol)
     for k in range(1, min(most, cands.size) + 1):
         eps = 1.0 - 2.0 * ((np.arange(1 << k)[:, None] >> np.arange(k)[None, :]) & 1)  # [2^k, k]
         combos = np.asarray(list(itertools.combinations(range(cands.size), k)), np.int64)
