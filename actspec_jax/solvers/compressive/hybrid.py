@@ -39,10 +39,9 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-import jax.numpy as jnp
 import numpy as np
 
-from actspec_jax.spectrum import Spectrum
+from actspec_jax.solvers.compressive.refit import predict
 
 __all__ = ["candidate_fit", "choose_keep_z", "hybrid_refit", "keep_rule", "screen_pairs"]
 
@@ -160,8 +159,7 @@ def choose_keep_z(
     best, best_err = KEEP_Z[0], np.inf
     for z in KEEP_Z:
         keep, factor = keep_rule(coef, err, fixed, values[train], z)
-        spectrum = Spectrum.build(n, [s for s, k in zip(subsets, keep) if k], (coef * factor)[keep])
-        pred = np.asarray(spectrum.evaluate(jnp.asarray(x[val])), np.float64)
+        pred = predict(x[val], [s for s, k in zip(subsets, keep) if k], (coef * factor)[keep], n)
         mse = float(np.mean((values[val] - pred) ** 2))
         if mse <= best_err * (1 + 1e-9):
             best, best_err = z, mse
@@ -175,7 +173,7 @@ def screen_pairs(masks: Any, values: np.ndarray, subsets: list, coef: np.ndarray
     masks (unbiased for the residual's coefficients on uniform masks).
     """
     x = np.asarray(masks, np.float32)
-    fitted = np.asarray(Spectrum.build(n, subsets, coef).evaluate(jnp.asarray(x)), np.float64)
+    fitted = predict(x, subsets, coef, n)
     resid = (values - fitted).astype(np.float32)
     corr = np.abs((x * resid[:, None]).T @ x) / x.shape[0]
     have = {s for s in subsets if len(s) == 2}

@@ -21,7 +21,7 @@ import scipy.linalg
 
 from actspec_jax.transforms.indexing import characters
 
-__all__ = ["least_squares"]
+__all__ = ["least_squares", "predict"]
 
 CHUNK = 1024
 
@@ -45,6 +45,27 @@ def _moments(masks, values, weights, member, active, coef, *, meat: bool):
         init = (jnp.zeros((k, k), jnp.float32), jnp.zeros((k,), jnp.float32))
     out, _ = jax.lax.scan(step, init, chunks)
     return out
+
+
+@jax.jit
+def _predict(masks: jax.Array, member: jax.Array, coef: jax.Array) -> jax.Array:
+    return characters(masks, member) @ coef
+
+
+def predict(masks: Any, subsets: list, coef: Any, n: int) -> np.ndarray:
+    """``Σ_s c_s χ_{S_s}(x)`` at ``masks: float[N, n]`` (±1) → ``float64[N]``.
+
+    The terms are padded with zero coefficients to :func:`_padded_width`, so fits with another
+    number of terms (a second call with another key) reuse the compiled evaluation.
+    """
+    width = _padded_width(len(subsets))
+    member = np.zeros((width, n), np.float32)
+    for row, subset in enumerate(subsets):
+        member[row, list(subset)] = 1.0
+    padded = np.zeros(width, np.float32)
+    padded[: len(subsets)] = np.asarray(coef, np.float64)
+    out = _predict(jnp.asarray(masks, jnp.float32), jnp.asarray(member), jnp.asarray(padded))
+    return np.asarray(out, np.float64)
 
 
 def _padded_width(k: int) -> int:
