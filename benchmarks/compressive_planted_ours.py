@@ -39,7 +39,7 @@ def run(n: int, s: int, noise: float, budget: int, **extra) -> dict:
     hits = sum(abs(est.get(k, 0.0) - v) <= 0.5 * abs(v) for k, v in planted.items())
     decoder = {
         k: sum(r[k] for r in spectrum.solver["rounds_run"])
-        for k in ("accepted", "exact", "multi", "joint", "combined")
+        for k in ("accepted", "exact", "multi", "joint", "combined", "search")
     }
     row = {
         "n": n, "s": s, "noise": noise, "budget": budget, **extra,

@@ -38,6 +38,12 @@ Before those, when ``exact_tol > 0``, every non-empty bin is *factored* exactly
 bin's magnitudes, which gives every term's syndrome at once (up to 8 terms a bin; accepts
 nothing where a tail or noise is present).
 
+When all of those stall, the *joint search* (:mod:`~.search`) scores supports against all
+groups' bins at once — ``z = Σ_c a_c / √(Σ_c e_c/(P+1))``, no bin's signs needed — and takes
+those above the largest score a wrong support of their size would reach (``√(2 ln(d·C(n,
+|k|)))``): over every support of degree ≤ 4 while that is cheap (n ≲ 165), else over the pairs
+of halves the loudest bins' most reliable signs point to; at most :data:`MAX_SEARCHES` a round.
+
 An accepted ``(k, a)`` is subtracted from its bin in *every* group (peeling), which can turn
 collisions elsewhere into singletons; sweeps repeat until one accepts nothing. The noise floor
 ``σ̂²`` is re-estimated every sweep as the 10 % quantile of the bin energies (most bins of a
@@ -54,12 +60,17 @@ import numpy as np
 
 from actspec_jax.solvers.compressive.design import bins_of, signs_of, support_of
 from actspec_jax.solvers.compressive.multiton import Code, candidates, combined, joint_bin, score
+from actspec_jax.solvers.compressive.search import joint_z, match_supports, null_levels, search_supports
 from actspec_jax.solvers.compressive.sums import factor_bin
 
 __all__ = ["peel", "subtract"]
 
 #: Takes of one support per round at most (a term whose bins disagree would otherwise flip forever).
 MAX_TAKES = 4
+#: Candidates of one joint search rescored and taken while above the null level; searches per
+#: round; the loudest bins a matching search looks at (a real layer's 768 bins at 40k
+#: evaluations would cost a minute a search, for tail terms the refit fits anyway).
+SEARCH_TOP, MAX_SEARCHES, SEARCH_BINS = 32, 6, 96
 
 
 def subtract(bins: np.ndarray, terms: dict, n: int, hashes, offsets, delays) -> None:
@@ -92,6 +103,7 @@ def peel(
     pairs: int = 64,
     max_sweeps: int = 256,
     exact_tol: float = 0.0,
+    search: str | None = None,
 ) -> tuple[dict[tuple[int, ...], float], dict[str, int]]:
     """Peel singletons, then multitons, from ``bins: float[C, P+1, J]`` (modified in place).
 
@@ -99,19 +111,22 @@ def peel(
     A sweep that finds none tries, in this order and until one of them accepts a term, the
     in-bin joint decoding of every busy bin (``joint`` atoms at most; 1 turns it off), the
     cross-group-confirmed dominant terms (:func:`~.multiton.score` ``≥ z_min``, Chase depth
-    ``chase``), and the ``pairs`` best cross-group combined decodes. ``decode`` maps
+    ``chase``), the ``pairs`` best cross-group combined decodes and, with ``search``, the
+    joint search of :mod:`~.search` (``'all'``: every support, ``'match'``: those the busy bins'
+    reliable signs point to; taken above the null level of their size, ``√(2 ln(d·C(n, |k|)))``,
+    rescored after every peel). ``decode`` maps
     ``bool[P]`` sign bits to a support or ``None``. Returns ``{subset: coef}`` and counters
-    (``multi``, ``joint``, ``combined``: terms taken by each multiton stage).
+    (``multi``, ``joint``, ``combined``, ``search``: terms taken by each multiton stage).
     """
     code = Code(n, hashes, offsets, delays, decode, max_degree, chase)
     found: dict[tuple[int, ...], float] = {}
-    stats = dict.fromkeys(
-        ("sweeps", "accepted", "exact", "multi", "joint", "combined", "decode_failures", "rejected"), 0
-    )
+    counters = ("sweeps", "accepted", "exact", "multi", "joint", "combined", "search", "decode_failures")
+    stats = dict.fromkeys((*counters, "rejected"), 0)
     cache: dict[tuple[int, int], list[tuple[int, ...]]] = {}  # Chase candidates per untouched bin
     tried: set[tuple[int, int]] = set()  # bins whose joint decode failed and that no peel touched since
     unfactored: set[tuple[int, int]] = set()  # the same for the exact factorization
     takes: dict[tuple[int, ...], int] = {}
+    searches = 0
 
     def take(subset: tuple[int, ...], amp: float, stage: str | None = None) -> None:
         takes[subset] = takes.get(subset, 0) + 1
@@ -170,6 +185,22 @@ def peel(
                 z, amp = score(bins, subset, c, code, noise, z_min)
                 if z > 0 and subset not in found:
                     take(subset, amp, "combined")
+        if stats["accepted"] == before and search and bins.shape[0] > 1 and searches < MAX_SEARCHES:
+            # the best joint scores, each rescored on the bins the ones before left; a weak term's
+            # bins need not be busy (it is seen in all groups at once)
+            searches += 1
+            levels = null_levels(n, max_degree)
+            loud = np.argsort(-energy, axis=None)[:SEARCH_BINS]
+            heard = [divmod(int(f), energy.shape[1]) for f in loud if energy.flat[f] > noise]
+            ranked = (
+                search_supports(bins, n, hashes, offsets, delays, max_degree, SEARCH_TOP)
+                if search == "all"
+                else match_supports(bins, heard, n, hashes, offsets, delays, max_degree, SEARCH_TOP)
+            )
+            for _, subset in ranked:
+                z, amp = joint_z(bins, subset, hashes, offsets, delays)
+                if abs(z) >= levels[len(subset)] and takes.get(subset, 0) < MAX_TAKES:
+                    take(subset, amp, "search")
         if stats["accepted"] == before:
             break
     return found, stats

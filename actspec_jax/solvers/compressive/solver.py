@@ -20,7 +20,10 @@ groups, one term from two groups' bins added) — at SPEX's b = 3 design (2.5 te
 took 20 planted terms from 6 found to all 20. On an exactly sparse function a bin is also
 *factored* from its real values (:mod:`~actspec_jax.solvers.compressive.sums`: each value is a
 signed sum of the bin's magnitudes): at half that budget (4 bins per group, ≈ 5 terms a bin) all 20
-were found, where the sign decoders found none.
+were found, where the sign decoders found none. Under noise, terms whose bins' signs no decoder
+reads are found by a *joint search* over all groups' bins at once
+(:mod:`~actspec_jax.solvers.compressive.search`): with a 10 % dense tail at half of SPEX's budget,
+recall 0.70 / 0.85 / 0.45 → 1.00 at n = 100 / 500 / 1000.
 Peeling subtracts every accepted term from all groups' bins. Later rounds use fresh hashes and
 start by subtracting every term found so far, so collisions of one round are resolved in the
 next. Real functions are not exactly sparse: the noise floor of the singleton tests is a
@@ -65,7 +68,8 @@ from actspec_jax.solvers.compressive import bch
 from actspec_jax.solvers.compressive.design import draw_groups, group_bins, group_masks, uniform_masks
 from actspec_jax.solvers.compressive.hybrid import hybrid_refit
 from actspec_jax.solvers.compressive.peeling import peel, subtract
-from actspec_jax.solvers.compressive.refit import least_squares
+from actspec_jax.solvers.compressive.refit import least_squares, predict
+from actspec_jax.solvers.compressive.search import MAX_COST, search_cost
 from actspec_jax.solvers.degree_profile import (
     SOLVER_EVALUATIONS,
     attach_degree_profile,
@@ -252,6 +256,7 @@ class CompressiveSolver:
                 bins, n=n, hashes=hashes, offsets=offsets, delays=delays, decode=decode,
                 max_degree=t, floor=floor, chase=CHASE_DEPTH if code == "bch" else 0,
                 exact_tol=EXACT_TOL * float(np.sqrt((values**2).mean())) if code == "bch" else 0.0,
+                search="all" if search_cost(n, t, self.groups, delays.shape[0]) <= MAX_COST else "match",
             )  # fmt: skip
             for subset, coef in new.items():
                 found[subset] = found.get(subset, 0.0) + coef
@@ -323,8 +328,7 @@ class CompressiveSolver:
         var = float(values.var())
         if values.size < 2 or var <= 1e-12 * float((values**2).mean()) + 1e-30:
             return
-        approx = Spectrum.build(n, subsets, np.asarray(coef, np.float64))
-        fitted = np.asarray(approx.evaluate(masks), np.float64)
+        fitted = predict(masks, list(subsets), coef, n)
         share = 1.0 - float(((values - fitted) ** 2).mean()) / var
         info["explained_share"] = share
         if share < MIN_EXPLAINED:
