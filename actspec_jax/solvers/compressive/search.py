@@ -256,7 +256,8 @@ def match_supports(
             pairs_b.append(order_b[lo[rows] + within])
     if not pairs_a:
         return []
-    pair = np.unique(np.concatenate(pairs_a) * count + np.concatenate(pairs_b))  # once per pair
+    pair = np.sort(np.concatenate(pairs_a) * count + np.concatenate(pairs_b))
+    pair = pair[np.concatenate([[True], pair[1:] != pair[:-1]])]  # once per pair
     a, bb = pair // count, pair % count
     elements = np.stack([first[a], second[a], first[bb], second[bb]], axis=1)  # [M, 4]
     z = _scores(bins, elements, elem_bits, elem_hash)
@@ -281,20 +282,26 @@ def match_supports(
 
 
 def _scores(bins: np.ndarray, elements: np.ndarray, elem_bits: list, elem_hash: list) -> np.ndarray:
-    """``z`` of the supports ``XOR`` of ``elements: int[M, 4]`` (−1: none), in chunks."""
-    groups, width, _ = bins.shape
+    """``z`` of the supports ``XOR`` of ``elements: int[M, 4]`` (−1: none).
+
+    ``Σ_p u_p σ_p = Σ_p u_p − 2 Σ_{p: bit_p = 1} u_p``, and the second sum is read byte by byte
+    of the packed sign bits from per-bin tables of the 256 partial sums — 5 lookups a support
+    and group instead of a ``[M, P+1]`` gather.
+    """
+    groups, width, count = bins.shape
     energy = (bins * bins).mean(axis=1)
-    out = np.zeros(elements.shape[0])
-    for start in range(0, elements.shape[0], 1 << 16):
-        part = elements[start : start + (1 << 16)]
-        total, spread = np.zeros(part.shape[0]), np.zeros(part.shape[0])
-        for c in range(groups):
-            bits_of = np.concatenate([elem_bits[c], [0]])[part]
-            hash_of = np.concatenate([elem_hash[c], [0]])[part]
-            bits = np.bitwise_xor.reduce(bits_of, axis=1)
-            where = np.bitwise_xor.reduce(hash_of, axis=1)
-            sign = 1.0 - 2.0 * ((bits[:, None] >> np.arange(width)) & 1)
-            total += (bins[c][:, where].T * sign).sum(axis=1)
-            spread += energy[c][where]
-        out[start : start + part.shape[0]] = total / np.sqrt(np.maximum(spread * width, 1e-300))
-    return out
+    nbytes = (width + 7) // 8
+    patterns = ((np.arange(256)[:, None] >> np.arange(8)) & 1).astype(np.float64)  # [256, 8]
+    total, spread = np.zeros(elements.shape[0]), np.zeros(elements.shape[0])
+    for c in range(groups):
+        padded = np.zeros((nbytes * 8, count))
+        padded[:width] = bins[c]
+        table = np.einsum("vr,brj->jbv", patterns, padded.reshape(nbytes, 8, count))  # [J, bytes, 256]
+        bits = np.bitwise_xor.reduce(np.concatenate([elem_bits[c], [0]])[elements], axis=1)
+        where = np.bitwise_xor.reduce(np.concatenate([elem_hash[c], [0]])[elements], axis=1)
+        part = bins[c].sum(axis=0)[where]
+        for byte in range(nbytes):
+            part -= 2.0 * table[where, byte, (bits >> (8 * byte)) & 255]
+        total += part
+        spread += energy[c][where]
+    return total / np.sqrt(np.maximum(spread * width, 1e-300))
