@@ -145,7 +145,8 @@ def search_supports(
                 target = where[c, rows] ^ h  # each A's bin for the B of class h
                 total[:, cols] += (left * values[c][:, target].T) @ sign[c, cols].T
             spread += energy[c][where[c, rows][:, None] ^ where[c][None, :]]
-        z = np.abs(total) / np.sqrt(np.maximum(spread * width, 1e-300)).astype(np.float32)
+        # the floor must survive float32 (1e-300 became 0, and an emptied bin gave 0/0)
+        z = np.abs(total) / np.sqrt(np.maximum(spread * width, 1e-30)).astype(np.float32)
         z -= levels[size[rows][:, None] + size[None, :]]
         z[~_canonical(size, top_elem, low_elem, rows)] = -np.inf
         keep = min(4 * top, z.size)
