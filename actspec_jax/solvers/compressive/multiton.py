@@ -25,7 +25,7 @@ import numpy as np
 
 from actspec_jax.solvers.compressive.design import bins_of, signs_of, support_of
 
-__all__ = ["Code", "candidates", "chase_candidates", "combined", "joint_bin", "score"]
+__all__ = ["Code", "amplitudes", "candidates", "chase_candidates", "combined", "joint_bin", "score"]
 
 Subset = tuple[int, ...]
 
@@ -103,11 +103,7 @@ def score(
     e_{c'}) ≥ z_min``. ``ĉ = mean_{c'} a_{c'}`` is the least-squares amplitude over all groups'
     delays (every ``σ`` has unit norm per value).
     """
-    support = support_of(subset, code.n)
-    where = bins_of(support, code.hashes)[:, 0]  # [C]
-    sign = signs_of(support, code.offsets, code.delays)[:, 0]  # [C, P+1]
-    vals = bins[np.arange(bins.shape[0]), :, where]  # [C, P+1]
-    amp, energy = (vals * sign).mean(axis=1), (vals * vals).mean(axis=1)
+    amp, energy = amplitudes(bins, subset, code)
     own = float(amp[c])
     others = np.delete(np.arange(bins.shape[0]), c)
     if own * own < noise or own * own < 0.1 * float(energy[c]) or others.size == 0:
@@ -117,6 +113,16 @@ def score(
         return 0.0, 0.0
     z = float(lean.sum() * np.sqrt(bins.shape[1]) / np.sqrt(max(float(energy[others].sum()), 1e-300)))
     return (z, float(amp.mean())) if z >= z_min else (0.0, 0.0)
+
+
+def amplitudes(bins: np.ndarray, subset: Subset, code: Code) -> tuple[np.ndarray, np.ndarray]:
+    """``(a: float[C], e: float[C])``: support ``k``'s least-squares amplitude in its bin of every
+    group, ``a_c = mean_p U[c, p, j_c] σ_{cp}``, and those bins' mean energies."""
+    support = support_of(subset, code.n)
+    where = bins_of(support, code.hashes)[:, 0]  # [C]
+    sign = signs_of(support, code.offsets, code.delays)[:, 0]  # [C, P+1]
+    vals = bins[np.arange(bins.shape[0]), :, where]  # [C, P+1]
+    return (vals * sign).mean(axis=1), (vals * vals).mean(axis=1)
 
 
 def joint_bin(

@@ -116,17 +116,18 @@ def peel(
     reliable signs point to; taken above the null level of their size, ``√(2 ln(d·C(n, |k|)))``,
     rescored after every peel). ``decode`` maps
     ``bool[P]`` sign bits to a support or ``None``. Returns ``{subset: coef}`` and counters
-    (``multi``, ``joint``, ``combined``, ``search``: terms taken by each multiton stage).
+    (``multi``, ``joint``, ``combined``, ``search``: terms taken by each multiton stage;
+    ``searches``: joint searches run; ``search_capped``: 1 when the last of the
+    :data:`MAX_SEARCHES` allowed still took terms, so more may have been left in the bins).
     """
     code = Code(n, hashes, offsets, delays, decode, max_degree, chase)
     found: dict[tuple[int, ...], float] = {}
     counters = ("sweeps", "accepted", "exact", "multi", "joint", "combined", "search", "decode_failures")
-    stats = dict.fromkeys((*counters, "rejected"), 0)
+    stats = dict.fromkeys((*counters, "rejected", "searches", "search_capped"), 0)
     cache: dict[tuple[int, int], list[tuple[int, ...]]] = {}  # Chase candidates per untouched bin
     tried: set[tuple[int, int]] = set()  # bins whose joint decode failed and that no peel touched since
     unfactored: set[tuple[int, int]] = set()  # the same for the exact factorization
     takes: dict[tuple[int, ...], int] = {}
-    searches = 0
 
     def take(subset: tuple[int, ...], amp: float, stage: str | None = None) -> None:
         takes[subset] = takes.get(subset, 0) + 1
@@ -185,22 +186,25 @@ def peel(
                 z, amp = score(bins, subset, c, code, noise, z_min)
                 if z > 0 and subset not in found:
                     take(subset, amp, "combined")
-        if stats["accepted"] == before and search and bins.shape[0] > 1 and searches < MAX_SEARCHES:
+        if stats["accepted"] == before and search and bins.shape[0] > 1 and stats["searches"] < MAX_SEARCHES:
             # the best joint scores, each rescored on the bins the ones before left; a weak term's
             # bins need not be busy (it is seen in all groups at once)
-            searches += 1
+            stats["searches"] += 1
+            taken_before = stats["search"]
             levels = null_levels(n, max_degree)
             loud = np.argsort(-energy, axis=None)[:SEARCH_BINS]
             heard = [divmod(int(f), energy.shape[1]) for f in loud if energy.flat[f] > noise]
             ranked = (
-                search_supports(bins, n, hashes, offsets, delays, max_degree, SEARCH_TOP)
+                search_supports(bins, code, SEARCH_TOP)
                 if search == "all"
-                else match_supports(bins, heard, n, hashes, offsets, delays, max_degree, SEARCH_TOP)
+                else match_supports(bins, heard, code, SEARCH_TOP)
             )
             for _, subset in ranked:
-                z, amp = joint_z(bins, subset, hashes, offsets, delays)
+                z, amp = joint_z(bins, subset, code)
                 if abs(z) >= levels[len(subset)] and takes.get(subset, 0) < MAX_TAKES:
                     take(subset, amp, "search")
+            # the last search allowed still took terms: more may be left (said, not silent)
+            stats["search_capped"] = int(stats["searches"] == MAX_SEARCHES and stats["search"] > taken_before)
         if stats["accepted"] == before:
             break
     return found, stats

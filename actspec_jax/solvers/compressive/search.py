@@ -38,7 +38,8 @@ import math
 
 import numpy as np
 
-from actspec_jax.solvers.compressive.design import bins_of, signs_of, support_of
+from actspec_jax.solvers.compressive.design import bins_of, signs_of
+from actspec_jax.solvers.compressive.multiton import Code, amplitudes
 
 __all__ = ["MAX_COST", "joint_z", "match_supports", "null_levels", "search_cost", "search_supports"]
 
@@ -86,37 +87,23 @@ def null_levels(n: int, degree: int) -> np.ndarray:
     return out
 
 
-def joint_z(
-    bins: np.ndarray, subset: Subset, hashes: np.ndarray, offsets: np.ndarray, delays: np.ndarray
-) -> tuple[float, float]:
+def joint_z(bins: np.ndarray, subset: Subset, code: Code) -> tuple[float, float]:
     """``(z, ĉ)`` of one support on the current bins (see the module docstring); ``ĉ = mean_c
     a_c`` is its least-squares amplitude over all groups' delays."""
-    support = support_of(subset, hashes.shape[1])
-    where = bins_of(support, hashes)[:, 0]
-    sign = signs_of(support, offsets, delays)[:, 0]  # [C, P+1]
-    vals = bins[np.arange(bins.shape[0]), :, where]  # [C, P+1]
-    amp = (vals * sign).mean(axis=1)
-    energy = float((vals * vals).mean(axis=1).sum())
-    z = float(amp.sum()) / math.sqrt(max(energy / bins.shape[1], 1e-300))
+    amp, energy = amplitudes(bins, subset, code)
+    z = float(amp.sum()) / math.sqrt(max(float(energy.sum()) / bins.shape[1], 1e-300))
     return z, float(amp.mean())
 
 
-def search_supports(
-    bins: np.ndarray,
-    n: int,
-    hashes: np.ndarray,
-    offsets: np.ndarray,
-    delays: np.ndarray,
-    degree: int,
-    top: int,
-) -> list[tuple[float, Subset]]:
-    """The ``top`` supports ``1 ≤ |k| ≤ degree`` of largest excess ``|z(k)| − level(|k|)``
+def search_supports(bins: np.ndarray, code: Code, top: int) -> list[tuple[float, Subset]]:
+    """The ``top`` supports ``1 ≤ |k| ≤ d`` of largest excess ``|z(k)| − level(|k|)``
     (:func:`null_levels`), as ``[(excess, k)]`` best first.
 
-    ``bins: float[C, P+1, J]``; ``hashes: bool[C, n, b]``, ``offsets: bool[C, n]``,
-    ``delays: bool[P+1, n]`` (the round's design). Exhaustive over all ``A ⊕ B`` (module
-    docstring); float32 products, ``CHUNK`` rows of ``A`` at a time.
+    ``bins: float[C, P+1, J]``; ``code`` the round's design (``d = code.max_degree``).
+    Exhaustive over all ``A ⊕ B`` (module docstring); float32 products, ``CHUNK`` rows of ``A``
+    at a time.
     """
+    n, hashes, offsets, delays, degree = code.n, code.hashes, code.offsets, code.delays, code.max_degree
     groups, width, bins_count = bins.shape
     parts = halves(n, degree)
     count = len(parts)
@@ -186,14 +173,7 @@ def _gather(bits: np.ndarray, positions: np.ndarray) -> np.ndarray:
 
 
 def match_supports(
-    bins: np.ndarray,
-    busy: list[tuple[int, int]],
-    n: int,
-    hashes: np.ndarray,
-    offsets: np.ndarray,
-    delays: np.ndarray,
-    degree: int,
-    top: int,
+    bins: np.ndarray, busy: list[tuple[int, int]], code: Code, top: int
 ) -> list[tuple[float, Subset]]:
     """Like :func:`search_supports`, for ``n`` where all ``Q²`` pairs cost too much: candidates
     ``A ⊕ B`` only where a busy bin's most reliable signs say so.
@@ -209,6 +189,7 @@ def match_supports(
     ``[(excess, k)]``.
     Bits are packed in ``int64``: at most 63 delays.
     """
+    n, hashes, offsets, delays, degree = code.n, code.hashes, code.offsets, code.delays, code.max_degree
     groups, width, bins_count = bins.shape
     if width > 63 or (degree + 1) // 2 > 2:
         return []

@@ -240,6 +240,8 @@ class CompressiveSolver:
         decode = (lambda bits: bch.decode_syndrome(bits, n, t)) if code == "bch" else (
             lambda bits: tuple(int(i) for i in np.flatnonzero(bits))
         )  # fmt: skip
+        # the joint search: every support while affordable, else the matching (compressive.search)
+        search = "all" if search_cost(n, t, self.groups, delays.shape[0]) <= MAX_COST else "match"
         found: dict[tuple[int, ...], float] = {}
         masks_all, values_all, round_stats = [], [], []
         for r in range(plan["rounds"]):
@@ -256,7 +258,7 @@ class CompressiveSolver:
                 bins, n=n, hashes=hashes, offsets=offsets, delays=delays, decode=decode,
                 max_degree=t, floor=floor, chase=CHASE_DEPTH if code == "bch" else 0,
                 exact_tol=EXACT_TOL * float(np.sqrt((values**2).mean())) if code == "bch" else 0.0,
-                search="all" if search_cost(n, t, self.groups, delays.shape[0]) <= MAX_COST else "match",
+                search=search,
             )  # fmt: skip
             for subset, coef in new.items():
                 found[subset] = found.get(subset, 0.0) + coef
@@ -283,6 +285,7 @@ class CompressiveSolver:
             "evaluations_by_stage": stages,
             "rounds_run": round_stats,
             "peeled_terms": len([s for s in found if s]),
+            "joint_search": search,  # rounds_run[*]['search_capped']: its cap stopped it finding more
             "low_degree_terms_added": kept_low,
             # their coefficients are shrunk (compressive.hybrid); their stderr are the fit's own
             "low_degree_shrinkage": "max(0, 1 - se^2/c^2)" if kept_low else None,
