@@ -41,7 +41,7 @@ nothing where a tail or noise is present).
 When all of those stall, the *joint search* (:mod:`~.search`) scores supports against all
 groups' bins at once — ``z = Σ_c a_c / √(Σ_c e_c/(P+1))``, no bin's signs needed — and takes
 those above the largest score a wrong support of their size would reach (``√(2 ln(d·C(n,
-|k|)))``): over every support of degree ≤ 4 while that is cheap (n ≲ 165), else over the pairs
+|k|)))``): over every support of degree ≤ 4 while that is cheap (n ≤ 107), else over the pairs
 of halves the loudest bins' most reliable signs point to; at most :data:`MAX_SEARCHES` a round.
 
 An accepted ``(k, a)`` is subtracted from its bin in *every* group (peeling), which can turn
