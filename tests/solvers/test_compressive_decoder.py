@@ -17,8 +17,7 @@ N, T = 100, 4
 DELAYS = np.concatenate([np.zeros((1, N), bool), bch.bch_delays(N, T)])
 
 
-def _decode(bits: np.ndarray) -> tuple[int, ...] | None:
-    return bch.decode_syndrome(bits, N, T)
+_decode = bch.Decoder(N, T)
 
 
 def _support(terms) -> np.ndarray:
@@ -51,10 +50,8 @@ def test_a_round_without_a_single_singleton_is_decoded():
     where = bins_of(_support(TERMS), hashes)
     assert all((np.bincount(where[c], minlength=4) != 1).all() for c in range(3))  # no singleton bin
     for joint in (1, 3):  # 1: cross-group SIC only; 3: in-bin joint decoding first
-        found, stats = peel(
-            _round_bins(TERMS, hashes, offsets), n=N, hashes=hashes, offsets=offsets, delays=DELAYS,
-            decode=_decode, max_degree=T, floor=1e-12, chase=6, joint=joint,
-        )  # fmt: skip
+        code = Code(N, hashes, offsets, DELAYS, _decode, T, 6)
+        found, stats = peel(_round_bins(TERMS, hashes, offsets), code, floor=1e-12, joint=joint)
         assert set(found) == set(TERMS)
         assert all(abs(found[k] - v) < 1e-4 for k, v in TERMS.items())
         assert stats["multi" if joint == 1 else "joint"] > 0

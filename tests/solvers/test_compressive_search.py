@@ -28,7 +28,7 @@ from actspec_jax.solvers.compressive.search import (
 
 def _code(hashes: np.ndarray, offsets: np.ndarray, delays: np.ndarray, t: int = 4) -> Code:
     n = hashes.shape[1]
-    return Code(n, hashes, offsets, delays, lambda bits: bch.decode_syndrome(bits, n, t), t, 6)
+    return Code(n, hashes, offsets, delays, bch.Decoder(n, t), t, 6)
 
 
 def _delays(n: int, t: int = 4) -> np.ndarray:
@@ -91,11 +91,10 @@ def test_terms_no_single_bin_decodes_are_found_from_all_groups():
     for seed in range(4):
         hashes, offsets = draw_groups(jax.random.key(seed), 3, n, 3)
         bins = _bins(terms, hashes, offsets, delays, 0.33, seed)
-        common = dict(n=n, hashes=hashes, offsets=offsets, delays=delays, max_degree=4, floor=0.1, chase=6)
-        decode = lambda bits: bch.decode_syndrome(bits, n, 4)  # noqa: E731
-        before += len(set(peel(bins.copy(), decode=decode, **common)[0]) & set(terms))
+        code = _code(hashes, offsets, delays)
+        before += len(set(peel(bins.copy(), code, floor=0.1)[0]) & set(terms))
         for mode in after:
-            found, _ = peel(bins.copy(), decode=decode, search=mode, **common)
+            found, _ = peel(bins.copy(), code, floor=0.1, search=mode)
             after[mode] += sum(abs(found.get(k, 0.0) - v) < 0.15 for k, v in terms.items())
             wrong[mode] += len(set(found) - set(terms))
     assert before <= 6
@@ -122,11 +121,8 @@ def test_the_matching_scores_from_packed_bits_equal_joint_z():
     bins = _bins({(1, 2): 0.4}, hashes, offsets, delays, 0.3, 3)
     rng = np.random.default_rng(0)
     elements = rng.integers(-1, 40, (300, 4))  # −1: none; small range so that repeats occur
-    elem_bits = [(np.asarray(offsets[c])[:, None] ^ delays.T).astype(np.int64) for c in range(3)]
-    elem_bits = [(b << np.arange(b.shape[1], dtype=np.int64)).sum(axis=1) for b in elem_bits]
-    elem_hash = [(np.asarray(hashes[c]).astype(np.int64) << np.arange(3)).sum(axis=1) for c in range(3)]
-    got = _scores(bins, elements, elem_bits, elem_hash)
     code = _code(hashes, offsets, delays)
+    got = _scores(bins, np.where(elements < 0, n, elements), code)
     for row, z in zip(elements, got):
         items = [int(e) for e in row if e >= 0]
         k = tuple(sorted(e for e in set(items) if items.count(e) % 2))
@@ -144,11 +140,7 @@ def test_pure_noise_yields_no_terms(mode: str):
     for seed in range(6):
         hashes, offsets = draw_groups(jax.random.key(seed), 3, n, 3)
         bins = _bins({}, hashes, offsets, delays, 0.3, seed)
-        found, _ = peel(
-            bins.copy(), n=n, hashes=hashes, offsets=offsets, delays=delays,
-            decode=lambda bits: bch.decode_syndrome(bits, n, 4), max_degree=4, floor=0.09, chase=6,
-            search=mode,
-        )  # fmt: skip
+        found, _ = peel(bins.copy(), _code(hashes, offsets, delays), floor=0.09, search=mode)
         taken += len(found)
         if mode == "all":
             near += sum(e > -1.5 for e, _ in search_supports(bins, _code(hashes, offsets, delays), 8))

@@ -17,6 +17,8 @@ randomises the signs in which colliding coefficients add.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +26,21 @@ import numpy as np
 
 from actspec_jax.transforms.wht import fwht
 
-__all__ = ["bins_of", "draw_groups", "group_bins", "group_masks", "signs_of", "support_of", "uniform_masks"]
+__all__ = [
+    "ElementTables",
+    "bins_of",
+    "draw_groups",
+    "element_tables",
+    "group_bins",
+    "group_masks",
+    "signs_of",
+    "structured_characters",
+    "subset_rows",
+    "support_of",
+    "term_bins",
+    "term_signs",
+    "uniform_masks",
+]
 
 
 @functools.partial(jax.jit, static_argnames=("groups", "n", "b", "held"))
@@ -91,3 +107,73 @@ def support_of(subset: tuple[int, ...], n: int) -> np.ndarray:
     row = np.zeros((1, n), bool)
     row[0, list(subset)] = True
     return row
+
+
+# ---------------------------------------------------------------- sparse supports (memory linear in n)
+class ElementTables(NamedTuple):
+    """Per-element tables of one round, each with a zero pad slot at index ``n``:
+    ``hash_words: int64[C, n+1]`` (row ``i`` of ``M_c`` packed as ``Σ_r M_c[i, r] 2^r``),
+    ``offset_bits: bool[C, n+1]`` (``o_c[i]``), ``delay_bits: bool[n+1, P+1]`` (``d_p[i]``) and
+    ``sign_bytes: uint8[C, n+1, ⌈(P+1)/8⌉]`` (the bits ``o_c[i] ⊕ d_p[i]`` packed little-endian, so
+    the sign pattern of any support is an XOR of its elements' bytes)."""
+
+    hash_words: np.ndarray
+    offset_bits: np.ndarray
+    delay_bits: np.ndarray
+    sign_bytes: np.ndarray
+
+
+def element_tables(hashes: np.ndarray, offsets: np.ndarray, delays: np.ndarray) -> ElementTables:
+    """The :class:`ElementTables` of ``hashes: bool[C, n, b]``, ``offsets: bool[C, n]``,
+    ``delays: bool[P+1, n]`` — ``O(C·n + n·P)`` memory, built once per round."""
+    groups, n, b = hashes.shape
+    words = np.zeros((groups, n + 1), np.int64)
+    words[:, :n] = (np.asarray(hashes, np.int64) << np.arange(b, dtype=np.int64)).sum(axis=-1)
+    offset_bits = np.zeros((groups, n + 1), bool)
+    offset_bits[:, :n] = offsets
+    delay_bits = np.zeros((n + 1, delays.shape[0]), bool)
+    delay_bits[:n] = np.asarray(delays, bool).T
+    sign_bytes = np.stack(
+        [np.packbits(offset_bits[c][:, None] ^ delay_bits, axis=1, bitorder="little") for c in range(groups)]
+    )
+    return ElementTables(words, offset_bits, delay_bits, sign_bytes)
+
+
+def subset_rows(subsets: Sequence[tuple[int, ...]], n: int) -> np.ndarray:
+    """``int64[K, w]``: the elements of each subset, padded with ``n`` (the tables' zero slot)."""
+    width = max([1, *(len(s) for s in subsets)])
+    rows = np.full((len(subsets), width), n, np.int64)
+    for row, subset in enumerate(subsets):
+        rows[row, : len(subset)] = subset
+    return rows
+
+
+def term_bins(tables: ElementTables, rows: np.ndarray) -> np.ndarray:
+    """Bin ``j_c(k) = M_cᵀ k`` of every subset (``rows`` from :func:`subset_rows`) → ``int64[C, K]``."""
+    return np.bitwise_xor.reduce(tables.hash_words[:, rows], axis=-1)
+
+
+def term_signs(tables: ElementTables, rows: np.ndarray) -> np.ndarray:
+    """``σ[C, K, P+1] = (−1)^{⟨k, o_c ⊕ d_p⟩}`` of every subset (``rows`` from :func:`subset_rows`)."""
+    base = np.bitwise_xor.reduce(tables.offset_bits[:, rows], axis=-1)  # [C, K]
+    shift = np.bitwise_xor.reduce(tables.delay_bits[rows], axis=1)  # [K, P+1]
+    return 1.0 - 2.0 * (base[:, :, None] ^ shift[None, :, :])
+
+
+def _parity(x: np.ndarray) -> np.ndarray:
+    """Parity of the set bits of non-negative ``int64`` values (< 2^32)."""
+    for shift in (16, 8, 4, 2, 1):
+        x = x ^ (x >> shift)
+    return x & 1
+
+
+def structured_characters(tables: ElementTables, rows: np.ndarray, b: int) -> np.ndarray:
+    """``float32[C·(P+1)·2^b, K]``: the characters ``χ_k`` of the subsets ``rows``
+    (:func:`subset_rows`) on one round's masks, in (group, delay, ℓ) order, without the masks:
+    ``χ_k(M_c ℓ ⊕ o_c ⊕ d_p) = σ_c(k)[p] · (−1)^{⟨j_c(k), ℓ⟩}`` (bin ``j_c(k)``, sign ``σ_c(k)``)."""
+    where = term_bins(tables, rows)  # [C, K]
+    signs = term_signs(tables, rows).astype(np.float32)  # [C, K, P+1]
+    ell = np.arange(1 << b, dtype=np.int64)
+    walsh = 1.0 - 2.0 * _parity(ell[None, :, None] & where[:, None, :]).astype(np.float32)  # [C, 2^b, K]
+    out = signs.transpose(0, 2, 1)[:, :, None, :] * walsh[:, None, :, :]  # [C, P+1, 2^b, K]
+    return out.reshape(-1, rows.shape[0])

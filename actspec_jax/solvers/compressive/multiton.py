@@ -17,50 +17,66 @@ Host-side, float64; everything is deterministic given the bins.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from actspec_jax.solvers.compressive.design import bins_of, signs_of, support_of
+from actspec_jax.solvers.compressive.design import (
+    ElementTables,
+    element_tables,
+    subset_rows,
+    term_bins,
+    term_signs,
+)
 
 __all__ = ["Code", "amplitudes", "candidates", "chase_candidates", "combined", "joint_bin", "score"]
 
 Subset = tuple[int, ...]
+#: ``decode(bits: bool[B, P]) → [support or None] * B``: one batched call (e.g. :class:`~.bch.Decoder`).
+BatchDecode = Callable[[np.ndarray], list]
 
 
-class Code(NamedTuple):
+@dataclasses.dataclass(frozen=True, eq=False)
+class Code:
     """The design of one round: ``hashes: bool[C, n, b]``, ``offsets: bool[C, n]``,
-    ``delays: bool[P+1, n]``, the sign-bit decoder, the degree bound and the Chase depth."""
+    ``delays: bool[P+1, n]``, the batched sign-bit decoder, the degree bound and the Chase depth;
+    with the per-element tables (:func:`~.design.element_tables`) that give any sparse support's
+    bins and signs in ``O(|k|)`` (:meth:`bins`, :meth:`signs`)."""
 
     n: int
     hashes: np.ndarray
     offsets: np.ndarray
     delays: np.ndarray
-    decode: Callable[[np.ndarray], Subset | None]
+    decode: BatchDecode
     max_degree: int
     chase: int
+    tables: ElementTables = dataclasses.field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tables", element_tables(self.hashes, self.offsets, self.delays))
+
+    def bins(self, subsets: Sequence[Subset]) -> np.ndarray:
+        """``int64[C, K]``: each subset's bin in every group."""
+        return term_bins(self.tables, subset_rows(subsets, self.n))
+
+    def signs(self, subsets: Sequence[Subset]) -> np.ndarray:
+        """``float64[C, K, P+1]``: each subset's sign under every delay of every group."""
+        return term_signs(self.tables, subset_rows(subsets, self.n))
 
 
-def chase_candidates(
-    u: np.ndarray, decode: Callable[[np.ndarray], Subset | None], depth: int
-) -> list[Subset]:
-    """Supports decoded from the signs of ``u: float[P+1]`` and from flips of its least reliable ones.
+def unit_decoder(bits: np.ndarray) -> list[Subset]:
+    """The batched decoder of unit delays: bit ``i`` set ⇔ ``i ∈ k``."""
+    return [tuple(int(i) for i in np.flatnonzero(row)) for row in np.asarray(bits, bool)]
 
-    The hard bits are ``β_p = [u_p u_0 < 0]``. When ``u`` holds a dominant term plus smaller
-    ones, ``sign u_p`` is the dominant term's sign wherever ``|u_p|`` is large and may be wrong
-    where the others (or noise) cancel it, i.e. where ``|u_p|`` is small. So, as in Chase
-    decoding, the ``depth`` positions of smallest ``|u_p|`` are flipped in every pattern of up
-    to ``depth`` of them (``2^depth − 1`` more decodes); flipping position 0 (the reference)
-    complements every bit. The hard decode comes first; duplicates and failures are dropped.
-    """
+
+def chase_patterns(u: np.ndarray, depth: int) -> np.ndarray:
+    """``bool[1 + (2^depth − 1), P]``: the hard bits of ``u: float[P+1]`` and their Chase flips
+    (module docstring of :func:`chase_candidates`), in the order they are tried."""
     bits = u[1:] * u[0] < 0
-    out: list[Subset] = []
-    first = decode(bits)
-    if first is not None:
-        out.append(first)
     weak = np.argsort(np.abs(u), kind="stable")[: max(depth, 0)]
+    out = [bits]
     for size in range(1, len(weak) + 1):
         for flip in itertools.combinations(weak, size):
             trial = bits.copy()
@@ -69,23 +85,58 @@ def chase_candidates(
                     trial = ~trial
                 else:
                     trial[p - 1] = ~trial[p - 1]
-            subset = decode(trial)
-            if subset is not None and subset not in out:
-                out.append(subset)
+            out.append(trial)
+    return np.stack(out)
+
+
+def chase_candidates(u: np.ndarray, decode: BatchDecode, depth: int) -> list[Subset]:
+    """Supports decoded from the signs of ``u: float[P+1]`` and from flips of its least reliable ones.
+
+    The hard bits are ``β_p = [u_p u_0 < 0]``. When ``u`` holds a dominant term plus smaller
+    ones, ``sign u_p`` is the dominant term's sign wherever ``|u_p|`` is large and may be wrong
+    where the others (or noise) cancel it, i.e. where ``|u_p|`` is small. So, as in Chase
+    decoding, the ``depth`` positions of smallest ``|u_p|`` are flipped in every pattern of up
+    to ``depth`` of them (``2^depth − 1`` more decodes, all in one batched call); flipping
+    position 0 (the reference) complements every bit. The hard decode comes first; duplicates
+    and failures are dropped.
+    """
+    return _distinct(decode(chase_patterns(u, depth)))
+
+
+def _distinct(decoded: list) -> list[Subset]:
+    out: list[Subset] = []
+    for subset in decoded:
+        if subset is not None and subset not in out:
+            out.append(subset)
     return out
 
 
 def _hashes_to(subset: Subset, c: int, j: int, code: Code) -> bool:
-    return int(bins_of(support_of(subset, code.n), code.hashes[c : c + 1])[0, 0]) == j
+    return int(code.bins([subset])[c, 0]) == j
 
 
 def candidates(u: np.ndarray, c: int, j: int, code: Code) -> list[Subset]:
     """Chase candidates of bin ``(c, j)`` (values ``u``) that hash to it, ``1 ≤ |k| ≤ max_degree``."""
-    return [
-        k
-        for k in chase_candidates(u, code.decode, code.chase)
-        if k and len(k) <= code.max_degree and _hashes_to(k, c, j, code)
-    ]
+    return many_candidates([u], [(c, j)], code)[0]
+
+
+def many_candidates(values: Sequence[np.ndarray], where: Sequence[tuple[int, int]], code: Code) -> list:
+    """:func:`candidates` of several bins (``values[i]`` is bin ``where[i] = (c, j)``) with one
+    batched decode of all their Chase patterns."""
+    if not where:
+        return []
+    patterns = [chase_patterns(u, code.chase) for u in values]
+    decoded = code.decode(np.concatenate(patterns))
+    out, start = [], 0
+    for block, (c, j) in zip(patterns, where):
+        found = _distinct(decoded[start : start + block.shape[0]])
+        start += block.shape[0]
+        found = [k for k in found if k and len(k) <= code.max_degree]
+        if found:
+            hit = code.bins(found)[c] == j
+            found = [k for k, ok in zip(found, hit) if ok]
+        out.append(found)
+    return out
 
 
 def score(
@@ -118,9 +169,8 @@ def score(
 def amplitudes(bins: np.ndarray, subset: Subset, code: Code) -> tuple[np.ndarray, np.ndarray]:
     """``(a: float[C], e: float[C])``: support ``k``'s least-squares amplitude in its bin of every
     group, ``a_c = mean_p U[c, p, j_c] σ_{cp}``, and those bins' mean energies."""
-    support = support_of(subset, code.n)
-    where = bins_of(support, code.hashes)[:, 0]  # [C]
-    sign = signs_of(support, code.offsets, code.delays)[:, 0]  # [C, P+1]
+    where = code.bins([subset])[:, 0]  # [C]
+    sign = code.signs([subset])[:, 0]  # [C, P+1]
     vals = bins[np.arange(bins.shape[0]), :, where]  # [C, P+1]
     return (vals * sign).mean(axis=1), (vals * vals).mean(axis=1)
 
@@ -147,7 +197,7 @@ def joint_bin(
         for subset in candidates(resid, c, j, code):
             if subset in atoms:
                 continue
-            col = signs_of(support_of(subset, code.n), code.offsets[c : c + 1], code.delays)[0, 0]
+            col = code.signs([subset])[c, 0]
             design = np.stack([*cols, col], axis=1)
             coef, *_ = np.linalg.lstsq(design, u, rcond=None)
             left = u - design @ coef
@@ -192,7 +242,7 @@ def combined(
             cos = float(u @ v) / max(float(np.sqrt((u @ u) * (v @ v))), 1e-300)
             if abs(cos) >= 0.5:
                 rows.append((abs(cos), c, j, c2, j2))
-    out: list[tuple[Subset, int]] = []
+    trials, where, partner = [], [], []
     for _, c, j, c2, j2 in sorted(rows, reverse=True)[:pairs]:
         u, v = bins[c, :, j], bins[c2, :, j2]
         both = u + np.sign(float(u @ v)) * v
@@ -201,8 +251,12 @@ def combined(
             w = bins[c3, :, j3]
             if c3 not in (c, c2) and abs(float(both @ w)) >= 0.5 * float(np.sqrt((both @ both) * (w @ w))):
                 sums.insert(0, both + np.sign(float(both @ w)) * w)
-        for total in sums:
-            for subset in candidates(total, c, j, code):
-                if _hashes_to(subset, c2, j2, code) and (subset, c) not in out:
-                    out.append((subset, c))
+        trials += sums
+        where += [(c, j)] * len(sums)
+        partner += [(c2, j2)] * len(sums)
+    out: list[tuple[Subset, int]] = []
+    for found, (c, _), (c2, j2) in zip(many_candidates(trials, where, code), where, partner):
+        for subset in found:
+            if _hashes_to(subset, c2, j2, code) and (subset, c) not in out:
+                out.append((subset, c))
     return out

@@ -43,7 +43,8 @@ import numpy as np
 from actspec_jax.diagnostics import IncompleteResultWarning
 from actspec_jax.errors import ActSpecError
 from actspec_jax.problems.base import Problem
-from actspec_jax.solvers.compressive.design import uniform_masks
+from actspec_jax.solvers.compressive.refit import predict
+from actspec_jax.solvers.compressive.stream import UniformRows, evaluate_rows
 from actspec_jax.solvers.degree_profile import attach_degree_profile, wants_degree_profile
 from actspec_jax.spectrum import Spectrum
 
@@ -150,8 +151,9 @@ class CompressivePasses:
         """Least squares on the call's one refit design (evaluated, and counted, at the first fit)."""
         used = 0
         if self.design is None:
-            masks = uniform_masks(jax.random.fold_in(self.key, TAG_REFIT_DESIGN), self.refit, self.n)
-            self.design = (masks, self.solver._evaluate(self.problem, masks))
+            rows = UniformRows(jax.random.fold_in(self.key, TAG_REFIT_DESIGN), self.refit, self.n)
+            values = evaluate_rows(self.problem, rows, chunk=self.solver._chunk(self.problem))
+            self.design = (np.asarray(rows.chunk(0, rows.count)), values)
             used = self.refit
         coef, err = self.solver._fit(*self.design, list(subsets), self.n)
         return coef, err, used
@@ -164,9 +166,9 @@ class CompressivePasses:
             info = dict(spectrum.solver)
             info.pop("explained_share", None)
             info = _without_unexplained(info)
-            self.solver._report_unexplained(
-                info, self.n, spectrum.subset_tuples(), np.asarray(spectrum.coefficients), *self.design
-            )
+            masks, values = self.design
+            fitted = predict(masks, spectrum.subset_tuples(), np.asarray(spectrum.coefficients), self.n)
+            self.solver._report_unexplained(info, fitted, values)
             spectrum = dataclasses.replace(spectrum, solver=info)
         if self.budget is not None:  # the call's budget; the passes' own is max_evaluations_per_pass
             per_pass = spectrum.solver["max_evaluations"]

@@ -58,10 +58,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from actspec_jax.solvers.compressive.design import bins_of, signs_of, support_of
-from actspec_jax.solvers.compressive.multiton import Code, candidates, combined, joint_bin, score
-from actspec_jax.solvers.compressive.search import joint_z, match_supports, null_levels, search_supports
-from actspec_jax.solvers.compressive.sums import factor_bin
+from actspec_jax.solvers.compressive.multiton import Code, combined, joint_bin, many_candidates, score
+from actspec_jax.solvers.compressive.search import (
+    joint_z,
+    match_supports,
+    null_levels,
+    pairs_affordable,
+    search_supports,
+)
+from actspec_jax.solvers.compressive.sums import factor_bin, worth_factoring
 
 __all__ = ["peel", "subtract"]
 
@@ -73,37 +78,30 @@ MAX_TAKES = 4
 SEARCH_TOP, MAX_SEARCHES, SEARCH_BINS = 32, 6, 96
 
 
-def subtract(bins: np.ndarray, terms: dict, n: int, hashes, offsets, delays) -> None:
+def subtract(bins: np.ndarray, terms: dict, code: Code) -> None:
     """Remove known ``terms {subset: coef}`` from every group's bins, in place."""
     if not terms:
         return
-    support = np.zeros((len(terms), n), bool)
-    for row, subset in enumerate(terms):
-        support[row, list(subset)] = True
+    subsets = list(terms)
     coef = np.asarray(list(terms.values()), np.float64)
-    where = bins_of(support, hashes)  # [C, K]
-    signs = signs_of(support, offsets, delays)  # [C, K, P+1]
+    where = code.bins(subsets)  # [C, K]
+    signs = code.signs(subsets)  # [C, K, P+1]
     for c in range(bins.shape[0]):
         np.add.at(bins[c].T, where[c], -(coef[:, None] * signs[c]))
 
 
 def peel(
     bins: np.ndarray,
+    code: Code,
     *,
-    n: int,
-    hashes: np.ndarray,
-    offsets: np.ndarray,
-    delays: np.ndarray,
-    decode,
-    max_degree: int,
     floor: float,
-    chase: int = 0,
     z_min: float = 3.0,
     joint: int = 3,
     pairs: int = 64,
     max_sweeps: int = 256,
     exact_tol: float = 0.0,
     search: str | None = None,
+    deep: bool = False,
 ) -> tuple[dict[tuple[int, ...], float], dict[str, int]]:
     """Peel singletons, then multitons, from ``bins: float[C, P+1, J]`` (modified in place).
 
@@ -114,16 +112,20 @@ def peel(
     ``chase``), the ``pairs`` best cross-group combined decodes and, with ``search``, the
     joint search of :mod:`~.search` (``'all'``: every support, ``'match'``: those the busy bins'
     reliable signs point to; taken above the null level of their size, ``√(2 ln(d·C(n, |k|)))``,
-    rescored after every peel). ``decode`` maps
-    ``bool[P]`` sign bits to a support or ``None``. Returns ``{subset: coef}`` and counters
+    rescored after every peel). ``code`` is the round's design and decoder
+    (:class:`~.multiton.Code`). Returns ``{subset: coef}`` and counters
     (``multi``, ``joint``, ``combined``, ``search``: terms taken by each multiton stage;
     ``searches``: joint searches run; ``search_capped``: 1 when the last of the
-    :data:`MAX_SEARCHES` allowed still took terms, so more may have been left in the bins).
+    :data:`MAX_SEARCHES` allowed still took terms, so more may have been left in the bins;
+    ``pair_halves``: 1 when a matching search also paired pairs, i.e. looked for degree 3–4 supports
+    — always at small ``n``, else only once a term of degree > 2 is known (``deep``: from an
+    earlier round, or found in this one), :func:`~.search.pairs_affordable`: on real layers, whose
+    terms the search finds are singletons and pairs, this keeps the search linear in ``n``).
     """
-    code = Code(n, hashes, offsets, delays, decode, max_degree, chase)
+    n, max_degree = code.n, code.max_degree
     found: dict[tuple[int, ...], float] = {}
     counters = ("sweeps", "accepted", "exact", "multi", "joint", "combined", "search", "decode_failures")
-    stats = dict.fromkeys((*counters, "rejected", "searches", "search_capped"), 0)
+    stats = dict.fromkeys((*counters, "rejected", "searches", "search_capped", "pair_halves"), 0)
     cache: dict[tuple[int, int], list[tuple[int, ...]]] = {}  # Chase candidates per untouched bin
     tried: set[tuple[int, int]] = set()  # bins whose joint decode failed and that no peel touched since
     unfactored: set[tuple[int, int]] = set()  # the same for the exact factorization
@@ -132,8 +134,8 @@ def peel(
     def take(subset: tuple[int, ...], amp: float, stage: str | None = None) -> None:
         takes[subset] = takes.get(subset, 0) + 1
         found[subset] = found.get(subset, 0.0) + amp
-        subtract(bins, {subset: amp}, n, hashes, offsets, delays)
-        for c, j in enumerate(bins_of(support_of(subset, n), hashes)[:, 0]):
+        subtract(bins, {subset: amp}, code)
+        for c, j in enumerate(code.bins([subset])[:, 0]):
             cache.pop((c, int(j)), None)
             tried.discard((c, int(j)))
             unfactored.discard((c, int(j)))
@@ -147,15 +149,17 @@ def peel(
         energy = (bins * bins).mean(axis=1)  # [C, J]
         noise = max(float(np.quantile(energy, 0.1)), floor)
         busy = [(int(c), int(j)) for c, j in zip(*np.nonzero(energy > 2.0 * noise))]
-        for c, j in busy:
-            term = _singleton(bins[c, :, j], c, j, code, noise, stats)
-            if term is not None and takes.get(term[0], 0) < MAX_TAKES:
-                take(*term)
+        touched: set[tuple[int, int]] = set()  # bins a take of this sweep changed: retried next sweep
+        for c, j, subset, amp in _singletons(bins, busy, code, noise, stats):
+            if (c, j) not in touched and takes.get(subset, 0) < MAX_TAKES:
+                take(subset, amp)
+                touched.update(enumerate(int(b) for b in code.bins([subset])[:, 0]))
         if stats["accepted"] == before and exact_tol > 0:  # every non-empty bin: no noise floor here
-            for c, j in [(int(c), int(j)) for c, j in zip(*np.nonzero(energy > exact_tol**2))]:
-                if (c, j) in unfactored:
-                    continue
-                unfactored.add((c, j))
+            fresh = [(int(c), int(j)) for c, j in zip(*np.nonzero(energy > exact_tol**2))]
+            fresh = [bin_ for bin_ in fresh if bin_ not in unfactored]
+            unfactored.update(fresh)
+            gate = worth_factoring(np.stack([bins[c, :, j] for c, j in fresh]), exact_tol) if fresh else []
+            for c, j in [bin_ for bin_, ok in zip(fresh, gate) if ok]:
                 for subset, amp in factor_bin(bins, c, j, code, exact_tol):
                     if takes.get(subset, 0) < MAX_TAKES:
                         take(subset, amp, "exact")
@@ -171,9 +175,9 @@ def peel(
                     take(subset, amp, "joint")
         if stats["accepted"] == before and bins.shape[0] > 1:
             ranked = []
+            fresh = [(c, j) for c, j in busy if (c, j) not in cache]
+            cache.update(zip(fresh, many_candidates([bins[c, :, j] for c, j in fresh], fresh, code)))
             for c, j in busy:
-                if (c, j) not in cache:
-                    cache[(c, j)] = candidates(bins[c, :, j], c, j, code)
                 ranked += [
                     (z, k, c) for k in cache[(c, j)] if (z := score(bins, k, c, code, noise, z_min)[0]) > 0
                 ]
@@ -194,11 +198,12 @@ def peel(
             levels = null_levels(n, max_degree)
             loud = np.argsort(-energy, axis=None)[:SEARCH_BINS]
             heard = [divmod(int(f), energy.shape[1]) for f in loud if energy.flat[f] > noise]
-            ranked = (
-                search_supports(bins, code, SEARCH_TOP)
-                if search == "all"
-                else match_supports(bins, heard, code, SEARCH_TOP)
-            )
+            if search == "all":
+                ranked = search_supports(bins, code, SEARCH_TOP)
+            else:  # pairs as halves (degree 3–4 supports) once such terms are known to exist
+                pair_halves = pairs_affordable(n, deep or any(len(k) > 2 for k in found))
+                stats["pair_halves"] = max(stats["pair_halves"], int(pair_halves))
+                ranked = match_supports(bins, heard, code, SEARCH_TOP, pair_halves=pair_halves)
             for _, subset in ranked:
                 z, amp = joint_z(bins, subset, code)
                 if abs(z) >= levels[len(subset)] and takes.get(subset, 0) < MAX_TAKES:
@@ -210,24 +215,27 @@ def peel(
     return found, stats
 
 
-def _singleton(u: np.ndarray, c: int, j: int, code: Code, noise: float, stats: dict):
-    """``(k, a)`` when bin ``u = U[c, :, j]`` passes the singleton test, else ``None``."""
-    e = float((u * u).mean())
-    if e <= 2.0 * noise:
-        return None  # emptied by an earlier peel in this sweep
-    subset = code.decode(u[1:] * u[0] < 0)
-    if subset is None or len(subset) > code.max_degree:
-        stats["decode_failures"] += 1
-        return None
-    support = support_of(subset, code.n)
-    if int(bins_of(support, code.hashes[c : c + 1])[0, 0]) != j:
-        stats["rejected"] += 1
-        return None
-    sign = signs_of(support, code.offsets[c : c + 1], code.delays)[0, 0]
-    amp = float((u * sign).mean())
-    resid = float(((u - amp * sign) ** 2).mean())
-    tolerance = max(2.0 * noise, e / (4.0 * u.shape[0]))
-    if resid > tolerance or resid > 0.25 * e or amp * amp < noise:
-        stats["rejected"] += 1
-        return None
-    return subset, amp
+def _singletons(bins: np.ndarray, busy: list[tuple[int, int]], code: Code, noise: float, stats: dict) -> list:
+    """``[(c, j, k, a)]`` for the busy bins ``(c, j)`` of ``bins`` that pass the singleton test
+    (module docstring), all decoded in one batched call and checked as arrays."""
+    if not busy:
+        return []
+    cs, js = (np.asarray(v, np.int64) for v in zip(*busy))
+    u = bins[cs, :, js]  # [B, P+1]
+    decoded = code.decode(u[:, 1:] * u[:, :1] < 0)
+    good = [i for i, k in enumerate(decoded) if k is not None and len(k) <= code.max_degree]
+    stats["decode_failures"] += len(busy) - len(good)
+    if not good:
+        return []
+    subsets = [decoded[i] for i in good]
+    pick = np.asarray(good)
+    where = code.bins(subsets)[cs[pick], np.arange(len(good))]
+    sign = code.signs(subsets)[cs[pick], np.arange(len(good))]  # [G, P+1]
+    v = u[pick]
+    e = (v * v).mean(axis=1)
+    amp = (v * sign).mean(axis=1)
+    resid = ((v - amp[:, None] * sign) ** 2).mean(axis=1)
+    tolerance = np.maximum(2.0 * noise, e / (4.0 * v.shape[1]))
+    ok = (where == js[pick]) & (resid <= tolerance) & (resid <= 0.25 * e) & (amp * amp >= noise)
+    stats["rejected"] += int((~ok).sum())
+    return [(int(cs[i]), int(js[i]), subsets[g], float(amp[g])) for g, i in enumerate(pick) if ok[g]]

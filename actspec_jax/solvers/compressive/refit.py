@@ -12,6 +12,7 @@ compiles again.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -19,9 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
+from actspec_jax.solvers.compressive.design import structured_characters, subset_rows
 from actspec_jax.transforms.indexing import characters
 
-__all__ = ["least_squares", "predict"]
+__all__ = ["CountedFit", "fit_characters", "least_squares", "peeled_characters", "predict"]
 
 CHUNK = 1024
 
@@ -135,3 +137,54 @@ def least_squares(
         meat = np.asarray(_moments(*args, jnp.asarray(full), meat=True), np.float64)[:k, :k]
         var = ((bread @ meat) * bread).sum(axis=1) * count / max(count - k, 1)
     return coef, np.sqrt(np.maximum(var, 0.0)), rss / max(count, 1)
+
+
+def fit_characters(
+    phi: np.ndarray, values: np.ndarray, *, stderr: str = "hc1"
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """:func:`least_squares` on explicit characters ``phi: float[N, K]`` (the refit of a plan whose
+    masks are not kept: :func:`~.design.structured_characters` and the uniform rows' columns), in
+    float64 on the host — ``K`` is the peeled support, small next to ``N``."""
+    x = np.asarray(phi, np.float64)
+    v = np.asarray(values, np.float64)
+    count, k = x.shape
+    gram, xty = x.T @ x, x.T @ v
+    coef, bread = _solve(gram, xty, inverse=stderr != "none")
+    resid = v - x @ coef
+    mse = float(resid @ resid) / max(count, 1)
+    if bread is None:
+        return coef, np.zeros(k), mse
+    if stderr == "classical":
+        var = mse * count / max(count - k, 1) * np.diag(bread)
+    else:
+        meat = (x * (resid * resid)[:, None]).T @ x
+        var = ((bread @ meat) * bread).sum(axis=1) * count / max(count - k, 1)
+    return coef, np.sqrt(np.maximum(var, 0.0)), mse
+
+
+def peeled_characters(codes: list, held: Any, subsets: list, b: int) -> np.ndarray:
+    """``float32[N, K]``: the characters of ``subsets`` on the refit's rows — every round's of
+    ``codes`` (:class:`~.multiton.Code`), then the uniform rows ``held``
+    (:class:`~.stream.UniformRows`) — from the designs and the uniform rows' columns, without
+    the masks (memory ``N·K``)."""
+    n = held.n
+    rows = subset_rows(subsets, n)
+    parts = [structured_characters(c.tables, rows, b) for c in codes]
+    elements = np.unique(rows[rows < n])
+    bits = np.zeros((held.count, elements.size + 1), bool)  # last column: the pad (never set)
+    bits[:, :-1] = held.columns(elements)
+    index = np.where(rows < n, np.searchsorted(elements, np.minimum(rows, n - 1)), elements.size)
+    parity = np.bitwise_xor.reduce(bits[:, index], axis=-1)  # [held, K]
+    parts.append(np.where(parity, -1.0, 1.0).astype(np.float32))
+    return np.concatenate(parts)
+
+
+class CountedFit:
+    """A refit ``fit`` that counts its host syncs (the Gram, and the meat for HC1 errors)."""
+
+    def __init__(self, fit: Callable[..., Any]):
+        self.fit, self.syncs = fit, 0
+
+    def __call__(self, masks: Any, values: np.ndarray, subsets: list, n: int, stderr: str = "hc1") -> Any:
+        self.syncs += 1 + (stderr == "hc1")
+        return self.fit(masks, values, subsets, n, stderr)

@@ -38,10 +38,17 @@ import math
 
 import numpy as np
 
-from actspec_jax.solvers.compressive.design import bins_of, signs_of
 from actspec_jax.solvers.compressive.multiton import Code, amplitudes
 
-__all__ = ["MAX_COST", "joint_z", "match_supports", "null_levels", "search_cost", "search_supports"]
+__all__ = [
+    "MAX_COST",
+    "joint_z",
+    "match_supports",
+    "null_levels",
+    "pairs_affordable",
+    "search_cost",
+    "search_supports",
+]
 
 Subset = tuple[int, ...]
 #: Multiply-adds one exhaustive search may cost (``C·Q²·(P+1)``), about 3 s here; beyond it the
@@ -105,15 +112,12 @@ def search_supports(bins: np.ndarray, code: Code, top: int) -> list[tuple[float,
     Exhaustive over all ``A ⊕ B`` (module docstring); float32 products, ``CHUNK`` rows of ``A``
     at a time.
     """
-    n, hashes, offsets, delays, degree = code.n, code.hashes, code.offsets, code.delays, code.max_degree
+    n, degree = code.n, code.max_degree
     groups, width, bins_count = bins.shape
     parts = halves(n, degree)
     count = len(parts)
-    support = np.zeros((count, n), bool)
-    for row, subset in enumerate(parts):
-        support[row, list(subset)] = True
-    where = bins_of(support, hashes)  # [C, Q]
-    sign = signs_of(support, offsets, delays).astype(np.float32)  # [C, Q, P+1]
+    where = code.bins(parts)  # [C, Q]
+    sign = code.signs(parts).astype(np.float32)  # [C, Q, P+1]
     energy = (bins * bins).mean(axis=1)  # [C, J]
     values = bins.astype(np.float32)
     classes = [[np.flatnonzero(where[c] == h) for h in range(bins_count)] for c in range(groups)]
@@ -159,23 +163,22 @@ def search_supports(bins: np.ndarray, code: Code, top: int) -> list[tuple[float,
 #: scoring them is most of the cost), tables per bin, and the most candidate pairs one table
 #: may expand (beyond it the table is skipped).
 MATCHES, TABLES, MAX_PAIRS = 2_000_000, 4, 2_000_000
+#: Pair halves (``n(n−1)/2``) a matching search always sorts (n ≤ 128: cheap), and the most it sorts
+#: when a term of degree > 2 is known to exist (n ≤ 2048); beyond, only supports of degree ≤ 2 are
+#: matched, so the search's memory stays linear in ``n``. (On MNIST ``relu_0`` at 10k evaluations the
+#: search's terms were all singletons and pairs; the pair halves cost 18 of its 27 s.)
+CHEAP_PAIR_HALVES, MAX_PAIR_HALVES = 8_200, 2_100_000
 
 
-def _packed(rows: np.ndarray) -> np.ndarray:
-    """``bool[..., W]`` → ``int64[...]`` with bit ``w`` = ``rows[..., w]`` (``W ≤ 63``)."""
-    return (rows.astype(np.int64) << np.arange(rows.shape[-1], dtype=np.int64)).sum(axis=-1)
-
-
-def _gather(bits: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """The bits of ``bits: int64[M]`` at ``positions`` compacted into ``int64[M]``."""
-    out = np.zeros(bits.shape, np.int64)
-    for rank, p in enumerate(positions):
-        out |= ((bits >> int(p)) & 1) << rank
-    return out
+def pairs_affordable(n: int, deep: bool) -> bool:
+    """Whether :func:`match_supports` uses pairs as halves at ``n`` — always while cheap, else only
+    with evidence of terms of degree > 2 (``deep``) and up to :data:`MAX_PAIR_HALVES`."""
+    pairs = n * (n - 1) // 2
+    return pairs <= CHEAP_PAIR_HALVES or (deep and pairs <= MAX_PAIR_HALVES)
 
 
 def match_supports(
-    bins: np.ndarray, busy: list[tuple[int, int]], code: Code, top: int
+    bins: np.ndarray, busy: list[tuple[int, int]], code: Code, top: int, *, pair_halves: bool = True
 ) -> list[tuple[float, Subset]]:
     """Like :func:`search_supports`, for ``n`` where all ``Q²`` pairs cost too much: candidates
     ``A ⊕ B`` only where a busy bin's most reliable signs say so.
@@ -183,79 +186,79 @@ def match_supports(
     If ``k = A ⊕ B`` dominates bin ``(c, j)`` then ``sign u_p = ± σ_c(A)[p] σ_c(B)[p]`` wherever
     ``|u_p|`` is large. So on ``L`` of the most reliable delays the bits of ``σ_c(A) ⊙ sign u``
     equal those of ``σ_c(B)`` (up to one global flip), and ``j_c(B) = j ⊕ j_c(A)``: one sort of
-    the ``Q`` halves' keys and a join list every such pair (``Q²/(2^{L−1+b})`` chance matches,
-    ``L`` chosen for :data:`MATCHES` of them over all bins and tables). The :data:`TABLES`
-    tables of a bin take the ``L + 1`` most reliable delays less a different one each (one
-    wrong sign among them misses some tables, not all). Every match is then scored by ``z``
-    over all groups, and the ``top`` of largest excess over their size's bar are returned, as
-    ``[(excess, k)]``.
-    Bits are packed in ``int64``: at most 63 delays.
+    the ``Q`` halves' keys and two lookups of every half's query list every such pair
+    (``Q²/(2^{L−1+b})`` chance matches, ``L`` chosen for :data:`MATCHES` of them over all bins and
+    tables). The :data:`TABLES` tables of a bin take the ``L + 1`` most reliable delays less a
+    different one each (one wrong sign among them misses some tables, not all). Every match is
+    then scored by ``z`` over all groups, and the ``top`` of largest excess over their size's bar
+    are returned, as ``[(excess, k)]``.
+
+    Halves are ``∅`` and the singletons (degree ≤ 2 supports: ``Q = n + 1``, memory linear in
+    ``n``) and, with ``pair_halves`` and ``max_degree > 2``, the pairs (``Q ≈ n²/2``: the caller
+    allows them only for small ``n``, :data:`MAX_PAIR_HALVES`).
     """
-    n, hashes, offsets, delays, degree = code.n, code.hashes, code.offsets, code.delays, code.max_degree
+    n, degree = code.n, code.max_degree
     groups, width, bins_count = bins.shape
-    if width > 63 or (degree + 1) // 2 > 2:
+    if (degree + 1) // 2 > 2:
         return []
-    b = hashes.shape[-1]
-    pair_i, pair_j = np.triu_indices(n, 1)
-    first = np.concatenate([[-1], np.arange(n), pair_i]).astype(np.int64)  # halves as ≤ 2 elements (−1: none)
-    second = np.concatenate([[-1], np.full(n, -1), pair_j]).astype(np.int64)
-    if degree < 3:
-        first, second = first[: n + 1], second[: n + 1]
+    tables = code.tables
+    b = code.hashes.shape[-1]
+    # halves as ≤ 2 elements (n: none, the tables' zero slot)
+    first = np.concatenate([[n], np.arange(n)]).astype(np.int64)
+    second = np.full(n + 1, n, np.int64)
+    if degree > 2 and pair_halves:
+        pair_i, pair_j = np.triu_indices(n, 1)
+        first, second = np.concatenate([first, pair_i]), np.concatenate([second, pair_j])
     count = first.size
-    # per group, element i's bits o_c[i] ⊕ d_p[i] over the delays p, and its bin bits
-    elem_bits = [_packed(np.asarray(offsets[c])[:, None] ^ np.asarray(delays).T) for c in range(groups)]
-    elem_hash = [_packed(np.asarray(hashes[c])) for c in range(groups)]
-    pad = lambda table: np.concatenate([table, [0]])  # noqa: E731 - index −1 reads the 0 appended
-    half_hash = [pad(elem_hash[c])[first] ^ pad(elem_hash[c])[second] for c in range(groups)]
+    half_hash = [tables.hash_words[c][first] ^ tables.hash_words[c][second] for c in range(groups)]
     chance = count * count * len(busy) * TABLES / float(2 * MATCHES * bins_count)
-    length = int(min(width - TABLES, max(4, math.ceil(math.log2(max(chance, 2.0))) + 1)))
+    length = int(min(width - TABLES, 62 - b, max(4, math.ceil(math.log2(max(chance, 2.0))) + 1)))
+    weights = np.int64(1) << np.arange(length, dtype=np.int64)
+    flip = (1 << length) - 1
     pairs_a, pairs_b = [], []
     for c, j in busy:
         u = bins[c, :, j]
-        sign_bits = int(_packed(u < 0))
         order = np.argsort(-np.abs(u), kind="stable")
         for table in range(TABLES):  # the L+1 most reliable less one: rank L, 0, L/3, 2L/3
             drop = length if table == 0 else (table - 1) * length // (TABLES - 1)
             positions = np.delete(order[: length + 1], drop)
-            # the compaction is linear over XOR: gather the n elements' bits, then combine
-            element_key = pad(_gather(elem_bits[c], positions))
-            key_b = element_key[first] ^ element_key[second]
-            key_a = key_b ^ int(_gather(np.array([sign_bits]), positions)[0])
-            flip = (1 << length) - 1
-            key_a = np.where(key_a & 1, key_a ^ flip, key_a)  # one of each ± pair
-            key_b = np.where(key_b & 1, key_b ^ flip, key_b)
-            key_a = (key_a << b) | (half_hash[c] ^ j)
-            key_b = (key_b << b) | half_hash[c]
-            order_a, order_b = np.argsort(key_a), np.argsort(key_b)
+            # the compaction is linear over XOR: the n elements' key bits, then combined
+            bits = tables.offset_bits[c][:, None] ^ tables.delay_bits[:, positions]  # [n+1, L]
+            element_key = bits.astype(np.int64) @ weights
+            key = element_key[first] ^ element_key[second]
+            key_b = (key << b) | half_hash[c]
+            order_b = np.argsort(key_b)
             sorted_b = key_b[order_b]
-            sorted_a = key_a[order_a]  # sorted queries: searchsorted walks memory in order
-            lo = np.searchsorted(sorted_b, sorted_a, "left")
-            hits = np.searchsorted(sorted_b, sorted_a, "right") - lo
-            total = int(hits.sum())
-            if total == 0 or total > MAX_PAIRS:
-                continue
-            rows = np.repeat(np.arange(count), hits)
-            within = np.arange(total) - np.repeat(np.cumsum(hits) - hits, hits)
-            pairs_a.append(order_a[rows])
-            pairs_b.append(order_b[lo[rows] + within])
+            sign = int((u[positions] < 0).astype(np.int64) @ weights)
+            for target in (sign, sign ^ flip):  # σ(A) ⊙ sign u = ±σ(B)
+                query = ((key ^ target) << b) | (half_hash[c] ^ j)
+                lo = np.searchsorted(sorted_b, query, "left")
+                hits = np.searchsorted(sorted_b, query, "right") - lo
+                total = int(hits.sum())
+                if total == 0 or total > MAX_PAIRS:
+                    continue
+                rows = np.repeat(np.arange(count), hits)
+                within = np.arange(total) - np.repeat(np.cumsum(hits) - hits, hits)
+                pairs_a.append(rows)
+                pairs_b.append(order_b[lo[rows] + within])
     if not pairs_a:
         return []
     pair = np.sort(np.concatenate(pairs_a) * count + np.concatenate(pairs_b))
     pair = pair[np.concatenate([[True], pair[1:] != pair[:-1]])]  # once per pair
     a, bb = pair // count, pair % count
-    elements = np.stack([first[a], second[a], first[bb], second[bb]], axis=1)  # [M, 4]
-    z = _scores(bins, elements, elem_bits, elem_hash)
+    elements = np.stack([first[a], second[a], first[bb], second[bb]], axis=1)  # [M, 4], n: none
+    z = _scores(bins, elements, code)
     size = np.zeros(elements.shape[0], np.int64)
     for column in range(4):  # an element counts when it appears an odd number of times
         odd = (elements == elements[:, column : column + 1]).sum(axis=1) % 2 == 1
-        size += (elements[:, column] >= 0) & odd
+        size += (elements[:, column] < n) & odd
     excess = np.abs(z) - np.concatenate([null_levels(n, degree), [np.inf] * 4])[size]
     out: list[tuple[float, Subset]] = []
     seen: set[Subset] = set()
     for row in np.argsort(-excess, kind="stable"):
         if not np.isfinite(excess[row]):
             break
-        items = [int(e) for e in elements[row] if e >= 0]
+        items = [int(e) for e in elements[row] if e < n]
         k = tuple(sorted(e for e in set(items) if items.count(e) % 2))
         if 1 <= len(k) <= degree and k not in seen:
             seen.add(k)
@@ -265,14 +268,15 @@ def match_supports(
     return out
 
 
-def _scores(bins: np.ndarray, elements: np.ndarray, elem_bits: list, elem_hash: list) -> np.ndarray:
-    """``z`` of the supports ``XOR`` of ``elements: int[M, 4]`` (−1: none).
+def _scores(bins: np.ndarray, elements: np.ndarray, code: Code) -> np.ndarray:
+    """``z`` of the supports ``XOR`` of ``elements: int[M, w]`` (``n``: none).
 
     ``Σ_p u_p σ_p = Σ_p u_p − 2 Σ_{p: bit_p = 1} u_p``, and the second sum is read byte by byte
-    of the packed sign bits from per-bin tables of the 256 partial sums — 5 lookups a support
-    and group instead of a ``[M, P+1]`` gather.
+    of the packed sign bits from per-bin tables of the 256 partial sums — ``⌈(P+1)/8⌉`` lookups a
+    support and group instead of a ``[M, P+1]`` gather.
     """
     groups, width, count = bins.shape
+    tables = code.tables
     energy = (bins * bins).mean(axis=1)
     nbytes = (width + 7) // 8
     patterns = ((np.arange(256)[:, None] >> np.arange(8)) & 1).astype(np.float64)  # [256, 8]
@@ -281,11 +285,11 @@ def _scores(bins: np.ndarray, elements: np.ndarray, elem_bits: list, elem_hash: 
         padded = np.zeros((nbytes * 8, count))
         padded[:width] = bins[c]
         table = np.einsum("vr,brj->jbv", patterns, padded.reshape(nbytes, 8, count))  # [J, bytes, 256]
-        bits = np.bitwise_xor.reduce(np.concatenate([elem_bits[c], [0]])[elements], axis=1)
-        where = np.bitwise_xor.reduce(np.concatenate([elem_hash[c], [0]])[elements], axis=1)
+        bits = np.bitwise_xor.reduce(tables.sign_bytes[c][elements], axis=1)  # [M, bytes]
+        where = np.bitwise_xor.reduce(tables.hash_words[c][elements], axis=1)
         part = bins[c].sum(axis=0)[where]
         for byte in range(nbytes):
-            part -= 2.0 * table[where, byte, (bits >> (8 * byte)) & 255]
+            part -= 2.0 * table[where, byte, bits[:, byte]]
         total += part
         spread += energy[c][where]
     return total / np.sqrt(np.maximum(spread * width, 1e-300))

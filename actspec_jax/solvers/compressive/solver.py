@@ -53,8 +53,8 @@ uniform masks before anything is evaluated, and the solver evaluates exactly the
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -62,14 +62,35 @@ import jax.numpy as jnp
 import numpy as np
 
 from actspec_jax.diagnostics import report_diagnostic
-from actspec_jax.errors import ActSpecError, NonFiniteOutputError
+from actspec_jax.errors import ActSpecError, MemoryBudgetError, format_bytes
 from actspec_jax.problems.base import Problem
+from actspec_jax.solvers._memory import (
+    available_memory,
+    bytes_per_mask,
+    chunk_size_for_budget,
+    default_memory_budget,
+)
+from actspec_jax.solvers._validate import check_key, check_memory_budget
 from actspec_jax.solvers.compressive import bch
-from actspec_jax.solvers.compressive.design import draw_groups, group_bins, group_masks, uniform_masks
+from actspec_jax.solvers.compressive.design import draw_groups, group_bins
 from actspec_jax.solvers.compressive.hybrid import hybrid_refit
+from actspec_jax.solvers.compressive.multiton import Code, unit_decoder
 from actspec_jax.solvers.compressive.peeling import peel, subtract
-from actspec_jax.solvers.compressive.refit import least_squares, predict
-from actspec_jax.solvers.compressive.search import MAX_COST, search_cost
+from actspec_jax.solvers.compressive.refit import (
+    CountedFit,
+    fit_characters,
+    least_squares,
+    peeled_characters,
+    predict,
+)
+from actspec_jax.solvers.compressive.search import (
+    MATCHES,
+    MAX_COST,
+    MAX_PAIR_HALVES,
+    pairs_affordable,
+    search_cost,
+)
+from actspec_jax.solvers.compressive.stream import StructuredRows, UniformRows, evaluate_rows, progress_ticker
 from actspec_jax.solvers.degree_profile import (
     SOLVER_EVALUATIONS,
     attach_degree_profile,
@@ -117,6 +138,9 @@ class CompressiveSolver:
       degree_profile: attach the whole spectrum's degree profile as ``solver['degree_profile']``,
         as GoldreichLevin does (``None``: for ``n > 24`` without a budget; never under
         ``max_evaluations``, which it would exceed); its ``profile_evaluations`` are counted apart.
+      memory_budget: bytes of working memory per chunk of evaluated masks (default: half of a
+        device's free memory, 1 GiB on a host); the solve's estimated peak (:meth:`memory`) must fit
+        the available memory, or it is refused before any evaluation.
     """
 
     max_degree: int | None = 4
@@ -130,6 +154,7 @@ class CompressiveSolver:
     refit: str = "all"
     degree_profile: bool | None = None
     profile_evaluations: int = SOLVER_EVALUATIONS
+    memory_budget: int | None = None
 
     # ------------------------------------------------------------------ planning
     def delays(self, n: int) -> tuple[np.ndarray, str]:
@@ -214,12 +239,60 @@ class CompressiveSolver:
             "total": per * rounds + held,
         }
 
+    def memory(self, n: int) -> dict[str, int]:
+        """Estimated peak bytes of a solve at ``n`` units, by part, before anything is evaluated.
+
+        ``design``: every round's hashes, offsets, delays and element tables (kept for the refit),
+        ``O(n·(P + C·b))``; ``evaluation``: one chunk of masks and the model's work on it (at most
+        the memory budget's chunk); ``search``: the joint search's keys (linear in ``n``, pairs of
+        units only for small ``n``); ``refit``: the masks and Gram of the low-degree refit when
+        ``n ≤ N/8`` (so ``N·n ≤ N²/8``), else the peeled support's characters (``N·K``);
+        ``peak``: ``design + values + max(evaluation, search, refit)``.
+        """
+        plan = self.plan(n)
+        delays, _ = self.delays(n)
+        width, groups, b, rounds = delays.shape[0], self.groups, plan["bins_log2"], plan["rounds"]
+        total = plan["total"]
+        per_round = n * (groups * (b + 1 + 8 + 1 + (width + 7) // 8) + 2 * width)
+        design = rounds * per_round
+        if self.max_degree is not None and delays.shape[0] > 1 and n > 1:
+            design += 3 * (1 << bch.field_bits(n)) * 4 if bch.field_bits(n) * self.max_degree < n else 0
+        values = 3 * total * 8
+        evaluation = self.memory_budget if self.memory_budget is not None else default_memory_budget()
+        halves = n + 1 if not pairs_affordable(n, True) else n + 1 + n * (n - 1) // 2
+        search = 80 * min(halves, MAX_PAIR_HALVES + n + 1) + 64 * MATCHES
+        dense = self.singletons != "never" and (self.singletons == "always" or total >= 8 * (n + 1))
+        if dense:
+            refit = 3 * total * n * 4 + 4 * (total // 8 + 1) ** 2 * 8 + n * n * 4
+        else:
+            support = min(rounds * groups << b, 1 << 14) + 1
+            refit = 2 * total * support * 8
+        return {
+            "design": int(design),
+            "values": int(values),
+            "evaluation": int(evaluation),
+            "search": int(search),
+            "refit": int(refit),
+            "peak": int(design + values + max(evaluation, search, refit)),
+        }
+
     # ------------------------------------------------------------------ entry point
-    def __call__(self, problem: Problem, *, key: jax.Array | None = None) -> Spectrum:
-        """Recover the sparse spectrum of ``problem`` (single output) as a :class:`Spectrum`."""
+    def __call__(
+        self,
+        problem: Problem,
+        *,
+        key: jax.Array | None = None,
+        progress: Callable[[int, int], None] | bool | None = None,
+    ) -> Spectrum:
+        """Recover the sparse spectrum of ``problem`` (single output) as a :class:`Spectrum`.
+
+        ``progress``: ``True`` for a progress bar of the evaluations (tqdm), or a callable
+        ``progress(done, total)`` called as masks are evaluated (``total`` is the plan's).
+        """
         started = time.perf_counter()
         if key is None:
             raise ActSpecError("CompressiveSolver samples at random: pass key=jax.random.key(0) (any seed).")
+        check_key(key, "CompressiveSolver")
         if problem.output_shape != ():
             raise ActSpecError(
                 f"CompressiveSolver explains one function at a time; this problem has outputs of shape "
@@ -232,53 +305,76 @@ class CompressiveSolver:
                 "degree_profile=True would spend evaluations beyond max_evaluations; leave it unset under a "
                 "budget and call actspec_jax.estimate_degree_profile separately if you want the profile."
             )
+        memory = self._check_memory(n)
         profile = self.max_evaluations is None and wants_degree_profile(
             problem, self.degree_profile, self.profile_evaluations, mask_mode=True
         )
         delays, code = self.delays(n)
         b, t = plan["bins_log2"], (self.max_degree or n)
-        decode = (lambda bits: bch.decode_syndrome(bits, n, t)) if code == "bch" else (
-            lambda bits: tuple(int(i) for i in np.flatnonzero(bits))
-        )  # fmt: skip
+        decode = bch.Decoder(n, t) if code == "bch" else unit_decoder
+        syncs: dict[str, int] = {"evaluate": 0, "bins": 0, "refit": 0}
+        chunk = self._chunk(problem)
+        tick, close = progress_ticker(progress, plan["total"])
         # the joint search: every support while affordable, else the matching (compressive.search)
         search = "all" if search_cost(n, t, self.groups, delays.shape[0]) <= MAX_COST else "match"
         found: dict[tuple[int, ...], float] = {}
-        masks_all, values_all, round_stats = [], [], []
-        for r in range(plan["rounds"]):
-            hashes, offsets = draw_groups(jax.random.fold_in(key, r), self.groups, n, b)
-            masks = group_masks(hashes, offsets, delays, b)
-            values = self._evaluate(problem, masks)
-            masks_all.append(masks)
-            values_all.append(values)
-            bins = group_bins(jnp.asarray(values, jnp.float32), self.groups, delays.shape[0], b)
-            subtract(bins, found, n, hashes, offsets, delays)
-            var = float(values.var())
-            floor = max(self.noise_level * var / (1 << b), 1e-12 * float((values**2).mean()) + 1e-30)
-            new, stats = peel(
-                bins, n=n, hashes=hashes, offsets=offsets, delays=delays, decode=decode,
-                max_degree=t, floor=floor, chase=CHASE_DEPTH if code == "bch" else 0,
-                exact_tol=EXACT_TOL * float(np.sqrt((values**2).mean())) if code == "bch" else 0.0,
-                search=search,
-            )  # fmt: skip
-            for subset, coef in new.items():
-                found[subset] = found.get(subset, 0.0) + coef
-            round_stats.append(
-                {"round": r, "new_terms": len(new), "evaluations": int(masks.shape[0]), **stats}
-            )
-        held_masks = uniform_masks(jax.random.fold_in(key, 10_000), plan["held"], n)
-        held_values = self._evaluate(problem, held_masks)
-        if self.refit == "held":
-            masks, values = held_masks, held_values
-        else:
-            masks = np.concatenate([np.asarray(m) for m in (*masks_all, held_masks)])
-            values = np.concatenate([*values_all, held_values])
+        codes, values_all, round_stats = [], [], []
+        try:
+            for r in range(plan["rounds"]):
+                hashes, offsets = draw_groups(jax.random.fold_in(key, r), self.groups, n, b)
+                values = evaluate_rows(
+                    problem, StructuredRows(hashes, offsets, delays), chunk=chunk, progress=tick
+                )
+                syncs["evaluate"] += 1
+                values_all.append(values)
+                bins = group_bins(jnp.asarray(values, jnp.float32), self.groups, delays.shape[0], b)
+                syncs["bins"] += 1
+                round_code = Code(n, hashes, offsets, delays, decode, t, CHASE_DEPTH if code == "bch" else 0)
+                codes.append(round_code)
+                subtract(bins, found, round_code)
+                var = float(values.var())
+                floor = max(self.noise_level * var / (1 << b), 1e-12 * float((values**2).mean()) + 1e-30)
+                new, stats = peel(
+                    bins, round_code, floor=floor,
+                    exact_tol=EXACT_TOL * float(np.sqrt((values**2).mean())) if code == "bch" else 0.0,
+                    search=search, deep=any(len(k) > 2 for k in found),
+                )  # fmt: skip
+                for subset, coef in new.items():
+                    found[subset] = found.get(subset, 0.0) + coef
+                round_stats.append(
+                    {"round": r, "new_terms": len(new), "evaluations": int(values.size), **stats}
+                )
+            held = UniformRows(jax.random.fold_in(key, 10_000), plan["held"], n)
+            held_values = evaluate_rows(problem, held, chunk=chunk, progress=tick)
+            syncs["evaluate"] += 1
+        finally:
+            close()
+        values = held_values if self.refit == "held" else np.concatenate([*values_all, held_values])
         held_rows = np.arange(values.shape[0] - plan["held"], values.shape[0])
-        subsets, coef, err, kept_low, keep_z = self._refit(n, masks, values, found, held_rows)
+        count_fit = CountedFit(self._fit)
+        if self._dense_refit(n, values.shape[0], found):
+            rounds = (
+                [] if self.refit == "held" else [StructuredRows(c.hashes, c.offsets, c.delays) for c in codes]
+            )
+            masks = np.concatenate([np.asarray(r.chunk(0, r.count)) for r in (*rounds, held)])
+            subsets, coef, err, kept_low, keep_z = hybrid_refit(
+                masks, values, found, n, singletons=self.singletons, fit=count_fit, held_rows=held_rows
+            )
+            fitted = predict(masks[held_rows], list(subsets), coef, n)
+            refit_mode = "low-degree"
+        else:
+            subsets = [(), *sorted({s for s in found if s}, key=lambda s: (len(s), s))]
+            phi = peeled_characters([] if self.refit == "held" else codes, held, subsets, b)
+            coef, err, _ = fit_characters(phi, values)
+            fitted = phi[held_rows] @ coef
+            kept_low, keep_z, refit_mode = 0, None, "peeled"
+        syncs["refit"] += count_fit.syncs + 1
         stages = {"rounds": plan["per_round"] * plan["rounds"], "held": plan["held"]}
         solver_info = {
             "name": "compressive",
             **{k: v for k, v in dataclasses.asdict(self).items() if k != "degree_profile"},
             "plan": plan,
+            "memory": memory,
             "code": code,
             "delays": num_delays_of(delays),
             "evaluations": int(plan["total"]),
@@ -286,18 +382,21 @@ class CompressiveSolver:
             "rounds_run": round_stats,
             "peeled_terms": len([s for s in found if s]),
             "joint_search": search,  # rounds_run[*]['search_capped']: its cap stopped it finding more
+            "refit_columns": refit_mode,
             "low_degree_terms_added": kept_low,
             # their coefficients are shrunk (compressive.hybrid); their stderr are the fit's own
             "low_degree_shrinkage": "max(0, 1 - se^2/c^2)" if kept_low else None,
             # the keep rule |c| >= z·se of the added terms, z chosen on held-out uniform rows
             "low_degree_keep": None if keep_z is None else f"|c| >= {keep_z:g} se",
+            "host_syncs": {**syncs, "decode": getattr(decode, "calls", 0)},
             "key": np.asarray(jax.random.key_data(key)).tolist()
             if jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
             else np.asarray(key).tolist(),
             "wall_time_s": time.perf_counter() - started,
             "backend": jax.default_backend(),
         }
-        self._report_unexplained(solver_info, n, subsets, coef, held_masks, held_values)
+        solver_info["host_syncs"]["total"] = sum(solver_info["host_syncs"].values())
+        self._report_unexplained(solver_info, fitted, held_values)
         spectrum = Spectrum.build(
             n,
             subsets,
@@ -322,8 +421,42 @@ class CompressiveSolver:
         return start_passes(self, problem, key=key, passes=passes, **options)
 
     # ------------------------------------------------------------------ stages
+    def _check_memory(self, n: int) -> dict[str, int]:
+        """:meth:`memory` at ``n``; refuses (before any evaluation) when its peak exceeds the host's
+        available memory, naming the figure, its largest part and the fix."""
+        check_memory_budget(self.memory_budget, "CompressiveSolver")
+        memory = self.memory(n)
+        available = available_memory()
+        if available is not None and memory["peak"] > available:
+            part = max(("design", "evaluation", "search", "refit"), key=lambda k: memory[k])
+            raise MemoryBudgetError(
+                f"CompressiveSolver at n={n:,} with {self.plan(n)['total']:,} evaluations needs about "
+                f"{format_bytes(memory['peak'])} (most of it {part}: {format_bytes(memory[part])}), but "
+                f"{format_bytes(available)} is available. Lower max_evaluations or max_degree, pass a "
+                "smaller memory_budget (bytes per evaluation chunk), or mask a site with fewer units."
+            )
+        return memory
+
+    def _chunk(self, problem: Problem) -> int:
+        """Masks per evaluation chunk: a power of two within the memory budget (masks included)."""
+        per_mask = bytes_per_mask(problem.evaluate_unchecked, problem.n)
+        budget = self.memory_budget if self.memory_budget is not None else default_memory_budget()
+        return chunk_size_for_budget(per_mask, int(budget), limit=1 << 16)
+
+    def _dense_refit(self, n: int, count: int, found: dict) -> bool:
+        """Whether the refit adds low-degree columns (:func:`~.hybrid.candidate_fit`'s first test) and
+        so needs the masks themselves; otherwise only the peeled support is fitted, from its
+        characters (memory ``N·K``, not ``N·n``)."""
+        if self.singletons == "never":
+            return False
+        if self.singletons == "always":
+            return True
+        peeled = len({s for s in found if s})
+        missing = sum(1 for i in range(n) if (i,) not in found)
+        return count >= 8 * (1 + peeled + missing)
+
     @staticmethod
-    def _report_unexplained(info: dict, n: int, subsets: Any, coef: Any, masks: Any, values: Any) -> None:
+    def _report_unexplained(info: dict, fitted: np.ndarray, values: np.ndarray) -> None:
         """Record ``explained_share = 1 − mean (f − f̃)² / Var f`` on the uniform masks and, below
         :data:`MIN_EXPLAINED`, an ``unexplained`` diagnostic: the decoder left most of ``f`` unfound
         (too few bins for the terms, or a dense spectrum) — the listed terms may be incomplete."""
@@ -331,8 +464,7 @@ class CompressiveSolver:
         var = float(values.var())
         if values.size < 2 or var <= 1e-12 * float((values**2).mean()) + 1e-30:
             return
-        fitted = predict(masks, list(subsets), coef, n)
-        share = 1.0 - float(((values - fitted) ** 2).mean()) / var
+        share = 1.0 - float(((values - np.asarray(fitted, np.float64)) ** 2).mean()) / var
         info["explained_share"] = share
         if share < MIN_EXPLAINED:
             report_diagnostic(
@@ -344,51 +476,6 @@ class CompressiveSolver:
                 "raise max_evaluations (more bins and rounds), or check the degree profile for a dense tail.",
                 stacklevel=4,
             )
-
-    @staticmethod
-    def _evaluate(problem: Problem, masks: jax.Array) -> np.ndarray:
-        """Values at exactly these masks — no padded rows, so a budget counts real evaluations.
-
-        ``Problem.evaluate`` pads its last chunk to the chunk size (to compile once); here the
-        batch is cut into power-of-two pieces (the binary digits of its length, each at most
-        the memory budget's chunk), so at most ``log₂`` of the chunk sizes ever compile.
-        """
-        from actspec_jax.solvers._memory import (
-            _evaluate_compiled,
-            bytes_per_mask,
-            chunk_size_for_budget,
-            default_memory_budget,
-        )
-
-        count = int(masks.shape[0])
-        chunk = chunk_size_for_budget(
-            bytes_per_mask(problem.evaluate_unchecked, problem.n),
-            default_memory_budget(),
-            limit=max(count, 1),
-        )
-        masks = jnp.asarray(masks)
-        parts, start = [], 0
-        while start < count:
-            size = min(chunk, 1 << int(math.log2(count - start)))
-            parts.append(_evaluate_compiled(problem, masks[start : start + size]))
-            start += size
-        values = np.asarray(jnp.concatenate(parts), np.float64) if parts else np.zeros(0)
-        if not np.all(np.isfinite(values)):
-            raise NonFiniteOutputError(
-                f"the model output is NaN/inf on {int((~np.isfinite(values)).sum())} of {values.size} masks; "
-                "check the fill values and the output selector (e.g. log of a zero probability)."
-            )
-        return values
-
-    def _refit(
-        self, n: int, masks: jax.Array, values: np.ndarray, found: dict, held_rows: np.ndarray | None = None
-    ) -> tuple:
-        """Least squares of ``∅``, the peeled terms and (hybrid) screened low-degree terms, kept by
-        a rule chosen on ``held_rows`` and shrunk
-        (:func:`~actspec_jax.solvers.compressive.hybrid.hybrid_refit`)."""
-        return hybrid_refit(
-            masks, values, found, n, singletons=self.singletons, fit=self._fit, held_rows=held_rows
-        )
 
     @staticmethod
     def _fit(
