@@ -31,7 +31,17 @@ from actspec_jax.solvers.compressive.design import (
     term_signs,
 )
 
-__all__ = ["Code", "amplitudes", "candidates", "chase_candidates", "combined", "joint_bin", "score"]
+__all__ = [
+    "Code",
+    "amplitudes",
+    "candidates",
+    "chase_candidates",
+    "combined",
+    "joint_bin",
+    "joint_bins",
+    "many_candidates",
+    "score",
+]
 
 Subset = tuple[int, ...]
 #: ``decode(bits: bool[B, P]) → [support or None] * B``: one batched call (e.g. :class:`~.bch.Decoder`).
@@ -178,42 +188,61 @@ def amplitudes(bins: np.ndarray, subset: Subset, code: Code) -> tuple[np.ndarray
 def joint_bin(
     bins: np.ndarray, c: int, j: int, code: Code, noise: float, most: int
 ) -> list[tuple[Subset, float]]:
-    """Terms ``[(k_i, ĉ_i)]`` (``2 ≤ K ≤ most``) that explain bin ``(c, j)`` jointly, or ``[]``.
+    """Terms ``[(k_i, ĉ_i)]`` (``2 ≤ K ≤ most``) that explain bin ``(c, j)`` jointly, or ``[]``
+    (:func:`joint_bins` of one bin)."""
+    return joint_bins(bins, [(c, j)], code, noise, most)[0]
+
+
+def joint_bins(
+    bins: np.ndarray, where: Sequence[tuple[int, int]], code: Code, noise: float, most: int
+) -> list[list[tuple[Subset, float]]]:
+    """For each bin ``(c, j)`` of ``where``: the terms ``[(k_i, ĉ_i)]`` (``2 ≤ K ≤ most``) that
+    explain it jointly, or ``[]``.
 
     Greedy decoding inside one bin: with atoms ``σ_1 … σ_K`` fitted to ``u`` by least squares,
     the candidates of the residual ``r = u − Σ ĉ_i σ_i`` are tried and the one giving the
     smallest joint residual is added. The bin is resolved when ``mean r² ≤ max(2σ̂², e/(4(P+1)))``
     (the singleton tolerance) with every ``ĉ_i² ≥ σ̂²``: ``K ≤ 3`` hash-consistent BCH words
     explaining ``P+1 ≈ 30`` values is no accident (the caller also asks that no other group
-    contradicts an atom's sign).
+    contradicts an atom's sign). All bins advance one atom at a time, their residuals' Chase
+    candidates decoded in one batched call per atom (:func:`many_candidates`).
     """
-    u = bins[c, :, j]
-    tolerance = max(2.0 * noise, float((u * u).mean()) / (4.0 * u.shape[0]))
-    atoms: list[Subset] = []
-    cols: list[np.ndarray] = []
-    resid = u
+    state = []  # per bin: (u, tolerance, atoms, cols, resid)
+    for c, j in where:
+        u = bins[c, :, j]
+        state.append((u, max(2.0 * noise, float((u * u).mean()) / (4.0 * u.shape[0])), [], [], u))
+    out: list[list[tuple[Subset, float]]] = [[] for _ in where]
+    active = list(range(len(where)))
     for _ in range(most):
-        best = None
-        for subset in candidates(resid, c, j, code):
-            if subset in atoms:
+        found = many_candidates([state[i][4] for i in active], [where[i] for i in active], code)
+        still = []
+        for i, cands in zip(active, found):
+            u, tolerance, atoms, cols, _ = state[i]
+            c = where[i][0]
+            best = None
+            cands = [k for k in cands if k not in atoms]
+            signs = code.signs(cands)[c] if cands else []
+            for subset, col in zip(cands, signs):
+                design = np.stack([*cols, col], axis=1)
+                coef, *_ = np.linalg.lstsq(design, u, rcond=None)
+                left = u - design @ coef
+                fit = float((left * left).mean())
+                if best is None or fit < best[0]:
+                    best = (fit, subset, col, coef, left)
+            if best is None:
                 continue
-            col = code.signs([subset])[c, 0]
-            design = np.stack([*cols, col], axis=1)
-            coef, *_ = np.linalg.lstsq(design, u, rcond=None)
-            left = u - design @ coef
-            fit = float((left * left).mean())
-            if best is None or fit < best[0]:
-                best = (fit, subset, col, coef, left)
-        if best is None:
-            return []
-        fit, subset, col, coef, resid = best
-        atoms.append(subset)
-        cols.append(col)
-        if fit <= tolerance:
-            if len(atoms) < 2 or np.any(coef * coef < noise):
-                return []
-            return list(zip(atoms, (float(x) for x in coef)))
-    return []
+            fit, subset, col, coef, resid = best
+            atoms, cols = [*atoms, subset], [*cols, col]
+            state[i] = (u, tolerance, atoms, cols, resid)
+            if fit <= tolerance:
+                if len(atoms) >= 2 and not np.any(coef * coef < noise):
+                    out[i] = list(zip(atoms, (float(x) for x in coef)))
+                continue
+            still.append(i)
+        active = still
+        if not active:
+            break
+    return out
 
 
 def combined(

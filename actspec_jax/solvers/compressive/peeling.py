@@ -20,7 +20,7 @@ exceeds the noise floor:
 singletons (20 terms in 3 groups × 8 bins: 6 found). A sweep that accepts no singleton
 decodes the bins that hold several terms, in three ways, each verified before a term is peeled:
 
-* *in-bin joint decoding* (:func:`_joint_bin`): atoms ``σ_1 … σ_K`` (``K ≤ 3``) added greedily
+* *in-bin joint decoding* (:func:`~.multiton.joint_bins`): atoms ``σ_1 … σ_K`` (``K ≤ 3``) added greedily
   from the Chase candidates of the least-squares residual until the residual is at the
   singleton tolerance — ``u`` is explained by ``K`` hash-consistent BCH words;
 * *successive interference cancellation* (:func:`_score`): in ``u = Σ_i c_i σ_i`` the sign of
@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from actspec_jax.solvers.compressive.multiton import Code, combined, joint_bin, many_candidates, score
+from actspec_jax.solvers.compressive.multiton import Code, combined, joint_bins, many_candidates, score
 from actspec_jax.solvers.compressive.search import (
     joint_z,
     match_supports,
@@ -164,15 +164,17 @@ def peel(
                     if takes.get(subset, 0) < MAX_TAKES:
                         take(subset, amp, "exact")
         if stats["accepted"] == before and joint > 1:
-            for c, j in busy:
-                if (c, j) in tried:
+            fresh = [bin_ for bin_ in busy if bin_ not in tried]
+            tried.update(fresh)
+            touched = set()  # a take changes the bins of its term: those are retried next sweep
+            for (c, j), terms in zip(fresh, joint_bins(bins, fresh, code, noise, joint)):
+                if not terms or (c, j) in touched:
                     continue
-                tried.add((c, j))
-                terms = joint_bin(bins, c, j, code, noise, joint)
                 if bins.shape[0] > 1 and not all(score(bins, k, c, code, 0.0, 0.0)[0] > 0 for k, _ in terms):
                     continue  # another group contradicts an atom's sign
                 for subset, amp in terms:
                     take(subset, amp, "joint")
+                    touched.update(enumerate(int(b) for b in code.bins([subset])[:, 0]))
         if stats["accepted"] == before and bins.shape[0] > 1:
             ranked = []
             fresh = [(c, j) for c, j in busy if (c, j) not in cache]
