@@ -6,7 +6,8 @@ tree under test:
 * ``evaluation_s``: the model's time to evaluate as many uniform masks as the solver's budget,
   chunk by chunk with a jitted evaluation, compilation excluded — the floor any solver pays;
 * ``solver_s``: ``CompressiveSolver(max_evaluations=B)`` wall time, a second call (another key,
-  compilation excluded; ``solver_cold_s`` is the first call's);
+  compilation excluded; ``solver_cold_s`` is the first call's; cases marked ``single`` solve once
+  and report the cold call);
 * ``overhead = (solver_s − evaluation_s) / evaluation_s``: the solver's own work per unit of model
   work (issue target ≤ 1);
 * ``peak_rss_gib`` (the whole process), ``host_syncs`` (from the result's metadata, where the
@@ -16,7 +17,10 @@ tree under test:
 Cases: the shipped MNIST MLP's ``relu_0`` (``log_prob:7``, 64 class-7 images) at 10k / 40k;
 the sentiment transformer's block-1 MLP (512 units, ``log_prob:1``, 64 reviews) at 10k / 40k;
 planted sparse functions (20 terms of degree ≤ 2, coefficients 0.3–1) at n = 16,384, 262,144 and
-1,048,575, with and without a dense tail of 10 % of their energy, at 20k evaluations.
+1,048,575, with and without a dense tail of 10 % of their energy, at 20k evaluations; a random
+GPT-2-small-sized block (width 768, 12 heads, 3,072 GELU MLP units masked, vocabulary 2,048, 16
+inputs × 32 tokens, ``log_prob:42@last``) at 20k — one cold solve, so its overhead includes
+compilation (opt-in: ``--only gpt2_block_20k``).
 
 ``--old COMMIT`` runs every case also on that commit (a temporary ``git worktree``), in the same
 run; the old solver materialised all masks (``N·n`` floats), so planted cases beyond its field
@@ -54,6 +58,8 @@ CASES: dict[str, dict[str, Any]] = {
     "planted_262144": {"problem": "planted", "n": 262_144, "budget": 20_000},
     "planted_262144_tail": {"problem": "planted", "n": 262_144, "budget": 20_000, "tail": 0.1},
     "planted_1048575": {"problem": "planted", "n": 1_048_575, "budget": 20_000},
+    # opt-in (--only): one cold solve; its 20k evaluations alone take ~15 min on a 2-core CPU
+    "gpt2_block_20k": {"problem": "gpt2_block", "budget": 20_000, "single": True, "optional": True},
 }
 QUICK = ("mnist_10k", "planted_16384")
 #: The old solver's largest n (its BCH field) and what it needed per mask kept (float32).
@@ -70,6 +76,8 @@ def _problem(spec: dict[str, Any]) -> tuple[Any, dict | None, int | None]:
         return bc.mnist_problem(), None, None
     if spec["problem"] == "sentiment":
         return bc.sentiment_problem(), None, None
+    if spec["problem"] == "gpt2_block":
+        return _gpt2_block_problem(), None, None
     from actspec_jax.problems.synthetic import random_sparse_polynomial
 
     poly = random_sparse_polynomial(jax.random.key(7), spec["n"], 20, max_degree=2, min_abs=0.3)
@@ -78,6 +86,31 @@ def _problem(spec: dict[str, Any]) -> tuple[Any, dict | None, int | None]:
         energy = sum(v * v for k, v in poly.truth.items() if k)
         problem = bc.noisy(problem, float((spec["tail"] * energy) ** 0.5), jax.random.key(11))
     return problem, poly.truth, 2
+
+
+def _gpt2_block_problem() -> Any:
+    """A random GPT-2-small-sized block (see the module docstring), cut at its MLP's GELU units."""
+    import flax.linen as nn
+    import jax
+    import jax.numpy as jnp
+
+    import actspec_jax as asj
+    from actspec_jax.models.transformer import Block
+
+    class TinyLM(nn.Module):
+        @nn.compact
+        def __call__(self, tokens: jax.Array) -> jax.Array:
+            x = nn.Embed(2048, 768, name="embed")(tokens)
+            x = x + self.param("pos", nn.initializers.normal(0.02), (tokens.shape[1], 768))
+            keep = jnp.ones(tokens.shape, bool)
+            x = Block(num_heads=12, hidden=3072, dropout=0.0, activation="gelu", name="block")(x, keep, False)
+            return nn.Dense(2048, name="unembed")(nn.LayerNorm(name="ln_f")(x))
+
+    tokens = jax.random.randint(jax.random.key(0), (16, 32), 1, 2048)
+    model = TinyLM()
+    variables = model.init(jax.random.key(1), tokens)
+    cut = asj.cut_linen(model, variables, "block/mlp/act")
+    return asj.masked_problem(cut, tokens, output="log_prob:42@last", fill="zero")
 
 
 def _uniform_chunk(n: int, size: int) -> Any:
@@ -137,11 +170,13 @@ def child(name: str) -> dict[str, Any]:
     chunk = min(1024, max(16, (1 << 28) // (4 * problem.n)))
     evaluation = _evaluation_seconds(problem, budget, chunk)
     started = time.perf_counter()
-    solver(problem, key=jax.random.key(1))
+    spectrum = solver(problem, key=jax.random.key(1))
     cold = time.perf_counter() - started
-    started = time.perf_counter()
-    spectrum = solver(problem, key=jax.random.key(2))
-    warm = time.perf_counter() - started
+    warm = cold
+    if not spec.get("single"):
+        started = time.perf_counter()
+        spectrum = solver(problem, key=jax.random.key(2))
+        warm = time.perf_counter() - started
     row: dict[str, Any] = {
         "case": name,
         "n": int(problem.n),
@@ -208,7 +243,9 @@ def main() -> None:
     sys.path.insert(0, str(HERE))
     from _common import save, table
 
-    names = args.only or (list(QUICK) if args.quick else list(CASES))
+    names = args.only or (
+        list(QUICK) if args.quick else [k for k, v in CASES.items() if not v.get("optional")]
+    )
     rows: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
         old = stack.enter_context(_worktree(args.old)) if args.old else None

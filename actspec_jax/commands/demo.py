@@ -189,7 +189,7 @@ def run_demo(args: argparse.Namespace) -> int:
     elif args.solver == "compressive":
         from actspec_jax.solvers.degree_profile import attach_degree_profile
 
-        spectrum = asj.CompressiveSolver(max_evaluations=args.budget)(problem, key=key)
+        spectrum = asj.CompressiveSolver(max_evaluations=args.budget)(problem, key=key, progress=progress)
         if args.profile_evaluations > 0:  # outside the budget: the profile's own masks, reported apart
             spectrum = attach_degree_profile(spectrum, problem, key, evaluations=args.profile_evaluations)
     elif paper:

@@ -323,9 +323,8 @@ class CompressiveSolver:
             for r in range(plan["rounds"]):
                 hashes, offsets = draw_groups(jax.random.fold_in(key, r), self.groups, n, b)
                 values = evaluate_rows(
-                    problem, StructuredRows(hashes, offsets, delays), chunk=chunk, progress=tick
+                    problem, StructuredRows(hashes, offsets, delays), chunk=chunk, progress=tick, syncs=syncs
                 )
-                syncs["evaluate"] += 1
                 values_all.append(values)
                 bins = group_bins(jnp.asarray(values, jnp.float32), self.groups, delays.shape[0], b)
                 syncs["bins"] += 1
@@ -345,8 +344,7 @@ class CompressiveSolver:
                     {"round": r, "new_terms": len(new), "evaluations": int(values.size), **stats}
                 )
             held = UniformRows(jax.random.fold_in(key, 10_000), plan["held"], n)
-            held_values = evaluate_rows(problem, held, chunk=chunk, progress=tick)
-            syncs["evaluate"] += 1
+            held_values = evaluate_rows(problem, held, chunk=chunk, progress=tick, syncs=syncs)
         finally:
             close()
         values = held_values if self.refit == "held" else np.concatenate([*values_all, held_values])
@@ -452,7 +450,7 @@ class CompressiveSolver:
         if self.singletons == "always":
             return True
         peeled = len({s for s in found if s})
-        missing = sum(1 for i in range(n) if (i,) not in found)
+        missing = n - sum(1 for s in found if len(s) == 1)
         return count >= 8 * (1 + peeled + missing)
 
     @staticmethod

@@ -129,14 +129,16 @@ def evaluate_rows(
     *,
     chunk: int,
     progress: Callable[[int], None] | None = None,
+    syncs: dict[str, int] | None = None,
 ) -> np.ndarray:
     """``float64[rows.count]``: the problem's values at every row of ``rows`` (a
     :class:`StructuredRows` or :class:`UniformRows`), ``chunk`` (a power of two) masks at a time.
 
     Pieces are the binary digits of the count above ``chunk``, so no padded mask is evaluated (a
     budget counts real evaluations) and at most ``log₂ chunk`` sizes compile. ``progress(k)`` is
-    called after every piece with the masks done in it. Raises :class:`NonFiniteOutputError`
-    on NaN/inf values.
+    called after every piece with the masks done in it (the piece is waited for, so a bar shows
+    finished work). ``syncs['evaluate']`` counts the host waits: one for the values, plus one a
+    piece with ``progress``. Raises :class:`NonFiniteOutputError` on NaN/inf values.
     """
     count = int(rows.count)
     parts, start = [], 0
@@ -145,8 +147,11 @@ def evaluate_rows(
         parts.append(_evaluate(problem, rows.chunk(start, size)))
         start += size
         if progress is not None:
+            jax.block_until_ready(parts[-1])
             progress(size)
     values = np.asarray(jnp.concatenate(parts), np.float64) if parts else np.zeros(0)
+    if syncs is not None:
+        syncs["evaluate"] = syncs.get("evaluate", 0) + 1 + (len(parts) if progress is not None else 0)
     if not np.all(np.isfinite(values)):
         raise NonFiniteOutputError(
             f"the model output is NaN/inf on {int((~np.isfinite(values)).sum())} of {values.size} masks; "
