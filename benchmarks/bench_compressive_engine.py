@@ -23,7 +23,8 @@ inputs × 32 tokens, ``log_prob:42@last``) at 20k — one cold solve, so its ove
 compilation (opt-in: ``--only gpt2_block_20k``).
 
 ``--old COMMIT`` runs every case also on that commit (a temporary ``git worktree``), in the same
-run; the old solver materialised all masks (``N·n`` floats), so planted cases beyond its field
+run (``--reuse-old FILE`` takes its rows from an earlier run's JSON); the old solver materialised
+all masks (``N·n`` floats), so planted cases beyond its field
 (n > 65,535) are recorded as not run with that reason. Writes
 ``benchmarks/results/bench_compressive_engine.json``.
 
@@ -236,6 +237,11 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None, choices=sorted(CASES))
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--timeout", type=float, default=3600.0)
+    parser.add_argument(
+        "--reuse-old",
+        default=None,
+        help="take the old commit's rows from this earlier JSON instead of rerunning",
+    )
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child)), flush=True)
@@ -243,13 +249,20 @@ def main() -> None:
     sys.path.insert(0, str(HERE))
     from _common import save, table
 
+    reused = {}
+    if args.reuse_old:
+        earlier = json.loads(Path(args.reuse_old).read_text())
+        reused = {r["case"]: r for r in earlier["rows"] if r.get("tree") not in (None, "new")}
+        args.old = earlier["old"]
     names = args.only or (
         list(QUICK) if args.quick else [k for k, v in CASES.items() if not v.get("optional")]
     )
     rows: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
-        old = stack.enter_context(_worktree(args.old)) if args.old else None
+        old = stack.enter_context(_worktree(args.old)) if args.old and not reused else None
         for name in names:
+            if name in reused:
+                rows.append(dict(reused[name], reused_from=args.reuse_old))
             for tree, label in ((ROOT, "new"), (old, args.old)):
                 if tree is None:
                     continue
