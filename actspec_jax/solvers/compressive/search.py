@@ -163,9 +163,9 @@ def search_supports(bins: np.ndarray, code: Code, top: int) -> list[tuple[float,
 #: scoring them is most of the cost), tables per bin, and the most candidate pairs one table
 #: may expand (beyond it the table is skipped).
 MATCHES, TABLES, MAX_PAIRS = 2_000_000, 4, 2_000_000
-#: Keys one matching search sorts, over all its bins and tables (``bins · TABLES · Q``): beyond it
-#: the search looks at fewer of the loudest bins (all 96 up to n ≈ 156,000; 14 at n = 2^20), so its
-#: time stays near linear in ``n``.
+#: Unit keys one matching search sorts, over all its bins and tables (``bins · TABLES · (n + 1)``):
+#: beyond it the search looks at fewer of the loudest bins (all 96 up to n ≈ 156,000; 57 at 2^18,
+#: 14 at 2^20), so its time stays near linear in ``n``.
 SEARCH_WORK = 60_000_000
 #: Pair halves (``n(n−1)/2``) a matching search always sorts (n ≤ 128: cheap), and the most it sorts
 #: when a term of degree > 2 is known to exist (n ≤ 2048); beyond, only supports of degree ≤ 2 are
@@ -189,8 +189,8 @@ def match_supports(
 
     If ``k = A ⊕ B`` dominates bin ``(c, j)`` then ``sign u_p = ± σ_c(A)[p] σ_c(B)[p]`` wherever
     ``|u_p|`` is large. So on ``L`` of the most reliable delays the bits of ``σ_c(A) ⊙ sign u``
-    equal those of ``σ_c(B)`` (up to one global flip), and ``j_c(B) = j ⊕ j_c(A)``: one sort of
-    the ``Q`` halves' keys and two lookups of every half's query list every such pair
+    equal those of ``σ_c(B)`` (up to one global flip), and ``j_c(B) = j ⊕ j_c(A)``: sorting the
+    ``Q`` halves' keys and queries and merging them lists every such pair
     (``Q²/(2^{L−1+b})`` chance matches, ``L`` chosen for :data:`MATCHES` of them over all bins and
     tables). The :data:`TABLES` tables of a bin take the ``L + 1`` most reliable delays less a
     different one each (one wrong sign among them misses some tables, not all). Every match is
@@ -214,7 +214,7 @@ def match_supports(
         pair_i, pair_j = np.triu_indices(n, 1)
         first, second = np.concatenate([first, pair_i]), np.concatenate([second, pair_j])
     count = first.size
-    busy = busy[: max(8, SEARCH_WORK // (count * TABLES))]
+    busy = busy[: max(8, SEARCH_WORK // ((n + 1) * TABLES))]  # pair halves exist only for n ≤ 2048
     half_hash = [tables.hash_words[c][first] ^ tables.hash_words[c][second] for c in range(groups)]
     chance = count * count * len(busy) * TABLES / float(2 * MATCHES * bins_count)
     length = int(min(width - TABLES, 62 - b, max(4, math.ceil(math.log2(max(chance, 2.0))) + 1)))
@@ -231,22 +231,22 @@ def match_supports(
             bits = tables.offset_bits[c][:, None] ^ tables.delay_bits[:, positions]  # [n+1, L]
             element_key = bits.astype(np.int64) @ weights
             key = element_key[first] ^ element_key[second]
-            key_b = (key << b) | half_hash[c]
-            order_b = np.argsort(key_b)
-            sorted_b = key_b[order_b]
             sign = int((u[positions] < 0).astype(np.int64) @ weights)
-            # σ(A) ⊙ sign u = ±σ(B): both signs' queries, sorted (a merge, not random lookups)
-            query = (np.concatenate([key ^ sign, key ^ sign ^ flip]) << b) | np.tile(half_hash[c] ^ j, 2)
-            order_q = np.argsort(query)
-            query = query[order_q]
-            lo = np.searchsorted(sorted_b, query, "left")
-            hits = np.searchsorted(sorted_b, query, "right") - lo
+            # σ(A) ⊙ sign u = ±σ(B): keys taken up to the global flip (one of each ± pair)
+            key_a, key_b = _canonical_flip(key ^ sign, flip), _canonical_flip(key, flip)
+            key_a = (key_a << b) | (half_hash[c] ^ j)
+            key_b = (key_b << b) | half_hash[c]
+            order_a, order_b = np.argsort(key_a), np.argsort(key_b)
+            sorted_b = key_b[order_b]
+            sorted_a = key_a[order_a]  # sorted queries: the lookups walk memory in order
+            lo = np.searchsorted(sorted_b, sorted_a, "left")
+            hits = np.searchsorted(sorted_b, sorted_a, "right") - lo
             total = int(hits.sum())
-            if total == 0 or total > 2 * MAX_PAIRS:
+            if total == 0 or total > MAX_PAIRS:
                 continue
-            rows = np.repeat(np.arange(query.size), hits)
+            rows = np.repeat(np.arange(count), hits)
             within = np.arange(total) - np.repeat(np.cumsum(hits) - hits, hits)
-            pairs_a.append(order_q[rows] % count)
+            pairs_a.append(order_a[rows])
             pairs_b.append(order_b[lo[rows] + within])
     if not pairs_a:
         return []
@@ -273,6 +273,11 @@ def match_supports(
             if len(out) >= top:
                 break
     return out
+
+
+def _canonical_flip(keys: np.ndarray, flip: int) -> np.ndarray:
+    """``keys`` with each ``{x, x ⊕ flip}`` pair mapped to one member (``flip`` sets bit 0)."""
+    return np.where(keys & 1, keys ^ flip, keys)
 
 
 def _scores(bins: np.ndarray, elements: np.ndarray, code: Code) -> np.ndarray:
