@@ -156,13 +156,19 @@ def _score(spectrum: Any, truth: dict | None, masks: Any, values: np.ndarray) ->
         "terms": spectrum.num_terms,
     }
     if truth is not None:
-        est = spectrum.to_dict()
-        planted = {k: v for k, v in truth.items() if k}
-        out["recall"] = sum(abs(est.get(k, 0.0) - v) <= 0.5 * abs(v) for k, v in planted.items()) / len(
-            planted
-        )
-        out["false_positives"] = sum(1 for k, v in est.items() if k and k not in planted and abs(v) >= 0.15)
+        out.update(recovery(spectrum, truth))
     return out
+
+
+def recovery(spectrum: Any, truth: dict) -> dict[str, Any]:
+    """``recall`` (planted terms found within half their size) and ``false_positives`` (terms of
+    ``|ĉ| ≥ 0.15`` outside the planted support) of ``spectrum`` against ``truth``."""
+    est = spectrum.to_dict()
+    planted = {k: v for k, v in truth.items() if k}
+    return {
+        "recall": sum(abs(est.get(k, 0.0) - v) <= 0.5 * abs(v) for k, v in planted.items()) / len(planted),
+        "false_positives": sum(1 for k, v in est.items() if k and k not in planted and abs(v) >= 0.15),
+    }
 
 
 def _entry(name: str, budget: int, spectrum: Any, seconds: float, used: int, truth, masks, values) -> dict:

@@ -64,6 +64,7 @@ from actspec_jax.solvers.compressive.search import (
     match_supports,
     null_levels,
     pairs_affordable,
+    search_bins,
     search_supports,
 )
 from actspec_jax.solvers.compressive.sums import factor_bin, worth_factoring
@@ -120,12 +121,15 @@ def peel(
     ``pair_halves``: 1 when a matching search also paired pairs, i.e. looked for degree 3–4 supports
     — always at small ``n``, else only once a term of degree > 2 is known (``deep``: from an
     earlier round, or found in this one), :func:`~.search.pairs_affordable`: on real layers, whose
-    terms the search finds are singletons and pairs, this keeps the search linear in ``n``).
+    terms the search finds are singletons and pairs, this keeps the search linear in ``n``);
+    ``search_bins``: the most loud bins a matching search looked at (fewer than the
+    :data:`SEARCH_BINS` heard at large ``n``, :func:`~.search.search_bins`).
     """
     n, max_degree = code.n, code.max_degree
     found: dict[tuple[int, ...], float] = {}
     counters = ("sweeps", "accepted", "exact", "multi", "joint", "combined", "search", "decode_failures")
-    stats = dict.fromkeys((*counters, "rejected", "searches", "search_capped", "pair_halves"), 0)
+    extra = ("rejected", "searches", "search_capped", "pair_halves", "search_bins")
+    stats = dict.fromkeys((*counters, *extra), 0)
     cache: dict[tuple[int, int], list[tuple[int, ...]]] = {}  # Chase candidates per untouched bin
     tried: set[tuple[int, int]] = set()  # bins whose joint decode failed and that no peel touched since
     unfactored: set[tuple[int, int]] = set()  # the same for the exact factorization
@@ -206,6 +210,7 @@ def peel(
                 pair_halves = pairs_affordable(n, deep or any(len(k) > 2 for k in found))
                 stats["pair_halves"] = max(stats["pair_halves"], int(pair_halves))
                 ranked = match_supports(bins, heard, code, SEARCH_TOP, pair_halves=pair_halves)
+                stats["search_bins"] = max(stats["search_bins"], min(len(heard), search_bins(n)))
             for _, subset in ranked:
                 z, amp = joint_z(bins, subset, code)
                 if abs(z) >= levels[len(subset)] and takes.get(subset, 0) < MAX_TAKES:

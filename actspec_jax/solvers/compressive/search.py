@@ -46,6 +46,7 @@ __all__ = [
     "match_supports",
     "null_levels",
     "pairs_affordable",
+    "search_bins",
     "search_cost",
     "search_supports",
 ]
@@ -174,6 +175,11 @@ SEARCH_WORK = 60_000_000
 CHEAP_PAIR_HALVES, MAX_PAIR_HALVES = 8_200, 2_100_000
 
 
+def search_bins(n: int) -> int:
+    """The most loud bins one matching search looks at, at ``n`` units (:data:`SEARCH_WORK`)."""
+    return max(8, SEARCH_WORK // ((n + 1) * TABLES))
+
+
 def pairs_affordable(n: int, deep: bool) -> bool:
     """Whether :func:`match_supports` uses pairs as halves at ``n`` — always while cheap, else only
     with evidence of terms of degree > 2 (``deep``) and up to :data:`MAX_PAIR_HALVES`."""
@@ -214,7 +220,7 @@ def match_supports(
         pair_i, pair_j = np.triu_indices(n, 1)
         first, second = np.concatenate([first, pair_i]), np.concatenate([second, pair_j])
     count = first.size
-    busy = busy[: max(8, SEARCH_WORK // ((n + 1) * TABLES))]  # pair halves exist only for n ≤ 2048
+    busy = busy[: search_bins(n)]  # (pair halves exist only for n ≤ 2048)
     half_hash = [tables.hash_words[c][first] ^ tables.hash_words[c][second] for c in range(groups)]
     chance = count * count * len(busy) * TABLES / float(2 * MATCHES * bins_count)
     length = int(min(width - TABLES, 62 - b, max(4, math.ceil(math.log2(max(chance, 2.0))) + 1)))
