@@ -34,6 +34,7 @@ from actspec_jax.problems._selected import (
 )
 from actspec_jax.problems.cut import CutModel
 from actspec_jax.problems.outputs import OutputSelector
+from actspec_jax.problems.positions import restrict_problem
 from actspec_jax.problems.sites import AxisError, Site, SiteView, resolve_site
 
 __all__ = ["FILLS", "MaskedProblem", "masked_problem"]
@@ -201,6 +202,7 @@ class MaskedProblem(SelectedOutputProblem):
         labels: Sequence[str] | None = None,
         key: jax.Array | None = None,
         site: Site | None = None,
+        restrict_head: bool = True,
     ) -> MaskedProblem:
         """Build the problem; computes the activations once.
 
@@ -215,6 +217,11 @@ class MaskedProblem(SelectedOutputProblem):
           key: PRNG key, required by ``fill='resample'``.
           site: what is masked (:func:`actspec_jax.site`: axis, positions, basis); default the
             cut's own site, or its layer's default variables. Its ``layer`` must be the cut's.
+          restrict_head: for an output at one position of sequence outputs (``'log_prob:42@last'``)
+            run the rest of the model on that position only, when it is position-wise there
+            (checked on its jaxpr and numerically; :mod:`actspec_jax.problems.positions`;
+            ``describe()['head_positions']`` says so): ``T`` times less work a mask for a cut in
+            the last block. ``False``: always run it on every position.
         """
         _check_inputs(inputs)
         selector = check_request(output, aggregate, inputs)
@@ -279,6 +286,14 @@ class MaskedProblem(SelectedOutputProblem):
         m = activations.shape[0]
         outputs = jax.eval_shape(cut.head, cut.params, activations, inputs)
         out_labels = output_labels_for(selector, outputs, m, aggregate)
+        head, position = cut.head, None
+        if restrict_head:  # one position of sequence outputs, a position-wise rest: only it runs
+            keep = _keep_vector(unit_array, num_neurons)
+            found = restrict_problem(
+                cut.head, cut.params, activations, fill_values, inputs, selector, keep, n
+            )
+            if found is not None:
+                head, activations, fill_values, selector, position = found
         info = json.dumps(
             {
                 "layer": cut.layer,
@@ -292,10 +307,11 @@ class MaskedProblem(SelectedOutputProblem):
                 "activation_shape": [int(s) for s in activations.shape],
                 **({} if view.identity and view.positions is None else view.describe()),
                 **({} if view.identity else {"layer_shape": [int(s) for s in raw.shape]}),
+                **({} if position is None else {"head_positions": [position]}),
             }
         )
         problem = cls(
-            head=cut.head,
+            head=head,
             params=cut.params,
             activations=activations,
             fill_values=fill_values,
@@ -321,11 +337,7 @@ class MaskedProblem(SelectedOutputProblem):
 
     def keep_mask(self, mask: jax.Array) -> jax.Array:
         """Boolean keep-vector over all ``N`` neurons of the layer for one mask ``float[n]``."""
-        keep = mask > 0
-        if self.units is None:
-            return keep
-        full = jnp.ones((self.activations.shape[-1],), dtype=bool)
-        return full.at[self.units].set(keep)
+        return _keep_vector(self.units, self.activations.shape[-1])(mask)
 
     def masked_activations(self, mask: jax.Array) -> jax.Array:
         """``Ã(x)``: activations with ablated neurons replaced by the fill, ``float[m, ..., N]``."""
@@ -358,6 +370,17 @@ class MaskedProblem(SelectedOutputProblem):
             info=info,
             out_labels=out_labels,
         )
+
+
+def _keep_vector(units: jax.Array | None, num_neurons: int) -> Any:
+    """``mask float[n] → bool[N]``: the layer's keep vector (units not listed are always kept)."""
+
+    def keep(mask: jax.Array) -> jax.Array:
+        if units is None:
+            return mask > 0
+        return jnp.ones((num_neurons,), dtype=bool).at[units].set(mask > 0)
+
+    return keep
 
 
 def masked_problem(cut: CutModel, inputs: Any, **kwargs: Any) -> MaskedProblem:
