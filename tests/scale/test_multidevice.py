@@ -75,3 +75,14 @@ def test_sharded_goldreich_levin_equals_single_device(child, order):
     evaluations = child[f"gl_{order}_evaluations"]
     assert evaluations[0] == evaluations[1]
     assert child[f"gl_{order}_recovered"] == 4  # the planted terms are found, too
+
+
+def test_compressive_solve_splits_its_chunks_over_the_devices(child):
+    """CompressiveSolver(devices=4): every chunk of masks is cut in four (each device evaluates a
+    quarter), all 4,000 masks of the plan once; the same terms as on one device."""
+    assert child["cs_devices"] == [1, 4]
+    assert child["cs_rows"] == [4000, 4000]
+    assert child["cs_largest_call"][1] * 4 == child["cs_largest_call"][0]
+    assert child["cs_calls"][1] > child["cs_calls"][0]
+    assert child["cs_same_subsets"] is True and child["cs_max_diff"] <= 1e-6
+    assert child["cs_recovered"] == 4

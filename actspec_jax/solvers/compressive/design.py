@@ -47,11 +47,18 @@ __all__ = [
 def _draw(key: jax.Array, groups: int, n: int, b: int, held: int) -> tuple[jax.Array, ...]:
     k1, k2, k3 = jax.random.split(key, 3)
     uniform = jnp.where(jax.random.bernoulli(k3, 0.5, (held, n)), -1.0, 1.0).astype(jnp.float32)
-    return jax.random.bernoulli(k1, 0.5, (groups, n, b)), jax.random.bernoulli(k2, 0.5, (groups, n)), uniform
+    # column r of every M_c from its own key: the first b columns do not depend on b (nested plans)
+    columns = jax.vmap(lambda r: jax.random.bernoulli(jax.random.fold_in(k1, r), 0.5, (groups, n)))
+    hashes = jnp.moveaxis(columns(jnp.arange(b)), 0, -1)
+    return hashes, jax.random.bernoulli(k2, 0.5, (groups, n)), uniform
 
 
 def draw_groups(key: jax.Array, groups: int, n: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-    """``M: bool[C, n, b]`` and offsets ``o: bool[C, n]`` of one round (one compiled draw)."""
+    """``M: bool[C, n, b]`` and offsets ``o: bool[C, n]`` of one round (one compiled draw).
+
+    *Nested*: column ``r`` of ``M_c`` and the offsets do not depend on ``b``, so the round drawn at
+    ``b`` is the ``ℓ < 2^b`` half of the round drawn at ``b + 1`` from the same key — a larger budget
+    re-uses every mask of a smaller one (:mod:`~actspec_jax.solvers.compressive.ledger`)."""
     hashes, offsets, _ = _draw(key, groups, n, b, 0)
     return np.asarray(hashes), np.asarray(offsets)
 

@@ -67,7 +67,16 @@ def start_passes(
 ) -> CompressivePasses:
     """Plan the passes (and the budget split), run the first pass, return the hooks."""
     if progress is not None or checkpoint_path is not None:
-        raise ActSpecError("CompressiveSolver takes no progress or checkpoint_path (it does not checkpoint).")
+        raise ActSpecError(
+            "ResidualPasses with CompressiveSolver takes no progress or checkpoint_path yet; one "
+            "CompressiveSolver(...)(problem, key=..., progress=..., checkpoint_path=...) call takes both."
+        )
+    if problem.output_shape != ():
+        raise ActSpecError(
+            f"ResidualPasses with CompressiveSolver explains one output at a time; this problem has outputs "
+            f"of shape {problem.output_shape}. Choose one (e.g. output='log_prob:7'), or call "
+            "CompressiveSolver(...)(problem, key=...) directly for all outputs from one design."
+        )
     if key is None:
         raise ActSpecError("CompressiveSolver samples at random: pass key=jax.random.key(0) (any seed).")
     n = int(problem.n)
@@ -152,7 +161,7 @@ class CompressivePasses:
         used = 0
         if self.design is None:
             rows = UniformRows(jax.random.fold_in(self.key, TAG_REFIT_DESIGN), self.refit, self.n)
-            values = evaluate_rows(self.problem, rows, chunk=self.solver._chunk(self.problem))
+            values = evaluate_rows(self.problem, rows, chunk=self.solver._chunk(self.problem))[:, 0]
             self.design = (np.asarray(rows.chunk(0, rows.count)), values)
             used = self.refit
         coef, err = self.solver._fit(*self.design, list(subsets), self.n)

@@ -53,6 +53,8 @@ uniform masks before anything is evaluated, and the solver evaluates exactly the
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -64,6 +66,7 @@ import numpy as np
 from actspec_jax.diagnostics import report_diagnostic
 from actspec_jax.errors import ActSpecError, MemoryBudgetError, format_bytes
 from actspec_jax.problems.base import Problem
+from actspec_jax.solvers._checkpoint import problem_digest
 from actspec_jax.solvers._memory import (
     available_memory,
     bytes_per_mask,
@@ -74,6 +77,7 @@ from actspec_jax.solvers._validate import check_key, check_memory_budget
 from actspec_jax.solvers.compressive import bch
 from actspec_jax.solvers.compressive.design import draw_groups, group_bins
 from actspec_jax.solvers.compressive.hybrid import hybrid_refit
+from actspec_jax.solvers.compressive.ledger import QueryLedger
 from actspec_jax.solvers.compressive.multiton import Code, unit_decoder
 from actspec_jax.solvers.compressive.peeling import peel, subtract
 from actspec_jax.solvers.compressive.refit import (
@@ -90,13 +94,20 @@ from actspec_jax.solvers.compressive.search import (
     pairs_affordable,
     search_cost,
 )
-from actspec_jax.solvers.compressive.stream import StructuredRows, UniformRows, evaluate_rows, progress_ticker
+from actspec_jax.solvers.compressive.stream import (
+    StageProgress,
+    StructuredRows,
+    UniformRows,
+    _evaluate,
+    evaluate_rows,
+)
 from actspec_jax.solvers.degree_profile import (
     SOLVER_EVALUATIONS,
     attach_degree_profile,
     wants_degree_profile,
 )
-from actspec_jax.spectrum import Spectrum
+from actspec_jax.solvers.sharding import DeviceSpec, mask_mesh, mesh_size
+from actspec_jax.spectrum import Spectrum, SpectrumBatch
 
 __all__ = ["CompressiveSolver"]
 
@@ -141,6 +152,13 @@ class CompressiveSolver:
       memory_budget: bytes of working memory per chunk of evaluated masks (default: half of a
         device's free memory, 1 GiB on a host); the solve's estimated peak (:meth:`memory`) must fit
         the available memory, or it is refused before any evaluation.
+      devices: devices every chunk of masks is split over — ``None`` (every device JAX sees, rounded
+        down to a power of two), a count, a list of devices, or a :class:`jax.sharding.Mesh` with an
+        axis ``"masks"`` (as :class:`~actspec_jax.solvers.ExactSolver` takes it). The plan and the
+        decoding do not change; values may differ from one device's in float round-off only.
+      checkpoint_every_s: with ``checkpoint_path=`` (a call argument, the query ledger), the least
+        seconds between two ledger writes while masks are evaluated (``0``: after every chunk); the
+        ledger is also written at the end of every stage and when the run is interrupted.
     """
 
     max_degree: int | None = 4
@@ -155,6 +173,8 @@ class CompressiveSolver:
     degree_profile: bool | None = None
     profile_evaluations: int = SOLVER_EVALUATIONS
     memory_budget: int | None = None
+    devices: DeviceSpec = None
+    checkpoint_every_s: float = 30.0
 
     # ------------------------------------------------------------------ planning
     def delays(self, n: int) -> tuple[np.ndarray, str]:
@@ -282,22 +302,28 @@ class CompressiveSolver:
         problem: Problem,
         *,
         key: jax.Array | None = None,
-        progress: Callable[[int, int], None] | bool | None = None,
-    ) -> Spectrum:
-        """Recover the sparse spectrum of ``problem`` (single output) as a :class:`Spectrum`.
+        progress: Callable[..., None] | bool | None = None,
+        checkpoint_path: str | os.PathLike | None = None,
+    ) -> Spectrum | SpectrumBatch:
+        """Recover the sparse spectrum of ``problem`` as a :class:`Spectrum` — or, for a problem with
+        ``K`` outputs (``output_shape != ()``), a :class:`SpectrumBatch` of ``K`` spectra decoded from
+        **one** evaluation of the plan (the design does not depend on the values).
 
-        ``progress``: ``True`` for a progress bar of the evaluations (tqdm), or a callable
-        ``progress(done, total)`` called as masks are evaluated (``total`` is the plan's).
+        ``progress``: ``True`` for progress bars (tqdm: the evaluations, then the decoding), or a
+        callable ``progress(done, total)`` called as masks are evaluated; if it takes a ``stage``
+        keyword it is called per stage as ``progress(done, total, stage=…)`` with ``stage`` in
+        ``'evaluate'`` (masks), ``'decode'`` (rounds × outputs), ``'refit'`` (outputs), counts
+        monotone within a stage.
+
+        ``checkpoint_path``: a query ledger (:mod:`~actspec_jax.solvers.compressive.ledger`): every
+        evaluated piece of the plan is kept there; a rerun with the same problem, key and design
+        settings evaluates only what the ledger lacks — after a kill it returns the uninterrupted
+        run's spectrum; with a larger ``max_evaluations`` it re-uses every mask of the smaller plan.
         """
         started = time.perf_counter()
         if key is None:
             raise ActSpecError("CompressiveSolver samples at random: pass key=jax.random.key(0) (any seed).")
         check_key(key, "CompressiveSolver")
-        if problem.output_shape != ():
-            raise ActSpecError(
-                f"CompressiveSolver explains one function at a time; this problem has outputs of shape "
-                f"{problem.output_shape}. Choose a single output (e.g. output='log_prob:7')."
-            )
         n = int(problem.n)
         plan = self.plan(n)
         if self.max_evaluations is not None and self.degree_profile:
@@ -305,111 +331,77 @@ class CompressiveSolver:
                 "degree_profile=True would spend evaluations beyond max_evaluations; leave it unset under a "
                 "budget and call actspec_jax.estimate_degree_profile separately if you want the profile."
             )
+        check_checkpoint_every(self.checkpoint_every_s)
         memory = self._check_memory(n)
-        profile = self.max_evaluations is None and wants_degree_profile(
-            problem, self.degree_profile, self.profile_evaluations, mask_mode=True
+        multi = problem.output_shape != ()
+        outputs = int(np.prod(problem.output_shape)) if multi else 1
+        profile = (
+            not multi
+            and self.max_evaluations is None
+            and wants_degree_profile(problem, self.degree_profile, self.profile_evaluations, mask_mode=True)
         )
+        mesh = resolve_mask_mesh(self.devices)
         delays, code = self.delays(n)
-        b, t = plan["bins_log2"], (self.max_degree or n)
+        t = self.max_degree or n
         decode = bch.Decoder(n, t) if code == "bch" else unit_decoder
         syncs: dict[str, int] = {"evaluate": 0, "bins": 0, "refit": 0}
-        chunk = self._chunk(problem)
-        tick, close = progress_ticker(progress, plan["total"])
-        # the joint search: every support while affordable, else the matching (compressive.search)
-        search = "all" if search_cost(n, t, self.groups, delays.shape[0]) <= MAX_COST else "match"
-        found: dict[tuple[int, ...], float] = {}
-        codes, values_all, round_stats = [], [], []
+        ledger = QueryLedger(
+            checkpoint_path,
+            self._ledger_identity(problem, key, n),
+            outputs=outputs,
+            every_s=self.checkpoint_every_s,
+        )
+        stages = self._stages(key, n, plan, delays)
+        bar = StageProgress(progress, plan["total"], rounds=plan["rounds"] * outputs, outputs=outputs)
         try:
-            for r in range(plan["rounds"]):
-                hashes, offsets = draw_groups(jax.random.fold_in(key, r), self.groups, n, b)
-                values = evaluate_rows(
-                    problem, StructuredRows(hashes, offsets, delays), chunk=chunk, progress=tick, syncs=syncs
-                )
-                values_all.append(values)
-                bins = group_bins(jnp.asarray(values, jnp.float32), self.groups, delays.shape[0], b)
-                syncs["bins"] += 1
-                round_code = Code(n, hashes, offsets, delays, decode, t, CHASE_DEPTH if code == "bch" else 0)
-                codes.append(round_code)
-                subtract(bins, found, round_code)
-                var = float(values.var())
-                floor = max(self.noise_level * var / (1 << b), 1e-12 * float((values**2).mean()) + 1e-30)
-                new, stats = peel(
-                    bins, round_code, floor=floor,
-                    exact_tol=EXACT_TOL * float(np.sqrt((values**2).mean())) if code == "bch" else 0.0,
-                    search=search, deep=any(len(k) > 2 for k in found),
+            values = self._evaluate_plan(problem, stages, ledger, bar, mesh, syncs, outputs)
+            chase = CHASE_DEPTH if code == "bch" else 0
+            codes = [
+                Code(n, rows.hashes, rows.offsets, rows.delays, decode, t, chase)
+                for name, rows in stages
+                if name != "held"
+            ]
+            shared = _SharedRefit(self, codes, stages[-1][1], n)
+            spectra = []
+            for k in range(outputs):
+                spectra.append(
+                    self._decode_output(
+                        problem, k, [values[name][:, k] for name, _ in stages], codes, shared, plan, code,
+                        syncs, bar,
+                    )
                 )  # fmt: skip
-                for subset, coef in new.items():
-                    found[subset] = found.get(subset, 0.0) + coef
-                round_stats.append(
-                    {"round": r, "new_terms": len(new), "evaluations": int(values.size), **stats}
-                )
-            held = UniformRows(jax.random.fold_in(key, 10_000), plan["held"], n)
-            held_values = evaluate_rows(problem, held, chunk=chunk, progress=tick, syncs=syncs)
         finally:
-            close()
-        values = held_values if self.refit == "held" else np.concatenate([*values_all, held_values])
-        held_rows = np.arange(values.shape[0] - plan["held"], values.shape[0])
-        count_fit = CountedFit(self._fit)
-        if self._dense_refit(n, values.shape[0], found):
-            rounds = (
-                [] if self.refit == "held" else [StructuredRows(c.hashes, c.offsets, c.delays) for c in codes]
-            )
-            masks = np.concatenate([np.asarray(r.chunk(0, r.count)) for r in (*rounds, held)])
-            subsets, coef, err, kept_low, keep_z = hybrid_refit(
-                masks, values, found, n, singletons=self.singletons, fit=count_fit, held_rows=held_rows
-            )
-            fitted = predict(masks[held_rows], list(subsets), coef, n)
-            refit_mode = "low-degree"
-        else:
-            subsets = [(), *sorted({s for s in found if s}, key=lambda s: (len(s), s))]
-            phi = peeled_characters([] if self.refit == "held" else codes, held, subsets, b)
-            coef, err, _ = fit_characters(phi, values)
-            fitted = phi[held_rows] @ coef
-            kept_low, keep_z, refit_mode = 0, None, "peeled"
-        syncs["refit"] += count_fit.syncs + 1
-        stages = {"rounds": plan["per_round"] * plan["rounds"], "held": plan["held"]}
-        solver_info = {
+            bar.close()
+        info = {
             "name": "compressive",
-            **{k: v for k, v in dataclasses.asdict(self).items() if k != "degree_profile"},
+            **{k: v for k, v in dataclasses.asdict(self).items() if k not in ("degree_profile", "devices")},
+            "devices": 1 if mesh is None else mesh_size(mesh),
             "plan": plan,
             "memory": memory,
             "code": code,
             "delays": num_delays_of(delays),
             "evaluations": int(plan["total"]),
-            "evaluations_by_stage": stages,
-            "rounds_run": round_stats,
-            "peeled_terms": len([s for s in found if s]),
-            "joint_search": search,  # rounds_run[*]['search_capped']: its cap stopped it finding more
-            "refit_columns": refit_mode,
-            "low_degree_terms_added": kept_low,
-            # their coefficients are shrunk (compressive.hybrid); their stderr are the fit's own
-            "low_degree_shrinkage": "max(0, 1 - se^2/c^2)" if kept_low else None,
-            # the keep rule |c| >= z·se of the added terms, z chosen on held-out uniform rows
-            "low_degree_keep": None if keep_z is None else f"|c| >= {keep_z:g} se",
-            "host_syncs": {**syncs, "decode": getattr(decode, "calls", 0)},
+            "evaluations_by_stage": {"rounds": plan["per_round"] * plan["rounds"], "held": plan["held"]},
+            "outputs_decoded": outputs,
+            "ledger": ledger.summary({name: rows.count for name, rows in stages}),
+            "joint_search": self._search_mode(n, delays),
             "key": np.asarray(jax.random.key_data(key)).tolist()
             if jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
             else np.asarray(key).tolist(),
-            "wall_time_s": time.perf_counter() - started,
             "backend": jax.default_backend(),
         }
-        solver_info["host_syncs"]["total"] = sum(solver_info["host_syncs"].values())
-        self._report_unexplained(solver_info, fitted, held_values)
-        spectrum = Spectrum.build(
-            n,
-            subsets,
-            np.asarray(coef, np.float64),
-            stderr=np.asarray(err, np.float64),
-            labels=problem.labels,
-            norm_sq=float((held_values**2).mean()) if held_values.size else float((values**2).mean()),
-            problem=problem.describe(),
-            solver=solver_info,
-            output_label=problem.output_labels[0],
-            output_index=0,
-        )
+        host_syncs = {**syncs, "decode": getattr(decode, "calls", 0)}
+        host_syncs["total"] = sum(host_syncs.values())
+        wall = time.perf_counter() - started
+        spectra = [
+            dataclasses.replace(s, solver={**info, **s.solver, "host_syncs": host_syncs, "wall_time_s": wall})
+            for s in spectra
+        ]
+        if multi:
+            return SpectrumBatch(spectra=tuple(spectra), output_shape=tuple(problem.output_shape))
         if not profile:
-            return spectrum
-        return attach_degree_profile(spectrum, problem, key, evaluations=self.profile_evaluations)
+            return spectra[0]
+        return attach_degree_profile(spectra[0], problem, key, evaluations=self.profile_evaluations)
 
     def start_passes(self, problem: Problem, *, key: jax.Array | None, passes: int, **options: Any) -> Any:
         """The residual-pass protocol (:class:`~actspec_jax.solvers.residual.ResidualPasses`): the
@@ -419,6 +411,139 @@ class CompressiveSolver:
         return start_passes(self, problem, key=key, passes=passes, **options)
 
     # ------------------------------------------------------------------ stages
+    def _search_mode(self, n: int, delays: np.ndarray) -> str:
+        """The joint search: every support while affordable, else the matching (:mod:`~.search`)."""
+        t = self.max_degree or n
+        return "all" if search_cost(n, t, self.groups, delays.shape[0]) <= MAX_COST else "match"
+
+    def _ledger_identity(self, problem: Problem, key: jax.Array, n: int) -> dict[str, Any]:
+        """What the plan's values depend on (not the budget: plans are nested, see :mod:`~.ledger`)."""
+        data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+        return {
+            "problem": problem_digest(problem),
+            "key": np.asarray(data).tolist(),
+            "n": n,
+            "groups": self.groups,
+            "max_degree": self.max_degree,
+            "output_shape": list(problem.output_shape),
+        }
+
+    def _stages(self, key: jax.Array, n: int, plan: dict[str, int], delays: np.ndarray) -> list:
+        """``[(name, rows)]``: every round's :class:`StructuredRows`, then the uniform ``held`` rows."""
+        stages: list = []
+        for r in range(plan["rounds"]):
+            hashes, offsets = draw_groups(jax.random.fold_in(key, r), self.groups, n, plan["bins_log2"])
+            stages.append((f"round {r}", StructuredRows(hashes, offsets, delays)))
+        stages.append(("held", UniformRows(jax.random.fold_in(key, 10_000), plan["held"], n)))
+        return stages
+
+    def _evaluate_plan(
+        self,
+        problem: Problem,
+        stages: list,
+        ledger: QueryLedger,
+        bar: StageProgress,
+        mesh: Any,
+        syncs: dict[str, int],
+        outputs: int,
+    ) -> dict[str, np.ndarray]:
+        """``{stage: float64[rows, K]}`` in each stage's logical row order: the ledger's prefix, then
+        the rest evaluated chunk by chunk (recorded in the ledger as it goes; flushed on the way out,
+        interrupted or not)."""
+        chunk = self._chunk(problem)
+        ledger.verify(stages, lambda masks: _evaluate(problem, masks))
+        out = {}
+        try:
+            for name, rows in stages:
+                done = ledger.prefix(name, rows.count)
+                bar.evaluated(done.shape[0])
+                record = None if ledger.path is None else functools.partial(ledger.record, name)
+                new = evaluate_rows(
+                    problem, rows, chunk=chunk, start=done.shape[0], progress=bar.tick, syncs=syncs,
+                    mesh=mesh, on_piece=record, outputs=outputs,
+                )  # fmt: skip
+                ledger.flush()
+                out[name] = rows.logical(np.concatenate([done, new]) if done.shape[0] else new)
+        finally:
+            ledger.flush()
+        return out
+
+    def _decode_output(
+        self,
+        problem: Problem,
+        k: int,
+        values_by_stage: list[np.ndarray],
+        codes: list[Code],
+        shared: _SharedRefit,
+        plan: dict[str, int],
+        code: str,
+        syncs: dict[str, int],
+        bar: StageProgress,
+    ) -> Spectrum:
+        """Peel every round of output ``k``, then refit (see the module docstring)."""
+        n, b = int(problem.n), plan["bins_log2"]
+        search = shared.search
+        found: dict[tuple[int, ...], float] = {}
+        round_stats = []
+        for r, round_code in enumerate(codes):
+            values = values_by_stage[r]
+            bins = group_bins(jnp.asarray(values, jnp.float32), self.groups, round_code.delays.shape[0], b)
+            syncs["bins"] += 1
+            subtract(bins, found, round_code)
+            var = float(values.var())
+            floor = max(self.noise_level * var / (1 << b), 1e-12 * float((values**2).mean()) + 1e-30)
+            new, stats = peel(
+                bins, round_code, floor=floor,
+                exact_tol=EXACT_TOL * float(np.sqrt((values**2).mean())) if code == "bch" else 0.0,
+                search=search, deep=any(len(s) > 2 for s in found),
+            )  # fmt: skip
+            for subset, coef in new.items():
+                found[subset] = found.get(subset, 0.0) + coef
+            round_stats.append({"round": r, "new_terms": len(new), "evaluations": int(values.size), **stats})
+            bar.stage("decode")
+        held_values = values_by_stage[-1]
+        values = held_values if self.refit == "held" else np.concatenate(values_by_stage)
+        held_rows = np.arange(values.shape[0] - plan["held"], values.shape[0])
+        count_fit = CountedFit(self._fit)
+        if self._dense_refit(n, values.shape[0], found):
+            masks = shared.masks()
+            subsets, coef, err, kept_low, keep_z = hybrid_refit(
+                masks, values, found, n, singletons=self.singletons, fit=count_fit, held_rows=held_rows
+            )
+            fitted = predict(masks[held_rows], list(subsets), coef, n)
+            refit_mode = "low-degree"
+        else:
+            subsets = [(), *sorted({s for s in found if s}, key=lambda s: (len(s), s))]
+            phi = peeled_characters([] if self.refit == "held" else codes, shared.held, subsets, b)
+            coef, err, _ = fit_characters(phi, values)
+            fitted = phi[held_rows] @ coef
+            kept_low, keep_z, refit_mode = 0, None, "peeled"
+        syncs["refit"] += count_fit.syncs + 1
+        bar.stage("refit")
+        solver_info = {
+            "rounds_run": round_stats,
+            "peeled_terms": len([s for s in found if s]),
+            "refit_columns": refit_mode,
+            "low_degree_terms_added": kept_low,
+            # their coefficients are shrunk (compressive.hybrid); their stderr are the fit's own
+            "low_degree_shrinkage": "max(0, 1 - se^2/c^2)" if kept_low else None,
+            # the keep rule |c| >= z·se of the added terms, z chosen on held-out uniform rows
+            "low_degree_keep": None if keep_z is None else f"|c| >= {keep_z:g} se",
+        }
+        self._report_unexplained(solver_info, fitted, held_values, stacklevel=5)
+        return Spectrum.build(
+            n,
+            subsets,
+            np.asarray(coef, np.float64),
+            stderr=np.asarray(err, np.float64),
+            labels=problem.labels,
+            norm_sq=float((held_values**2).mean()) if held_values.size else float((values**2).mean()),
+            problem=problem.describe(),
+            solver=solver_info,
+            output_label=problem.output_labels[k],
+            output_index=k,
+        )
+
     def _check_memory(self, n: int) -> dict[str, int]:
         """:meth:`memory` at ``n``; refuses (before any evaluation) when its peak exceeds the host's
         available memory, naming the figure, its largest part and the fix."""
@@ -454,7 +579,9 @@ class CompressiveSolver:
         return count >= 8 * (1 + peeled + missing)
 
     @staticmethod
-    def _report_unexplained(info: dict, fitted: np.ndarray, values: np.ndarray) -> None:
+    def _report_unexplained(
+        info: dict, fitted: np.ndarray, values: np.ndarray, *, stacklevel: int = 4
+    ) -> None:
         """Record ``explained_share = 1 − mean (f − f̃)² / Var f`` on the uniform masks and, below
         :data:`MIN_EXPLAINED`, an ``unexplained`` diagnostic: the decoder left most of ``f`` unfound
         (too few bins for the terms, or a dense spectrum) — the listed terms may be incomplete."""
@@ -472,7 +599,7 @@ class CompressiveSolver:
                 "masks, "
                 "so terms are likely missing (too few bins for the number of terms, or a dense spectrum).",
                 "raise max_evaluations (more bins and rounds), or check the degree profile for a dense tail.",
-                stacklevel=4,
+                stacklevel=stacklevel,
             )
 
     @staticmethod
@@ -484,6 +611,37 @@ class CompressiveSolver:
             support[row, list(subset)] = True
         coef, err, _ = least_squares(masks, values, support, stderr=stderr)
         return coef, err
+
+
+def resolve_mask_mesh(devices: DeviceSpec) -> Any:
+    """The mask mesh of ``devices`` (:func:`~.sharding.mask_mesh`); ``None`` for one device."""
+    mesh = mask_mesh(devices)
+    return None if mesh_size(mesh) == 1 else mesh
+
+
+def check_checkpoint_every(seconds: Any) -> None:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+        raise ActSpecError(f"checkpoint_every_s must be a number of seconds >= 0, got {seconds!r}.")
+
+
+class _SharedRefit:
+    """What every output's refit shares: the rounds' designs, the uniform rows, the joint-search mode
+    and (made once, on first use) the masks of all refit rows."""
+
+    def __init__(self, solver: CompressiveSolver, codes: list, held: UniformRows, n: int) -> None:
+        self.solver, self.codes, self.held, self.n = solver, codes, held, n
+        self.search = solver._search_mode(n, codes[0].delays) if codes else "all"
+        self._masks: np.ndarray | None = None
+
+    def masks(self) -> np.ndarray:
+        if self._masks is None:
+            rounds = (
+                []
+                if self.solver.refit == "held"
+                else [StructuredRows(c.hashes, c.offsets, c.delays) for c in self.codes]
+            )
+            self._masks = np.concatenate([np.asarray(r.chunk(0, r.count)) for r in (*rounds, self.held)])
+        return self._masks
 
 
 def num_delays_of(delays: np.ndarray) -> int:

@@ -1,0 +1,186 @@
+"""The compressive solver as an engine citizen: many outputs from one design, a resumable and
+nested query ledger, progress by stage (devices: ``tests/scale/test_multidevice.py``)."""
+
+from __future__ import annotations
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from counting import counting
+
+import actspec_jax as asj
+from actspec_jax.errors import ActSpecError
+from actspec_jax.problems.synthetic import random_sparse_polynomial
+from actspec_jax.solvers._checkpoint import CheckpointError
+from actspec_jax.solvers.compressive.design import draw_groups
+from actspec_jax.solvers.compressive.stream import StructuredRows, pieces
+
+N, OUTPUTS = 48, 3
+
+
+def _functions() -> tuple[list, asj.FunctionProblem]:
+    """Three planted sparse functions of the same 48 units, and the problem of all three at once."""
+    planted = [random_sparse_polynomial(jax.random.key(10 + k), N, 8, max_degree=2) for k in range(OUTPUTS)]
+
+    def f(x: jax.Array) -> jax.Array:
+        return jnp.stack([p.problem.evaluate_unchecked(x) for p in planted], axis=-1)
+
+    return planted, asj.FunctionProblem(f, N, name="three_planted")
+
+
+def _same(a: asj.Spectrum, b: asj.Spectrum) -> None:
+    assert a.subset_tuples() == b.subset_tuples()
+    np.testing.assert_array_equal(a.coefficients, b.coefficients)
+    np.testing.assert_array_equal(a.stderr, b.stderr)
+
+
+SOLVER = asj.CompressiveSolver(max_degree=2, max_evaluations=2000, singletons="never")
+
+
+def test_design_is_nested_in_the_bins() -> None:
+    """The round drawn at b is the ℓ < 2^b half of the round drawn at b + 1 (same key), and in
+    evaluation order its rows are a prefix."""
+    key = jax.random.key(4)
+    small, large = draw_groups(key, 3, 20, 3), draw_groups(key, 3, 20, 4)
+    np.testing.assert_array_equal(small[0], large[0][:, :, :3])
+    np.testing.assert_array_equal(small[1], large[1])
+    delays = np.eye(20, dtype=bool)[:5]
+    a, b = StructuredRows(*small, delays), StructuredRows(*large, delays)
+    np.testing.assert_array_equal(
+        np.asarray(a.evaluation_chunk(0, a.count)), np.asarray(b.evaluation_chunk(0, a.count))
+    )
+    values = np.arange(a.count, dtype=np.float64)
+    logical = a.logical(values)
+    reorder = np.asarray(a.chunk(0, a.count))
+    ordered = np.asarray(a.evaluation_chunk(0, a.count))
+    np.testing.assert_array_equal(a.logical(ordered), reorder)  # the same permutation for rows
+    assert sorted(logical.tolist()) == values.tolist()
+
+
+def test_pieces_depend_on_start_and_count_only() -> None:
+    full = pieces(0, 1000, 128)
+    assert sum(size for _, size in full) == 1000 and all(size <= 128 for _, size in full)
+    for cut in (128, 512, 896, 992):
+        assert full[[s for s, _ in full].index(cut) :] == pieces(cut, 1000, 128)
+
+
+def test_many_outputs_share_one_evaluation_of_the_plan() -> None:
+    """K outputs: one evaluation of the plan, a SpectrumBatch whose every spectrum equals the
+    single-output solve of that output with the same key."""
+    planted, problem = _functions()
+    wrapped, seen = counting(problem)
+    batch = SOLVER(wrapped, key=jax.random.key(0))
+    jax.effects_barrier()
+    plan = SOLVER.plan(N)
+    assert isinstance(batch, asj.SpectrumBatch) and len(batch) == OUTPUTS
+    assert sum(seen) == plan["total"] == 2000
+    for k, (spectrum, truth) in enumerate(zip(batch, planted)):
+        assert spectrum.output_index == k and spectrum.solver["evaluations"] == 2000
+        assert spectrum.solver["outputs_decoded"] == OUTPUTS
+        single = SOLVER(truth.problem, key=jax.random.key(0))
+        assert spectrum.subset_tuples() == single.subset_tuples()
+        np.testing.assert_allclose(spectrum.coefficients, single.coefficients, rtol=1e-5, atol=1e-6)
+        found = {s for s in spectrum.subset_tuples() if s}
+        assert set(truth.truth) - {()} <= found
+
+
+def test_ledger_resumes_an_interrupted_run_to_the_same_spectrum(tmp_path) -> None:
+    """Interrupted inside the evaluation (the progress callback raises KeyboardInterrupt), the
+    ledger keeps what was evaluated; the rerun evaluates only the rest and returns the
+    uninterrupted run's spectrum, bit for bit."""
+    planted, _ = _functions()
+    problem = planted[0].problem
+    solver = asj.CompressiveSolver(
+        max_degree=2, max_evaluations=2000, singletons="never", memory_budget=64 << 10, checkpoint_every_s=0
+    )
+    fresh = solver(problem, key=jax.random.key(1))
+    path = tmp_path / "ledger.npz"
+
+    def stop(done: int, total: int) -> None:
+        if done >= 700:
+            raise KeyboardInterrupt
+
+    wrapped, seen = counting(problem)  # one problem object: the ledger is tied to the problem
+    with pytest.raises(KeyboardInterrupt):
+        solver(wrapped, key=jax.random.key(1), progress=stop, checkpoint_path=path)
+    assert path.exists()
+    jax.effects_barrier()
+    seen.clear()
+    resumed = solver(wrapped, key=jax.random.key(1), checkpoint_path=path)
+    jax.effects_barrier()
+    ledger = resumed.solver["ledger"]
+    assert 700 <= ledger["reused"] < 2000 and ledger["evaluated"] == 2000 - ledger["reused"]
+    assert sum(seen) == ledger["evaluated"] + ledger["verified"] and ledger["verified"] == 4
+    _same(resumed, fresh)
+    again = solver(wrapped, key=jax.random.key(1), checkpoint_path=path)
+    assert again.solver["ledger"]["evaluated"] == 0
+    _same(again, fresh)
+
+
+def test_a_larger_budget_reuses_every_evaluation_of_the_smaller(tmp_path) -> None:
+    """2k then 4k on one ledger: the 4k run evaluates exactly 2k new masks and agrees with a fresh
+    4k run with the same key."""
+    planted, _ = _functions()
+    problem = planted[1].problem
+    small = asj.CompressiveSolver(max_degree=2, max_evaluations=2000, singletons="never")
+    large = asj.CompressiveSolver(max_degree=2, max_evaluations=4000, singletons="never")
+    path = tmp_path / "ledger.npz"
+    wrapped, seen = counting(problem)
+    small(wrapped, key=jax.random.key(2), checkpoint_path=path)
+    jax.effects_barrier()
+    seen.clear()
+    grown = large(wrapped, key=jax.random.key(2), checkpoint_path=path)
+    jax.effects_barrier()
+    assert grown.solver["ledger"]["reused"] == 2000 and sum(seen) == 2000 + grown.solver["ledger"]["verified"]
+    fresh = large(problem, key=jax.random.key(2))
+    assert grown.subset_tuples() == fresh.subset_tuples()
+    np.testing.assert_allclose(grown.coefficients, fresh.coefficients, rtol=1e-6, atol=1e-7)
+
+
+def test_foreign_and_corrupt_ledgers_are_refused_with_the_file_named(tmp_path) -> None:
+    planted, _ = _functions()
+    problem = planted[0].problem
+    path = tmp_path / "ledger.npz"
+    SOLVER(problem, key=jax.random.key(3), checkpoint_path=path)
+    with pytest.raises(CheckpointError, match="different problem, solver setting or key"):
+        SOLVER(problem, key=jax.random.key(4), checkpoint_path=path)
+    with pytest.raises(CheckpointError, match="values of a different function"):
+        SOLVER(planted[1].problem, key=jax.random.key(3), checkpoint_path=path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=re.escape(str(path))):
+        SOLVER(problem, key=jax.random.key(3), checkpoint_path=path)
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_text("not a ledger")
+    with pytest.raises(CheckpointError, match=re.escape(str(garbage))):
+        SOLVER(problem, key=jax.random.key(3), checkpoint_path=garbage)
+
+
+def test_progress_by_stage_is_monotone() -> None:
+    _, problem = _functions()
+    calls: list[tuple[str, int, int]] = []
+    SOLVER(problem, key=jax.random.key(0), progress=lambda d, t, stage: calls.append((stage, d, t)))
+    stages = [c[0] for c in calls]
+    assert stages[0] == "evaluate" and {"decode", "refit"} <= set(stages)
+    first = {s: stages.index(s) for s in ("evaluate", "decode", "refit")}
+    assert first["evaluate"] < first["decode"] < first["refit"]
+    for stage in ("evaluate", "decode", "refit"):
+        done = [d for s, d, _ in calls if s == stage]
+        totals = {t for s, _, t in calls if s == stage}
+        assert done == sorted(done) and len(totals) == 1 and done[-1] == totals.pop()
+    plain: list[tuple[int, int]] = []
+    SOLVER(problem, key=jax.random.key(0), progress=lambda d, t: plain.append((d, t)))
+    assert plain[-1] == (2000, 2000)
+
+
+@pytest.mark.parametrize("every", [-1, float("nan"), "often", True])
+def test_bad_checkpoint_interval_is_refused(every) -> None:
+    planted, _ = _functions()
+    with pytest.raises(ActSpecError, match="checkpoint_every_s"):
+        asj.CompressiveSolver(max_evaluations=2000, checkpoint_every_s=every)(
+            planted[0].problem, key=jax.random.key(0)
+        )
