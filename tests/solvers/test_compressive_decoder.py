@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import jax
 import numpy as np
-import pytest
 
 import actspec_jax as asj
 from actspec_jax.problems.synthetic import random_sparse_polynomial
