@@ -16,15 +16,19 @@ does this; the library never touches JAX's configuration.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from actspec_jax.errors import ActSpecError
 
-__all__ = ["COMMANDS", "build_parser", "compilation_cache_dir", "main"]
+__all__ = ["COMMANDS", "Terminated", "build_parser", "compilation_cache_dir", "interrupt_hint", "main"]
 
 COMMANDS: tuple[str, ...] = (
     "actspec_jax.commands.demo",
@@ -70,21 +74,53 @@ def _enable_compilation_cache(folder: Path | None) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (schedulers, ``docker stop``, systemd), raised where the process is, so it unwinds
+    as Ctrl-C does: checkpoints saved, locks released, temporary files removed."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Handle SIGTERM as SIGINT while a command runs (main thread only; restored afterwards)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def interrupt_hint(args: argparse.Namespace) -> str:
+    """What to do after an interrupt, naming only flags this command accepts."""
+    if getattr(args, "resumes_by_default", False):
+        return "rerun the same command to resume (--fresh starts over)"
+    if not hasattr(args, "checkpoint"):
+        return "rerun the same command to start again"
+    if args.checkpoint is not None:
+        return "rerun the same command to resume"
+    return "rerun with --checkpoint FILE to make a long run resumable"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``actspec`` console script."""
+    """Entry point of the ``actspec`` console script.
+
+    Exit codes: 0 done, 2 an error (the message names the fix), 130 interrupted (Ctrl-C), 143
+    terminated (SIGTERM) — in both of the last, after saving what a rerun resumes from."""
     args = build_parser().parse_args(argv)
     _enable_compilation_cache(compilation_cache_dir(os.environ))
     try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        resumable = getattr(args, "checkpoint", None) is not None
-        hint = (
-            "rerun the same command to resume"
-            if resumable
-            else "rerun with --checkpoint FILE to make a long run resumable"
-        )
-        print(f"\nactspec {args.command}: interrupted; {hint}.", file=sys.stderr)
-        return 130
+        with _sigterm_as_interrupt():
+            return int(args.func(args) or 0)
+    except KeyboardInterrupt as err:
+        what = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
+        print(f"\nactspec {args.command}: {what}; {interrupt_hint(args)}.", file=sys.stderr)
+        return 143 if isinstance(err, Terminated) else 130
     except (ActSpecError, OSError) as err:
         print(f"actspec {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -11,6 +11,11 @@ test images, τ = 0.2, 1000 samples, beam 128, γ = δ = 0.2).
 ``--solver exact`` computes the exact spectrum over the 20 units with the largest
 first-order attribution ``|mean activation × (w_unit,7 − mean_c w_unit,c)|``, the other 236
 kept. Prints the subsets found and how distributed the code is; writes a report folder.
+
+The report folder is locked while the demo runs (a second demo on it is refused) and holds the
+solver's checkpoint: an interrupted demo (Ctrl-C, SIGTERM, a kill) resumes when the same command
+is rerun; ``--fresh`` starts over. The compressive solver's query ledger stays after the run, so a
+rerun with a larger ``--budget`` evaluates only the masks the smaller one did not.
 """
 
 from __future__ import annotations
@@ -118,35 +123,62 @@ def _reading(spectrum: Any, joint: Any, profile: Any, *, recovered: bool) -> str
     )
 
 
+#: The checkpoint each solver keeps in the report folder (the compressive ledger stays after the
+#: run, so a rerun with a larger --budget re-uses its evaluations; the others go once the report is
+#: written).
+CHECKPOINTS = {
+    "compressive": "compressive_ledger.npz",
+    "gl": "gl_checkpoint.npz",
+    "exact": "exact_checkpoint.npz",
+}
+
+
 def run_demo(args: argparse.Namespace) -> int:
+    """Check the settings, lock the report folder (a second demo on it is refused) and run."""
+    from actspec_jax.errors import ActSpecError
+    from actspec_jax.runs.safety import guarded_outputs
+    from actspec_jax.solvers._checkpoint import CheckpointError
+
+    if not 0 <= args.target <= 9:
+        raise ActSpecError(f"--target must be a digit class 0..9, got {args.target}.")
+    if args.solver is None:
+        args.solver = "gl" if args.estimator == "paper" else "compressive"
+    if args.estimator == "paper" and args.solver != "gl":
+        raise ActSpecError(
+            f"--estimator paper is a GL estimator; use it with --solver gl, not {args.solver}."
+        )
+    if args.inputs < 1:
+        raise ActSpecError(f"--inputs must be at least 1, got {args.inputs}.")
+    args.resumes_by_default = True  # interrupt hints: rerun resumes from the report folder
+    out = Path(args.out)
+    checkpoint = out / CHECKPOINTS[args.solver]
+    with guarded_outputs(out, checkpoint, args.fresh):
+        if args.fresh:
+            for stale in out.glob("gl_checkpoint*.npz"):  # one file per GL pass
+                stale.unlink()
+        try:
+            return _run_demo(args, out, checkpoint)
+        except CheckpointError as err:
+            raise CheckpointError(f"{err} With actspec demo: rerun with --fresh to discard it.") from err
+
+
+def _run_demo(args: argparse.Namespace, out: Path, checkpoint: Path) -> int:
     import jax
     import jax.numpy as jnp
     import numpy as np
-    from tqdm.auto import tqdm
 
     import actspec_jax as asj
     from actspec_jax.data import load_mnist
     from actspec_jax.models import load_pretrained
     from actspec_jax.reports.report import Report, add_spectrum_sections
+    from actspec_jax.runs.progress import StageBars
 
     started = time.perf_counter()
-    if not 0 <= args.target <= 9:
-        raise asj.ActSpecError(f"--target must be a digit class 0..9, got {args.target}.")
-    if args.solver is None:
-        args.solver = "gl" if args.estimator == "paper" else "compressive"
-    if args.estimator == "paper" and args.solver != "gl":
-        raise asj.ActSpecError(
-            f"--estimator paper is a GL estimator; use it with --solver gl, not {args.solver}."
-        )
-    if args.inputs < 1:
-        raise asj.ActSpecError(f"--inputs must be at least 1, got {args.inputs}.")
     paper = args.solver == "gl" and args.estimator == "paper"
     model = load_pretrained("mnist_mlp")
     images, labels = load_mnist("test")
     cut = asj.cut_linen(model.module, model.variables, "relu_0")
     key = jax.random.key(args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
 
     if paper:
         inputs = jnp.asarray(images)
@@ -173,40 +205,31 @@ def run_demo(args: argparse.Namespace) -> int:
         )
     print(f"actspec demo: {what}")
 
-    bar = None if args.quiet else tqdm(leave=False, unit="step")
+    bars = StageBars(enabled=not args.quiet, label=args.solver)
+    try:
+        if args.solver == "exact":
+            solver = asj.ExactSolver(keep_checkpoint=True)
+            spectrum = solver(problem, progress=bars, checkpoint_path=checkpoint)
+        elif args.solver == "compressive":
+            from actspec_jax.solvers.degree_profile import attach_degree_profile
 
-    def progress(done: int, total: int, *_: Any, **__: Any) -> None:
-        if bar is not None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-    checkpoint = out / "gl_checkpoint.npz"
-    if args.fresh:
-        for stale in out.glob("gl_checkpoint*.npz"):  # one file per GL pass
-            stale.unlink()
-    if args.solver == "exact":
-        spectrum = asj.ExactSolver()(problem, progress=progress)
-    elif args.solver == "compressive":
-        from actspec_jax.solvers.degree_profile import attach_degree_profile
-
-        spectrum = asj.CompressiveSolver(max_evaluations=args.budget)(problem, key=key, progress=progress)
-        if args.profile_evaluations > 0:  # outside the budget: the profile's own masks, reported apart
-            spectrum = attach_degree_profile(spectrum, problem, key, evaluations=args.profile_evaluations)
-    elif paper:
-        solver = asj.GoldreichLevin.paper(**({"tau": args.tau} if args.tau else {}))
-        spectrum = solver(problem, key=key, progress=progress, checkpoint_path=checkpoint)
-    else:
-        solver = asj.GoldreichLevin(
-            tau=args.tau or 0.05,
-            tau_mode="centered",
-            degree_profile=args.profile_evaluations > 0,
-            profile_evaluations=max(args.profile_evaluations, 0),
-        )
-        spectrum = solver(problem, key=key, progress=progress, checkpoint_path=checkpoint)
-    if bar is not None:
-        bar.close()
-    for finished in out.glob("gl_checkpoint*.npz"):
-        finished.unlink()  # the finished result is in spectrum.json
+            solver = asj.CompressiveSolver(max_evaluations=args.budget)
+            spectrum = solver(problem, key=key, progress=bars, checkpoint_path=checkpoint)
+            if args.profile_evaluations > 0:  # outside the budget: the profile's own masks, reported apart
+                spectrum = attach_degree_profile(spectrum, problem, key, evaluations=args.profile_evaluations)
+        elif paper:
+            solver = asj.GoldreichLevin.paper(**({"tau": args.tau} if args.tau else {}))
+            spectrum = solver(problem, key=key, progress=bars, checkpoint_path=checkpoint)
+        else:
+            solver = asj.GoldreichLevin(
+                tau=args.tau or 0.05,
+                tau_mode="centered",
+                degree_profile=args.profile_evaluations > 0,
+                profile_evaluations=max(args.profile_evaluations, 0),
+            )
+            spectrum = solver(problem, key=key, progress=bars, checkpoint_path=checkpoint)
+    finally:
+        bars.close()
 
     print(spectrum.summary(12))
     joint = spectrum.select(min_degree=2)
@@ -248,6 +271,9 @@ def run_demo(args: argparse.Namespace) -> int:
     add_spectrum_sections(report, spectrum, heatmap=problem.n == 256, heatmap_shape=(16, 16))
     report.save_spectrum(spectrum)
     html = report.write()
+    if args.solver != "compressive":  # the finished result is in spectrum.json
+        for finished in (*out.glob("gl_checkpoint*.npz"), out / CHECKPOINTS["exact"]):
+            finished.unlink(missing_ok=True)
     d = spectrum.distributedness()
     print(
         f"higher-order energy share {d['higher_order_share']:.3f}; mean degree {d['mean_degree']:.2f}. "

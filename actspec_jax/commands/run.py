@@ -9,12 +9,15 @@ Examples::
         --output log_prob:7 --units top:16 --solver exact --out my_report
     actspec run --model sentiment_transformer --layer block_0/attn/heads \\
         --layer block_1/attn/heads --classes 0,1 --per-class 16 --solver exact
+    actspec run --model mnist_mlp --layer relu_0 --classes 7 --count 64 --output log_prob:7 \\
+        --solver compressive --max-evaluations 20000 --checkpoint ledger.npz
 
 A preset sets defaults; every option given on the command line overrides it. Runs can be
-stopped and resumed (GL searches and exact solves): pass ``--checkpoint FILE`` and rerun the
-same command (``--restart`` discards the checkpoint). A run locks its report folder and its
-checkpoint: a second run on either is refused, naming the first; a killed run's lock is taken
-over. The folders are checked writable before any computation.
+stopped (Ctrl-C, SIGTERM) and resumed: pass ``--checkpoint FILE`` and rerun the same command
+(``--restart`` discards the checkpoint). The compressive solver's checkpoint is a query ledger
+of every evaluated mask; it is kept, and a rerun with a larger ``--max-evaluations`` re-uses it.
+A run locks its report folder and its checkpoint: a second run on either is refused, naming the
+first; a killed run's lock is taken over. The folders are checked writable before any computation.
 """
 
 from __future__ import annotations
@@ -86,7 +89,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--fill", choices=["zero", "mean", "resample"], help="value of ablated neurons")
     g.add_argument("--units", help="mask only these units: 'top:K' (by attribution) or '3,17,42'")
     g = parser.add_argument_group("solver")
-    g.add_argument("--solver", choices=SOLVERS, help="exact (all 2^n masks), gl (mask mode) or paper")
+    g.add_argument(
+        "--solver",
+        choices=SOLVERS,
+        help="exact (all 2^n masks), gl (mask mode), paper, or compressive (under --max-evaluations)",
+    )
     g.add_argument("--tau", type=float, help="GL heaviness threshold")
     g.add_argument("--tau-mode", choices=["relative", "centered", "absolute"], help="what tau is relative to")
     g.add_argument("--beam", type=int, help="GL: live buckets kept per level")
@@ -95,13 +102,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--block-bits", type=int, dest="block_size", help="GL: neurons split per level")
     g.add_argument("--leaf-samples", type=int, help="GL: masks for the norm pass and the leaf estimates")
     g.add_argument("--influence-samples", type=int, help="GL: points of the influence pre-pass")
-    g.add_argument("--max-degree", type=int, help="GL: largest subset size searched")
-    g.add_argument("--checkpoint", help="checkpoint file (GL or exact); rerun the same command to resume")
+    g.add_argument("--max-degree", type=int, help="GL and compressive: largest subset size searched")
+    g.add_argument(
+        "--max-evaluations", type=int, help="compressive: budget of model evaluations (default 20000)"
+    )
+    g.add_argument("--checkpoint", help="checkpoint file (any solver); rerun the same command to resume")
     g.add_argument(
         "--checkpoint-every",
         type=_seconds,
         dest="checkpoint_every_s",
-        help="exact solver: seconds between checkpoint saves (default 60; GL saves every level)",
+        help="exact and compressive: seconds between checkpoint saves (default 60; GL saves every level)",
     )
     g.add_argument(
         "--restart",

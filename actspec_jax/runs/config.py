@@ -14,7 +14,7 @@ from actspec_jax.errors import ActSpecError
 
 __all__ = ["GL_FIELDS", "PRESETS", "SOLVERS", "RunConfig", "config_from_preset"]
 
-SOLVERS = ("exact", "gl", "paper")
+SOLVERS = ("exact", "gl", "paper", "compressive")
 GL_FIELDS = (
     "tau",
     "tau_mode",
@@ -25,6 +25,7 @@ GL_FIELDS = (
     "leaf_samples",
     "influence_samples",
     "max_degree",
+    "max_evaluations",
 )
 
 _SENTIMENT_GL = {
@@ -157,15 +158,20 @@ class RunConfig:
       fill: value of ablated neurons: ``'zero'``, ``'mean'`` or ``'resample'``.
       units: mask only these neuron indices, or ``'top:K'`` = the ``K`` with the largest
         gradient × activation attribution (single layer only).
-      solver: ``'exact'`` (all ``2^n`` masks), ``'gl'`` (Goldreich–Levin, mask mode) or
-        ``'paper'`` (GL with the paper's data-hybrid estimator).
-      tau … max_degree: GL settings (``None``: the estimator's default).
+      solver: ``'exact'`` (all ``2^n`` masks), ``'gl'`` (Goldreich–Levin, mask mode),
+        ``'paper'`` (GL with the paper's data-hybrid estimator) or ``'compressive'``
+        (:class:`~actspec_jax.solvers.CompressiveSolver` under ``max_evaluations``).
+      tau … max_degree: GL settings (``None``: the estimator's default); ``max_degree`` is also the
+        compressive solver's degree bound (default 4).
+      max_evaluations: the compressive solver's budget of model evaluations (default 20,000).
       seed: seed of every random choice (GL, R² masks, random orderings).
       out: report folder.
-      checkpoint: checkpoint file (GL search state, or the exact solver's partly filled table);
+      checkpoint: checkpoint file (GL search state, the exact solver's partly filled table, or the
+        compressive solver's query ledger, kept after the run: a larger ``max_evaluations`` re-uses it);
         rerunning with the same file resumes. Locked while the run lasts (a second run on it is
         refused); the exact solver's is removed only once the report is written.
-      checkpoint_every_s: exact solver: seconds between checkpoint saves (GL saves every level).
+      checkpoint_every_s: exact and compressive solvers: seconds between checkpoint saves (GL saves
+        every level; all save when interrupted).
       restart: delete an existing checkpoint and start afresh.
       faithfulness: compute the ablation curve (spectral vs attribution vs random).
       faithfulness_k: largest number of neurons ablated on the curve.
@@ -199,6 +205,7 @@ class RunConfig:
     leaf_samples: int | None = None
     influence_samples: int | None = None
     max_degree: int | None = None
+    max_evaluations: int | None = None
     seed: int = 0
     out: str = "actspec_run"
     checkpoint: str | None = None

@@ -30,6 +30,9 @@ from actspec_jax.runs.inputs import Inputs, _build, build_problem, default_outpu
 from actspec_jax.runs.report_writer import _write_report
 from actspec_jax.runs.safety import guarded_outputs, rescued_write, resumable
 
+#: The compressive solver's budget when ``max_evaluations`` is not given.
+DEFAULT_EVALUATIONS = 20_000
+
 __all__ = ["RunResult", "deletion_curve", "exact_top_r2", "paper_data_r2", "run"]
 
 
@@ -40,7 +43,30 @@ def _solve(problem: Any, cfg: RunConfig, progress: bool) -> Any:
     if cfg.solver not in SOLVERS:
         raise ActSpecError(f"solver must be one of {SOLVERS}, got {cfg.solver!r}.")
     bar = None
+    if cfg.solver == "compressive":
+        from actspec_jax.runs.progress import StageBars
+        from actspec_jax.solvers import CompressiveSolver
+
+        solver = CompressiveSolver(
+            max_degree=4 if cfg.max_degree is None else cfg.max_degree,
+            max_evaluations=DEFAULT_EVALUATIONS if cfg.max_evaluations is None else cfg.max_evaluations,
+            checkpoint_every_s=cfg.checkpoint_every_s,
+        )
+        solver.plan(problem.n)  # validate before any work
+        bars = StageBars(enabled=progress, label="compressive")
+        try:
+            with resumable(cfg.checkpoint):
+                return solver(
+                    problem, key=jax.random.key(cfg.seed), progress=bars, checkpoint_path=cfg.checkpoint
+                )
+        finally:
+            bars.close()
     if cfg.solver == "exact":
+        if cfg.max_evaluations is not None:
+            raise ActSpecError(
+                "max_evaluations does not apply to the exact solver, which evaluates all 2^n masks; "
+                "use --solver compressive or gl for a budget."
+            )
         if progress:
             from tqdm.auto import tqdm
 

@@ -48,6 +48,10 @@ by peeling are always reported.
 **Budget.** ``max_evaluations`` is respected by construction: the plan
 (:meth:`CompressiveSolver.plan`) fixes ``b`` (the largest that fits), the rounds and the
 uniform masks before anything is evaluated, and the solver evaluates exactly the plan.
+
+Size: the method's description above, the planner and memory arithmetic that must be stated before
+any evaluation, and the call that sequences the stages; the stages themselves live in ``stream``
+(masks), ``ledger`` (resumption), ``decode`` (one output) and the decoder modules.
 """
 
 from __future__ import annotations
@@ -75,17 +79,12 @@ from actspec_jax.solvers._memory import (
 )
 from actspec_jax.solvers._validate import check_key, check_memory_budget
 from actspec_jax.solvers.compressive import bch
-from actspec_jax.solvers.compressive.design import draw_groups, group_bins
-from actspec_jax.solvers.compressive.hybrid import hybrid_refit
+from actspec_jax.solvers.compressive.decode import SharedRefit, decode_output
+from actspec_jax.solvers.compressive.design import draw_groups
 from actspec_jax.solvers.compressive.ledger import QueryLedger
 from actspec_jax.solvers.compressive.multiton import Code, unit_decoder
-from actspec_jax.solvers.compressive.peeling import peel, subtract
 from actspec_jax.solvers.compressive.refit import (
-    CountedFit,
-    fit_characters,
     least_squares,
-    peeled_characters,
-    predict,
 )
 from actspec_jax.solvers.compressive.search import (
     MATCHES,
@@ -118,9 +117,6 @@ MIN_EXPLAINED = 0.5
 #: 63 patterns (on 20 planted terms with a 10 % dense tail, depth 4 → 6 raised recall at
 #: n = 1000, 2160 evaluations from 0.90 to 0.95; 16 bins per group, 37–41 delays).
 CHASE_DEPTH = 6
-#: Tolerance of the exact factorization of bins (:mod:`~actspec_jax.solvers.compressive.sums`),
-#: a share of ``rms f``: float32 round-off of the values and their FWHT, far below any tail.
-EXACT_TOL = 1e-5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -361,11 +357,12 @@ class CompressiveSolver:
                 for name, rows in stages
                 if name != "held"
             ]
-            shared = _SharedRefit(self, codes, stages[-1][1], n)
+            shared = SharedRefit(self, codes, stages[-1][1], n)
             spectra = []
             for k in range(outputs):
                 spectra.append(
-                    self._decode_output(
+                    decode_output(
+                        self,
                         problem, k, [values[name][:, k] for name, _ in stages], codes, shared, plan, code,
                         syncs, bar,
                     )
@@ -468,82 +465,6 @@ class CompressiveSolver:
             ledger.flush()
         return out
 
-    def _decode_output(
-        self,
-        problem: Problem,
-        k: int,
-        values_by_stage: list[np.ndarray],
-        codes: list[Code],
-        shared: _SharedRefit,
-        plan: dict[str, int],
-        code: str,
-        syncs: dict[str, int],
-        bar: StageProgress,
-    ) -> Spectrum:
-        """Peel every round of output ``k``, then refit (see the module docstring)."""
-        n, b = int(problem.n), plan["bins_log2"]
-        search = shared.search
-        found: dict[tuple[int, ...], float] = {}
-        round_stats = []
-        for r, round_code in enumerate(codes):
-            values = values_by_stage[r]
-            bins = group_bins(jnp.asarray(values, jnp.float32), self.groups, round_code.delays.shape[0], b)
-            syncs["bins"] += 1
-            subtract(bins, found, round_code)
-            var = float(values.var())
-            floor = max(self.noise_level * var / (1 << b), 1e-12 * float((values**2).mean()) + 1e-30)
-            new, stats = peel(
-                bins, round_code, floor=floor,
-                exact_tol=EXACT_TOL * float(np.sqrt((values**2).mean())) if code == "bch" else 0.0,
-                search=search, deep=any(len(s) > 2 for s in found),
-            )  # fmt: skip
-            for subset, coef in new.items():
-                found[subset] = found.get(subset, 0.0) + coef
-            round_stats.append({"round": r, "new_terms": len(new), "evaluations": int(values.size), **stats})
-            bar.stage("decode")
-        held_values = values_by_stage[-1]
-        values = held_values if self.refit == "held" else np.concatenate(values_by_stage)
-        held_rows = np.arange(values.shape[0] - plan["held"], values.shape[0])
-        count_fit = CountedFit(self._fit)
-        if self._dense_refit(n, values.shape[0], found):
-            masks = shared.masks()
-            subsets, coef, err, kept_low, keep_z = hybrid_refit(
-                masks, values, found, n, singletons=self.singletons, fit=count_fit, held_rows=held_rows
-            )
-            fitted = predict(masks[held_rows], list(subsets), coef, n)
-            refit_mode = "low-degree"
-        else:
-            subsets = [(), *sorted({s for s in found if s}, key=lambda s: (len(s), s))]
-            phi = peeled_characters([] if self.refit == "held" else codes, shared.held, subsets, b)
-            coef, err, _ = fit_characters(phi, values)
-            fitted = phi[held_rows] @ coef
-            kept_low, keep_z, refit_mode = 0, None, "peeled"
-        syncs["refit"] += count_fit.syncs + 1
-        bar.stage("refit")
-        solver_info = {
-            "rounds_run": round_stats,
-            "peeled_terms": len([s for s in found if s]),
-            "refit_columns": refit_mode,
-            "low_degree_terms_added": kept_low,
-            # their coefficients are shrunk (compressive.hybrid); their stderr are the fit's own
-            "low_degree_shrinkage": "max(0, 1 - se^2/c^2)" if kept_low else None,
-            # the keep rule |c| >= z·se of the added terms, z chosen on held-out uniform rows
-            "low_degree_keep": None if keep_z is None else f"|c| >= {keep_z:g} se",
-        }
-        self._report_unexplained(solver_info, fitted, held_values, stacklevel=5)
-        return Spectrum.build(
-            n,
-            subsets,
-            np.asarray(coef, np.float64),
-            stderr=np.asarray(err, np.float64),
-            labels=problem.labels,
-            norm_sq=float((held_values**2).mean()) if held_values.size else float((values**2).mean()),
-            problem=problem.describe(),
-            solver=solver_info,
-            output_label=problem.output_labels[k],
-            output_index=k,
-        )
-
     def _check_memory(self, n: int) -> dict[str, int]:
         """:meth:`memory` at ``n``; refuses (before any evaluation) when its peak exceeds the host's
         available memory, naming the figure, its largest part and the fix."""
@@ -622,26 +543,6 @@ def resolve_mask_mesh(devices: DeviceSpec) -> Any:
 def check_checkpoint_every(seconds: Any) -> None:
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
         raise ActSpecError(f"checkpoint_every_s must be a number of seconds >= 0, got {seconds!r}.")
-
-
-class _SharedRefit:
-    """What every output's refit shares: the rounds' designs, the uniform rows, the joint-search mode
-    and (made once, on first use) the masks of all refit rows."""
-
-    def __init__(self, solver: CompressiveSolver, codes: list, held: UniformRows, n: int) -> None:
-        self.solver, self.codes, self.held, self.n = solver, codes, held, n
-        self.search = solver._search_mode(n, codes[0].delays) if codes else "all"
-        self._masks: np.ndarray | None = None
-
-    def masks(self) -> np.ndarray:
-        if self._masks is None:
-            rounds = (
-                []
-                if self.solver.refit == "held"
-                else [StructuredRows(c.hashes, c.offsets, c.delays) for c in self.codes]
-            )
-            self._masks = np.concatenate([np.asarray(r.chunk(0, r.count)) for r in (*rounds, self.held)])
-        return self._masks
 
 
 def num_delays_of(delays: np.ndarray) -> int:
