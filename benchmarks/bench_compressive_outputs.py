@@ -58,15 +58,16 @@ def _case(name: str, batch_problem: Any, singles: list[tuple[int, Any]], budget:
         single, seconds = _timed(solver, problem, key)
         single_s.append(seconds)
         got = batch[index]
+        a, b = got.to_dict(), single.to_dict()
         rows.append(
             {
                 "output": index,
                 "terms_batch": int(got.num_terms),
                 "terms_single": int(single.num_terms),
-                "same_subsets": got.subset_tuples() == single.subset_tuples(),
-                "max_coefficient_diff": float(np.max(np.abs(got.coefficients - single.coefficients)))
-                if got.num_terms == single.num_terms
-                else None,
+                "same_subsets": set(a) == set(b),
+                "subsets_in_one_only": len(set(a) ^ set(b)),
+                # over the union (a subset missing on one side counts with coefficient 0)
+                "max_coefficient_diff": max(abs(a.get(s, 0.0) - b.get(s, 0.0)) for s in set(a) | set(b)),
                 "r2_batch": _r2(got, problem),
                 "r2_single": _r2(single, problem),
                 "single_s": seconds,

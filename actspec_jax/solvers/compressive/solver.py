@@ -343,7 +343,7 @@ class CompressiveSolver:
         syncs: dict[str, int] = {"evaluate": 0, "bins": 0, "refit": 0}
         ledger = QueryLedger(
             checkpoint_path,
-            self._ledger_identity(problem, key, n),
+            {} if checkpoint_path is None else self._ledger_identity(problem, key, n),
             outputs=outputs,
             every_s=self.checkpoint_every_s,
         )
