@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from robustness._cli_child import child_env as _env
 
 import actspec_jax as asj
 from actspec_jax import cli
@@ -23,14 +24,6 @@ ROOT = Path(__file__).resolve().parents[2]
 UNITS = ",".join(str(i) for i in range(24))
 CS = ["--model", "mnist_mlp", "--classes", "2", "--count", "3", "--units", UNITS, "--solver", "compressive"]
 CS += ["--max-degree", "2", "--no-faithfulness", "--r2-masks", "32", "--checkpoint-every", "0"]
-
-
-def _env(fault: str | None = None) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "ACTSPEC_TINY": "1", "ACTSPEC_COMPILATION_CACHE": "off"}
-    env.pop("ACTSPEC_FAULT", None)
-    if fault:
-        env["ACTSPEC_FAULT"] = fault
-    return env
 
 
 def _cmd(budget: int, out: Path, ckpt: Path) -> list[str]:
@@ -56,11 +49,18 @@ def _no_leftovers(folder: Path) -> None:
     assert not left, left
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = 300) -> None:
-    deadline = time.monotonic() + seconds
-    while not path.exists() and time.monotonic() < deadline and proc.poll() is None:
+def _terminated_in_first_ledger_write(cmd: list[str], ledger: Path) -> tuple[subprocess.Popen, str]:
+    """Start ``cmd`` paused inside its first ledger write (test hook), SIGTERM it there; → stderr."""
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    proc = subprocess.Popen(cmd, env=_env("checkpoint:rename:pause:1"), **pipes)
+    deadline = time.monotonic() + 300
+    temps = f".{ledger.name}.*.tmp"
+    while not list(ledger.parent.glob(temps)) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    assert path.exists(), f"{path} never appeared"
+    assert list(ledger.parent.glob(temps)), "the run never reached its first ledger write"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    return proc, err
 
 
 # ---------------------------------------------------------------- in process (fast)
@@ -163,14 +163,7 @@ def test_raised_budget_evaluates_only_the_new_masks(tmp_path, baseline) -> None:
 @pytest.mark.slow
 def test_sigterm_saves_the_ledger_and_releases_the_locks(tmp_path, baseline) -> None:
     out, ckpt = tmp_path / "r", tmp_path / "ledger.npz"
-    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
-    proc = subprocess.Popen(_cmd(2000, out, ckpt), env=_env("checkpoint:rename:pause:1"), **pipes)
-    _wait_for(tmp_path / "ledger.npz.lock", proc)
-    deadline = time.monotonic() + 300
-    while not list(tmp_path.glob(".ledger.npz.*.tmp")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
+    proc, err = _terminated_in_first_ledger_write(_cmd(2000, out, ckpt), ckpt)
     assert proc.returncode == 143, err[-3000:]
     assert "terminated (SIGTERM); rerun the same command to resume" in err and "Traceback" not in err
     assert ckpt.exists(), "the ledger is saved on the way out"
@@ -189,14 +182,7 @@ def test_demo_checkpoints_into_its_folder_resumes_and_logs_no_carriage_returns(t
     out = tmp_path / "demo"
     cmd = [sys.executable, "-m", "actspec_jax.cli", "demo", "--budget", "3000", "--inputs", "4",
            "--profile-evaluations", "0", "--out", str(out)]  # fmt: skip
-    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
-    proc = subprocess.Popen(cmd, env=_env("checkpoint:rename:pause:1"), **pipes)
-    _wait_for(out / "compressive_ledger.npz.lock", proc)
-    deadline = time.monotonic() + 300
-    while not list(out.glob(".compressive_ledger.npz.*.tmp")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
+    proc, err = _terminated_in_first_ledger_write(cmd, out / "compressive_ledger.npz")
     assert proc.returncode == 143, err[-3000:]
     assert "terminated (SIGTERM); rerun the same command to resume (--fresh starts over)" in err
     assert (out / "compressive_ledger.npz").exists()

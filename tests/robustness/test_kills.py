@@ -12,7 +12,6 @@ left behind. Slow: every run starts a fresh Python + JAX.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from robustness._cli_child import child_env as _env
 
 import actspec_jax as asj
 
@@ -31,14 +31,6 @@ ROOT = Path(__file__).resolve().parents[2]
 GL = ["--model", "mnist_mlp", "--classes", "2", "--count", "3", "--units", "0,1,2,3,4,5,6,7"]
 GL += ["--solver", "gl", "--tau", "0.05", "--block-bits", "2", "--no-faithfulness", "--r2-masks", "32"]
 EXACT = [*GL[:8], "--solver", "exact", "--no-faithfulness", "--checkpoint-every", "0"]
-
-
-def _env(fault: str | None = None) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "ACTSPEC_TINY": "1", "ACTSPEC_COMPILATION_CACHE": "off"}
-    env.pop("ACTSPEC_FAULT", None)
-    if fault:
-        env["ACTSPEC_FAULT"] = fault
-    return env
 
 
 def _cmd(args: list[str], out: Path, ckpt: Path) -> list[str]:
