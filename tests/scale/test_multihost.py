@@ -1,4 +1,4 @@
-"""Multi-host sharding (exact and GL) exercised with two local processes (``jax.distributed`` on CPU)."""
+"""Multi-host sharding (exact, GL, compressive) with two local processes (``jax.distributed`` on CPU)."""
 
 from __future__ import annotations
 
@@ -57,3 +57,7 @@ def test_two_processes_give_the_one_device_spectrum():
         assert r["truth_err"] <= 1e-5
         assert r["gl_devices"] == 4 and r["gl_same"] is True
         assert [2, 9] in r["gl_found"] and [5] in r["gl_found"]
+        # compressive: the same spectrum, and each process evaluated half of the 2,000-mask plan
+        assert r["cs_devices"] == 4 and r["cs_same_subsets"] is True and r["cs_max_diff"] <= 1e-6
+        assert r["cs_rows_here"] == [2000, 1000]
+        assert [2, 9] in r["cs_found"] and [5] in r["cs_found"]

@@ -34,7 +34,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from actspec_jax.errors import ActSpecError, NonFiniteOutputError
-from actspec_jax.solvers.sharding import mesh_size, sharded_map
+from actspec_jax.solvers.sharding import gather_to_host, mesh_size, sharded_map
 
 __all__ = ["BLOCK", "StageProgress", "StructuredRows", "UniformRows", "evaluate_rows", "pieces"]
 
@@ -205,7 +205,7 @@ def evaluate_rows(
     for first, size in pieces(int(start), int(rows.count), chunk):
         parts.append(_evaluate(problem, rows.evaluation_chunk(first, size), mesh))
         if on_piece is not None:
-            piece = np.asarray(parts[-1], np.float64)
+            piece = gather_to_host(parts[-1]).astype(np.float64)
             _check_finite(piece)
             on_piece(first, piece)
             waits += 1
@@ -214,7 +214,12 @@ def evaluate_rows(
             waits += 1
         if progress is not None:
             progress(size)
-    values = np.asarray(jnp.concatenate(parts), np.float64) if parts else np.zeros((0, outputs))
+    # gather_to_host: under jax.distributed a mesh's result is a global (replicated) array
+    values = (
+        np.concatenate([gather_to_host(p) for p in parts]).astype(np.float64)
+        if parts
+        else np.zeros((0, outputs))
+    )
     if syncs is not None:
         syncs["evaluate"] = syncs.get("evaluate", 0) + 1 + waits
     _check_finite(values)
