@@ -19,7 +19,7 @@ from actspec_jax.errors import ActSpecError, NonFiniteOutputError
 from actspec_jax.problems.base import Problem
 from actspec_jax.problems.outputs import OutputSelector, check_selected_shape, parse_output
 
-__all__ = ["Aggregate", "SelectedOutputProblem", "check_request", "output_labels_for"]
+__all__ = ["Aggregate", "SelectedOutputProblem", "check_request", "output_labels_for", "poison_non_finite"]
 
 Aggregate = Literal["mean", "none"]
 
@@ -57,6 +57,20 @@ def output_labels_for(
     return tuple(per_input)
 
 
+def poison_non_finite(raw: jax.Array, selected: jax.Array) -> jax.Array:
+    """``selected`` (``[m, …]``) with every input whose raw model outputs (``raw: [m, …]``) hold a
+    NaN/inf set to NaN.
+
+    Selectors can hide a broken model: ``argmax`` of a NaN row is 0 (``indicator:c`` would count it
+    as class 0) and XLA's fused softmax can return finite probabilities from NaN logits under
+    ``jit``. Checking the raw outputs before the selector lets every solver's non-finite check fire.
+    """
+    axes = tuple(range(1, raw.ndim))
+    finite = jnp.all(jnp.isfinite(raw), axis=axes) if axes else jnp.isfinite(raw)
+    finite = finite.reshape(finite.shape + (1,) * (selected.ndim - 1))
+    return jnp.where(finite, selected, jnp.nan)
+
+
 class SelectedOutputProblem(Problem):
     """Shared behaviour; subclasses set ``selector``, ``aggregate``, ``_labels``, ``_info``
     (a JSON string), ``_out_labels`` and implement :meth:`outputs` (``[m, ..., classes]``)."""
@@ -88,7 +102,8 @@ class SelectedOutputProblem(Problem):
         return self._out_labels if self._out_labels else super().output_labels
 
     def _value(self, mask: jax.Array) -> jax.Array:
-        selected = self.selector(self.outputs(mask))
+        raw = self.outputs(mask)
+        selected = poison_non_finite(raw, self.selector(raw))
         return jnp.mean(selected, axis=0) if self.aggregate == "mean" else selected
 
     def evaluate_unchecked(self, masks: jax.Array) -> jax.Array:

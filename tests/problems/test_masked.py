@@ -160,3 +160,35 @@ def test_long_mask_batches_are_chunked_to_the_budget(cut_and_inputs):
         problem.evaluate(masks, memory_budget=per_mask // 2)
     traced = jax.jit(problem.evaluate)(masks)  # traced masks: one batch inside the caller's jit
     np.testing.assert_allclose(traced, whole, rtol=1e-6)
+
+
+class _LogOfUnitZero(nn.Module):
+    """Logits that turn NaN when hidden unit 0 is ablated (zero fill): ``0 · log 0``."""
+
+    @nn.compact
+    def __call__(self, x):
+        h = nn.relu(nn.Dense(6, name="hidden")(x))
+        logits = nn.Dense(3, name="out")(h)
+        return logits.at[:, 2].add(h[:, 0] * jnp.log(h[:, 0]))
+
+
+@pytest.mark.parametrize("output", ["indicator:0", "prob:1", "log_prob:1", "logit:0", "logits"])
+def test_nan_behind_a_selector_reaches_every_solver(output):
+    """A NaN in the raw logits (here only in class 2's) makes the selected value NaN for that mask,
+    under jit too — argmax of a NaN row would otherwise be class 0, and XLA's fused softmax finite
+    — so the exact and compressive solvers refuse it instead of returning a finite spectrum."""
+    module = _LogOfUnitZero()
+    x = jax.random.normal(jax.random.key(1), (8, 4))
+    variables = module.init(jax.random.key(0), x)
+    variables = jax.tree_util.tree_map(lambda a: a, variables)
+    variables["params"]["hidden"]["bias"] = jnp.full((6,), 5.0)  # unit 0 active on every input
+    cut = asj.cut_linen(module, variables, "hidden")
+    problem = asj.masked_problem(cut, x, output=output, fill="zero")
+    masks = jnp.ones((2, 6)).at[1, 0].set(-1.0)
+    values = np.asarray(jax.jit(type(problem).evaluate_unchecked)(problem, masks))
+    assert np.all(np.isfinite(values[0])) and np.all(np.isnan(values[1]))
+    with pytest.raises(asj.NonFiniteOutputError, match="NaN/inf"):
+        asj.ExactSolver()(problem)
+    if problem.output_shape == ():
+        with pytest.raises(asj.NonFiniteOutputError, match="NaN/inf"):
+            asj.CompressiveSolver(max_degree=2, max_evaluations=400)(problem, key=jax.random.key(0))
