@@ -184,3 +184,38 @@ def test_bad_checkpoint_interval_is_refused(every) -> None:
         asj.CompressiveSolver(max_evaluations=2000, checkpoint_every_s=every)(
             planted[0].problem, key=jax.random.key(0)
         )
+
+
+@pytest.mark.parametrize(
+    "setting, value",
+    [
+        ("max_evaluations", "x"),
+        ("max_evaluations", float("nan")),
+        ("max_evaluations", True),
+        ("max_evaluations", 0),
+        ("max_degree", 2.5),
+        ("groups", 0),
+        ("groups", "3"),
+        ("rounds", "2"),
+        ("held", -3),
+        ("bins_log2", 3.5),
+        ("noise_level", "a"),
+        ("noise_level", float("inf")),
+        ("profile_evaluations", -5),
+        ("degree_profile", "yes"),
+        ("memory_budget", -1),
+    ],
+)
+def test_every_setting_is_validated_up_front(setting, value) -> None:
+    """Hostile settings raise ActSpecError naming the setting at construction, never a raw error
+    from deep inside JAX or NumPy."""
+    with pytest.raises(ActSpecError, match=setting):
+        asj.CompressiveSolver(**{setting: value})
+
+
+def test_whole_floats_are_taken_as_ints() -> None:
+    planted, _ = _functions()
+    solver = asj.CompressiveSolver(max_degree=2.0, max_evaluations=2e3, groups=3.0, singletons="never")
+    assert solver.max_evaluations == 2000 and isinstance(solver.groups, int)
+    spectrum = solver(planted[0].problem, key=jax.random.key(0))
+    assert spectrum.solver["evaluations"] == 2000

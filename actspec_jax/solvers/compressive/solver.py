@@ -58,6 +58,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
+import numbers
 import os
 import time
 from collections.abc import Callable
@@ -171,6 +173,31 @@ class CompressiveSolver:
     memory_budget: int | None = None
     devices: DeviceSpec = None
     checkpoint_every_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        """Validate every setting's type and range up front (:func:`whole_settings`); whole floats
+        such as ``1e4`` become ints."""
+        for name, value in whole_settings(self, _WHOLE).items():
+            object.__setattr__(self, name, value)
+        for name, low in _WHOLE.items():
+            value = getattr(self, name)
+            if value is not None and low is not None and value < low:
+                raise ActSpecError(f"CompressiveSolver: {name} must be at least {low}, got {value}.")
+        for name in ("groups", "profile_evaluations"):
+            if getattr(self, name) is None:
+                raise ActSpecError(f"CompressiveSolver: {name} must be a whole number, got None.")
+        level = self.noise_level
+        if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0.0 <= float(level) < 1.0:
+            raise ActSpecError(
+                f"CompressiveSolver: noise_level is the non-sparse share of Var f and must be a number in "
+                f"[0, 1), got {level!r}."
+            )
+        if self.degree_profile not in (None, True, False):
+            raise ActSpecError(
+                f"CompressiveSolver: degree_profile must be None, True or False, got {self.degree_profile!r}."
+            )
+        check_memory_budget(self.memory_budget, "CompressiveSolver")
+        check_checkpoint_every(self.checkpoint_every_s)
 
     # ------------------------------------------------------------------ planning
     def delays(self, n: int) -> tuple[np.ndarray, str]:
@@ -532,6 +559,40 @@ class CompressiveSolver:
             support[row, list(subset)] = True
         coef, err, _ = least_squares(masks, values, support, stderr=stderr)
         return coef, err
+
+
+#: Whole-number settings and their least value (``max_degree``: checked against ``n`` by the plan).
+_WHOLE: dict[str, int | None] = {
+    "max_degree": None,
+    "max_evaluations": 1,
+    "bins_log2": MIN_BITS,
+    "groups": 1,
+    "rounds": 1,
+    "held": 0,
+    "profile_evaluations": 1,
+}
+
+
+def whole_settings(obj: Any, names: Any) -> dict[str, int | None]:
+    """``{name: int value or None}`` for each named setting of ``obj``; a setting that is not
+    ``None`` or a whole number (``1e4`` is; ``2.5``, ``True``, ``'8'``, NaN are not) raises
+    :class:`ActSpecError` naming it."""
+    out = {}
+    for name in names:
+        value = getattr(obj, name)
+        if value is None:
+            out[name] = None
+            continue
+        whole = (
+            isinstance(value, numbers.Real)
+            and not isinstance(value, bool)
+            and math.isfinite(float(value))
+            and float(value).is_integer()
+        )
+        if not whole:
+            raise ActSpecError(f"CompressiveSolver: {name} must be a whole number, got {value!r}.")
+        out[name] = int(value)
+    return out
 
 
 def resolve_mask_mesh(devices: DeviceSpec) -> Any:
