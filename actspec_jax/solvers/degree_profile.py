@@ -75,6 +75,7 @@ from actspec_jax.errors import ActSpecError, NonFiniteOutputError
 from actspec_jax.problems.base import Problem
 from actspec_jax.solvers._memory import chunk_size_for_budget, default_memory_budget, evaluate_in_chunks
 from actspec_jax.solvers._profile_stats import pair_sums
+from actspec_jax.solvers._validate import check_key
 
 __all__ = [
     "DEFAULT_EVALUATIONS",
@@ -347,6 +348,7 @@ def estimate_degree_profile(
     if isinstance(problem, Problem) and max_degree == 3 and problem.n <= 3:
         max_degree = problem.n - 1
     n, degree = _check(problem, key, max_degree, num_evaluations, confidence)
+    check_key(key, "estimate_degree_profile")
     count = int(num_evaluations)
     budget = memory_budget if memory_budget is not None else default_memory_budget()
     masks = jax.random.rademacher(key, (count, n), dtype=jnp.float32)

@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from actspec_jax.errors import NonFiniteOutputError
+
 __all__ = ["faithfulness_r2", "r2_score", "uniform_masks"]
 
 
@@ -41,6 +43,13 @@ def faithfulness_r2(spectrum: Any, problem: Any, *, key: jax.Array, num_masks: i
     if spectrum.n != problem.n:
         raise ValueError(f"spectrum has n={spectrum.n} but the problem has n={problem.n}.")
     masks = uniform_masks(key, num_masks, problem.n)
-    values = problem.evaluate_unchecked(masks).reshape(num_masks, -1)
+    values = np.asarray(problem.evaluate_unchecked(masks)).reshape(num_masks, -1)
     column = spectrum.output_index or 0
+    bad = ~np.isfinite(values[:, column])
+    if bad.any():
+        raise NonFiniteOutputError(
+            f"the problem's output is NaN/inf on {int(bad.sum())} of {num_masks} held-out masks, so the "
+            "R² is undefined; check the fill values and the output selector (e.g. log of a zero "
+            "probability)."
+        )
     return r2_score(values[:, column], spectrum.evaluate(masks))

@@ -124,3 +124,22 @@ def test_ctrl_c_is_a_message_not_a_traceback(monkeypatch, capsys, tmp_path):
     assert "Traceback" not in err and not (tmp_path / "c.npz.lock").exists()
     code = main(["run", "--out", str(tmp_path / "r"), "--quiet"])
     assert code == 130 and "--checkpoint FILE" in capsys.readouterr().err
+
+
+def test_r2_on_a_function_with_nan_values_raises_instead_of_returning_nan():
+    spectrum = asj.ExactSolver()(synthetic.sparse_polynomial(6, {(1, 2): 1.0}).problem)
+    broken = asj.FunctionProblem(lambda x: jnp.where(x[:, 0] < 0, jnp.nan, x[:, 1]), 6)
+    with pytest.raises(asj.NonFiniteOutputError, match="R² is undefined"):
+        spectrum.r2(broken, key=jax.random.key(0))
+
+
+@pytest.mark.parametrize("call", ["degree_profile", "passes", "compressive"])
+def test_an_int_seed_as_key_is_a_clear_error(call):
+    problem = synthetic.sparse_polynomial(20, {(1, 2): 1.0}).problem
+    run = {
+        "degree_profile": lambda: asj.estimate_degree_profile(problem, key=0),
+        "passes": lambda: asj.ResidualPasses(asj.CompressiveSolver(max_degree=2), passes=2)(problem, key=0),
+        "compressive": lambda: asj.CompressiveSolver(max_degree=2)(problem, key=0),
+    }[call]
+    with pytest.raises(asj.ActSpecError, match=r"jax\.random\.key\(0\)"):
+        run()

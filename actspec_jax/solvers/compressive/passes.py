@@ -43,6 +43,7 @@ import numpy as np
 from actspec_jax.diagnostics import IncompleteResultWarning
 from actspec_jax.errors import ActSpecError
 from actspec_jax.problems.base import Problem
+from actspec_jax.solvers._validate import check_key
 from actspec_jax.solvers.compressive.refit import predict
 from actspec_jax.solvers.compressive.stream import UniformRows, evaluate_rows
 from actspec_jax.solvers.degree_profile import attach_degree_profile, wants_degree_profile
@@ -79,6 +80,7 @@ def start_passes(
         )
     if key is None:
         raise ActSpecError("CompressiveSolver samples at random: pass key=jax.random.key(0) (any seed).")
+    check_key(key, "ResidualPasses(CompressiveSolver)")
     n = int(problem.n)
     if max_evaluations is not None:
         if solver.max_evaluations is not None:
