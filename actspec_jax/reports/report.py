@@ -15,6 +15,7 @@ import base64
 import html
 import io
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from matplotlib.figure import Figure
 
 from actspec_jax._format import jsonable as _jsonable
 from actspec_jax._io import check_writable_folder
+from actspec_jax.errors import ActSpecError
 from actspec_jax.spectrum import Spectrum, SpectrumBatch, _atomic_write
 
 __all__ = ["Report", "add_faithfulness_section", "add_firing_section", "add_spectrum_sections"]
@@ -46,6 +48,30 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def md_escape(text: Any) -> str:
+    """``text`` safe in Markdown: ``&``, ``<`` and ``>`` as entities, so labels and titles can
+    hold no raw HTML (``<script>``, ``<img onerror>``) that a Markdown viewer would render; table
+    pipes escaped; line breaks flattened to spaces where one line is expected (use for inline text)."""
+    out = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return out.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def _fence(text: str) -> str:
+    """A backtick fence longer than any backtick run in ``text`` (text cannot close it early)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def _file_name(name: str, what: str) -> str:
+    """``name`` if it is a plain file name inside the report folder; refuses paths."""
+    if not name or name in (".", "..") or Path(name).name != name or "\\" in name:
+        raise ActSpecError(
+            f"report {what} names must be plain file names inside the report folder, got {name!r} "
+            "(no folders, no '..')."
+        )
+    return name
+
+
 class Report:
     """Accumulate a report, then :meth:`write` it into ``out_dir``.
 
@@ -57,31 +83,34 @@ class Report:
     def __init__(self, out_dir: str | Path, title: str) -> None:
         self.out_dir = check_writable_folder(out_dir, "report folder")
         self.title = title
-        self._md: list[str] = [f"# {title}\n"]
+        self._md: list[str] = [f"# {md_escape(title)}\n"]
         self._html: list[str] = [f"<h1>{html.escape(title)}</h1>"]
 
     # ------------------------------------------------------------------ blocks
     def heading(self, text: str, level: int = 2) -> None:
-        self._md.append(f"{'#' * level} {text}\n")
+        self._md.append(f"{'#' * level} {md_escape(text)}\n")
         self._html.append(f"<h{level}>{html.escape(text)}</h{level}>")
 
     def text(self, paragraph: str) -> None:
         """A plain paragraph (no markup interpretation)."""
-        self._md.append(paragraph.strip() + "\n")
+        self._md.append(
+            "\n".join(md_escape(line).replace("\\|", "|") for line in paragraph.strip().split("\n")) + "\n"
+        )
         self._html.append(f"<p>{html.escape(paragraph.strip())}</p>")
 
     def code(self, text: str) -> None:
         """Preformatted text, e.g. a spectrum summary table."""
-        self._md.append("```\n" + text.rstrip() + "\n```\n")
+        fence = _fence(text)
+        self._md.append(f"{fence}\n{text.rstrip()}\n{fence}\n")
         self._html.append(f"<pre>{html.escape(text.rstrip())}</pre>")
 
     def table(
         self, headers: Sequence[str], rows: Sequence[Sequence[Any]], caption: str | None = None
     ) -> None:
-        md = ["| " + " | ".join(map(str, headers)) + " |", "|" + "---|" * len(headers)]
-        md += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+        md = ["| " + " | ".join(md_escape(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+        md += ["| " + " | ".join(md_escape(_fmt(v)) for v in row) + " |" for row in rows]
         if caption:
-            md.insert(0, f"*{caption}*\n")
+            md.insert(0, f"*{md_escape(caption)}*\n")
         self._md.append("\n".join(md) + "\n")
         head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
         body = "".join(
@@ -95,9 +124,9 @@ class Report:
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
         data = buffer.getvalue()
-        path = self.out_dir / f"{name}.png"
+        path = self.out_dir / _file_name(f"{name}.png", "figure")
         _atomic_write(path, lambda h: h.write(data), "wb", label="figure")
-        self._md.append(f"![{caption}]({path.name})\n\n*{caption}*\n")
+        self._md.append(f"![{md_escape(caption)}]({path.name})\n\n*{md_escape(caption)}*\n")
         encoded = base64.b64encode(data).decode("ascii")
         self._html.append(
             f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{encoded}">'
@@ -115,13 +144,13 @@ class Report:
 
     # ------------------------------------------------------------------ files
     def save_json(self, name: str, obj: Any) -> Path:
-        path = self.out_dir / name
+        path = self.out_dir / _file_name(name, "JSON file")
         text = json.dumps(_jsonable(obj), indent=1)
         _atomic_write(path, lambda h: h.write(text), "w", label="json")
         return path
 
     def save_spectrum(self, spectrum: Spectrum | SpectrumBatch, name: str = "spectrum.json") -> Path:
-        return spectrum.save(self.out_dir / name)
+        return spectrum.save(self.out_dir / _file_name(name, "spectrum file"))
 
     def write(self) -> Path:
         """Write ``summary.md`` and ``report.html``; returns the HTML path."""

@@ -129,3 +129,31 @@ def test_a_command_turns_on_the_compilation_cache(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"cache: {tmp_path / 'cc'}" in done.stdout
     assert (tmp_path / "cc").is_dir()
+
+
+HOSTILE = ["<script>alert(1)</script>", '<img src=x onerror="alert(1)">', "<svg onload=alert(1)>"]
+
+
+def test_summary_md_keeps_no_raw_html_from_user_strings(tmp_path):
+    """Titles, headings, paragraphs, table cells and captions are escaped in summary.md (Markdown
+    viewers render raw HTML) as in report.html; a code block cannot be closed early by backticks."""
+    report = Report(tmp_path / "r", HOSTILE[0])
+    report.heading(HOSTILE[1])
+    report.text(f"a label {HOSTILE[2]} & more")
+    report.table(["unit", "label"], [[1, HOSTILE[0]], [2, "a | b"]], caption=HOSTILE[1])
+    report.code("```\n" + HOSTILE[2] + "\n```")
+    report.write()
+    md = (tmp_path / "r" / "summary.md").read_text()
+    page = (tmp_path / "r" / "report.html").read_text()
+    for text in (md, page):
+        assert "<script" not in text and "<img" not in text.replace("<img alt", "")
+    assert "<svg" not in md.replace("```\n<svg", "")  # only inside the (longer) fenced block
+    assert "````" in md and "&lt;script&gt;" in md and "a \\| b" in md
+
+
+@pytest.mark.parametrize("name", ["../x.json", "sub/x.json", "..", "", "/tmp/x.json"])
+def test_report_files_stay_inside_the_report_folder(tmp_path, name):
+    report = Report(tmp_path / "r", "t")
+    with pytest.raises(asj.ActSpecError, match="plain file names"):
+        report.save_json(name, {"a": 1})
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["r"]
