@@ -338,13 +338,7 @@ class Spectrum:
         Writes atomically (temporary file + rename). Returns the path.
         """
         path = Path(path)
-        for name in ("coefficients", "dense"):
-            values = getattr(self, name)
-            if values is not None and not np.all(np.isfinite(np.asarray(values))):
-                raise SpectrumFormatError(
-                    f"cannot save to {path}: the spectrum's {name} hold NaN/inf, which no results file "
-                    "may contain (the loader would refuse it)."
-                )
+        _refuse_non_finite(self, path)
         if path.suffix == ".npz":
             arrays = {"metadata": np.asarray(json.dumps(self.to_json_dict()))}
             if self.dense is not None:
@@ -428,14 +422,25 @@ class SpectrumBatch(Sequence):
         return [s.to_dict() for s in self.spectra]
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write all spectra as one JSON document (atomic)."""
+        """Write all spectra to ``.json`` (one readable document; no dense spectra) or ``.npz`` (the
+        same document plus the stacked dense spectra ``float[B, 2^n]`` when every spectrum has one),
+        atomically, as :meth:`Spectrum.save` does. NaN/inf coefficients are refused here, not only
+        when the file is read back."""
         path = Path(path)
+        for spectrum in self.spectra:
+            _refuse_non_finite(spectrum, path)
         doc = {
             "format": BATCH_FORMAT,
             "version": FORMAT_VERSION,
             "output_shape": list(self.output_shape),
             "spectra": [s.to_json_dict() for s in self.spectra],
         }
+        if path.suffix == ".npz":
+            arrays = {"metadata": np.asarray(json.dumps(doc))}
+            if self.dense is not None:
+                arrays["dense"] = self.dense
+            _atomic_write(path, lambda h: np.savez_compressed(h, **arrays), "wb")
+            return path
         text = json.dumps(doc, indent=1)
         _atomic_write(path, lambda h: h.write(text), "w")
         return path
@@ -448,32 +453,63 @@ class SpectrumBatch(Sequence):
         return result
 
 
+def _refuse_non_finite(spectrum: Spectrum, path: Path) -> None:
+    for name in ("coefficients", "dense"):
+        values = getattr(spectrum, name)
+        if values is not None and not np.all(np.isfinite(np.asarray(values))):
+            raise SpectrumFormatError(
+                f"cannot save to {path}: the spectrum's {name} hold NaN/inf, which no results file "
+                "may contain (the loader would refuse it)."
+            )
+
+
 def load_results(path: str | os.PathLike) -> Spectrum | SpectrumBatch:
-    """Load a :class:`Spectrum` (``.json``/``.npz``) or :class:`SpectrumBatch` (``.json``)."""
+    """Load a :class:`Spectrum` or :class:`SpectrumBatch` from ``.json`` or ``.npz``."""
     path = Path(path)
     source = str(path)
     if not path.exists():
         raise FileNotFoundError(f"no results file at {source}.")
+    if path.is_dir():
+        raise SpectrumFormatError(f"{source} is a folder, not a results file (e.g. its spectrum.json).")
+    dense = None
     if path.suffix == ".npz":
         doc, dense = _format.read_npz(path, source)
-        spectrum = Spectrum.from_json_dict(doc, source=source)
-        if dense is not None:
-            spectrum = dataclasses.replace(spectrum, dense=_format.check_dense(dense, spectrum.n, source))
-        return spectrum
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        raise SpectrumFormatError(
-            f"{source} is not valid JSON ({err}); the file is truncated, corrupt or not a results file."
-        ) from err
+    else:
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+            raise SpectrumFormatError(
+                f"{source} is not valid JSON ({err}); the file is truncated, corrupt or not a results file."
+            ) from err
+        except OSError as err:
+            raise SpectrumFormatError(f"{source} cannot be read ({err.strerror or err}).") from err
     if isinstance(doc, Mapping) and doc.get("format") == BATCH_FORMAT:
-        _format.check_header(doc, BATCH_FORMAT, source, FORMAT_VERSION)
-        items = doc.get("spectra")
-        if not isinstance(items, list):
-            raise SpectrumFormatError(f"{source}: field 'spectra' must be a list.")
-        spectra = tuple(
-            Spectrum.from_json_dict(item, source=f"{source}[{i}]") for i, item in enumerate(items)
-        )
-        shape = _format.check_output_shape(doc.get("output_shape"), len(spectra), source)
-        return SpectrumBatch(spectra=spectra, output_shape=shape)
-    return Spectrum.from_json_dict(doc, source=source)
+        return _batch_from(doc, dense, source)
+    spectrum = Spectrum.from_json_dict(doc, source=source)
+    if dense is not None:
+        spectrum = dataclasses.replace(spectrum, dense=_format.check_dense(dense, spectrum.n, source))
+    return spectrum
+
+
+def _batch_from(doc: Mapping, dense: np.ndarray | None, source: str) -> SpectrumBatch:
+    """A :class:`SpectrumBatch` from its document (and stacked dense spectra, from ``.npz``)."""
+    _format.check_header(doc, BATCH_FORMAT, source, FORMAT_VERSION)
+    items = doc.get("spectra")
+    if not isinstance(items, list) or not items:
+        raise SpectrumFormatError(f"{source}: field 'spectra' must be a non-empty list.")
+    spectra = [Spectrum.from_json_dict(item, source=f"{source}[{i}]") for i, item in enumerate(items)]
+    sizes = sorted({s.n for s in spectra})
+    if len(sizes) > 1:
+        raise SpectrumFormatError(f"{source}: the spectra of one batch must share n, got n = {sizes}.")
+    shape = _format.check_output_shape(doc.get("output_shape"), len(spectra), source)
+    if dense is not None:
+        if dense.ndim != 2 or dense.shape[0] != len(spectra):
+            raise SpectrumFormatError(
+                f"{source}: field 'dense' must hold one dense spectrum per output, [{len(spectra)}, 2^n], "
+                f"got shape {dense.shape}."
+            )
+        spectra = [
+            dataclasses.replace(s, dense=_format.check_dense(row, s.n, f"{source}[{i}]"))
+            for i, (s, row) in enumerate(zip(spectra, dense))
+        ]
+    return SpectrumBatch(spectra=tuple(spectra), output_shape=shape)

@@ -8,8 +8,10 @@ saved, load to exactly what the edited document says (a JSON file is human-edita
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -17,6 +19,7 @@ from hypothesis import strategies as st
 from robustness._hyp import examples
 
 import actspec_jax as asj
+from actspec_jax.problems import synthetic
 from actspec_jax.solvers._checkpoint import read_checkpoint, write_checkpoint
 
 
@@ -316,3 +319,40 @@ def test_hand_edited_or_foreign_checkpoint_metadata_is_refused(tmp_path):
     np.savez(path, **{**arrays, "table": arrays["table"] + 1}, meta=np.asarray(json.dumps(doc)))
     with pytest.raises(asj.CheckpointError, match="digest"):
         _read(path)
+
+
+def _batch():
+    planted = [synthetic.sparse_polynomial(5, {(0, 1): 1.0, (k,): 0.5}) for k in range(3)]
+
+    def f(x):
+        return jnp.stack([p.problem.evaluate_unchecked(x) for p in planted], axis=-1)
+
+    return asj.ExactSolver()(asj.FunctionProblem(f, 5))
+
+
+@pytest.mark.parametrize("suffix", [".json", ".npz"])
+def test_a_spectrum_batch_round_trips_in_both_formats(tmp_path, suffix):
+    batch = _batch()
+    assert isinstance(batch, asj.SpectrumBatch) and batch.dense is not None
+    back = asj.SpectrumBatch.load(batch.save(tmp_path / f"b{suffix}"))
+    assert back.output_shape == batch.output_shape and back.to_dicts() == batch.to_dicts()
+    if suffix == ".npz":
+        np.testing.assert_array_equal(back.dense, batch.dense)
+
+
+def test_a_batch_with_nan_is_refused_at_save_and_mixed_n_at_load(tmp_path):
+    batch = _batch()
+    broken = dataclasses.replace(batch[0], coefficients=np.full_like(batch[0].coefficients, np.nan))
+    with pytest.raises(asj.SpectrumFormatError, match="NaN/inf"):
+        asj.SpectrumBatch(spectra=(broken, *batch[1:]), output_shape=batch.output_shape).save(
+            tmp_path / "x.npz"
+        )
+    assert not (tmp_path / "x.npz").exists()
+    path = batch.save(tmp_path / "b.json")
+    doc = json.loads(path.read_text())
+    doc["spectra"][1] = asj.ExactSolver()(synthetic.sparse_polynomial(4, {(0,): 1.0}).problem).to_json_dict()
+    path.write_text(json.dumps(doc))
+    with pytest.raises(asj.SpectrumFormatError, match="must share n"):
+        asj.SpectrumBatch.load(path)
+    with pytest.raises(asj.SpectrumFormatError, match="is a folder"):
+        asj.load_results(tmp_path)
