@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import math
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from actspec_jax.errors import MaskError
+from actspec_jax.errors import ActSpecError, MaskError
 
 __all__ = ["FunctionProblem", "Problem", "check_masks"]
 
@@ -138,12 +139,18 @@ class FunctionProblem(Problem):
     ) -> None:
         if not callable(f):
             raise TypeError(f"FunctionProblem needs a callable f, got {type(f).__name__}.")
-        if int(n) < 1:
-            raise ValueError(f"n must be a positive number of variables, got {n}.")
+        try:
+            count = -1 if isinstance(n, bool) else operator.index(n)
+        except TypeError:
+            count = -1
+        if count < 1:
+            raise ActSpecError(f"FunctionProblem: n must be a positive whole number of variables, got {n!r}.")
         self._f = f
-        self._n = int(n)
+        self._n = count
         if labels is not None and len(labels) != self._n:
-            raise ValueError(f"got {len(labels)} labels for n={self._n} variables.")
+            raise ActSpecError(
+                f"FunctionProblem: got {len(labels)} labels for n={self._n} variables (one per variable)."
+            )
         self._labels = tuple(str(a) for a in labels) if labels is not None else None
         self._name = name
 
@@ -166,7 +173,7 @@ class FunctionProblem(Problem):
             probe = jax.ShapeDtypeStruct((1, self._n), jnp.float32)
             out = jax.eval_shape(self._f, probe)
             if out.ndim < 1 or out.shape[0] != 1:
-                raise ValueError(
+                raise ActSpecError(
                     f"f must map masks [k, n] to values [k, ...]; for k=1 it returned shape {out.shape}."
                 )
             cached = self.__dict__["_output_shape"] = tuple(out.shape[1:])

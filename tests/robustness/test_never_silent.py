@@ -143,3 +143,18 @@ def test_an_int_seed_as_key_is_a_clear_error(call):
     }[call]
     with pytest.raises(asj.ActSpecError, match=r"jax\.random\.key\(0\)"):
         run()
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: asj.FunctionProblem(lambda x: x[:, 0], 2.7), "positive whole number"),
+        (lambda: asj.FunctionProblem(lambda x: x[:, 0], 0), "positive whole number"),
+        (lambda: asj.FunctionProblem(lambda x: x[:, 0], True), "positive whole number"),
+        (lambda: asj.FunctionProblem(lambda x: x[:, 0], 3, labels=["a"]), "1 labels for n=3"),
+        (lambda: asj.FunctionProblem(lambda x: jnp.sum(x), 3).output_shape, "must map masks"),
+    ],
+)
+def test_function_problem_input_errors_are_actspec_errors(make, match):
+    with pytest.raises(asj.ActSpecError, match=match):
+        make()
