@@ -107,6 +107,13 @@ class LogitDiff(OutputSelector):
     def classes(self) -> tuple[int, ...]:
         return (self.positive, self.negative)
 
+    def validate(self, num_classes: int) -> None:
+        super().validate(num_classes)
+        if self.positive % num_classes == self.negative % num_classes:
+            raise ActSpecError(
+                f"{self.describe()} is z_a − z_a = 0 for every mask: choose two different classes."
+            )
+
     def describe(self) -> str:
         return f"logit_diff:{self.positive}-{self.negative}"
 

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -300,7 +301,10 @@ def _position_mask(s: Site, shape: tuple, axes: tuple, layer: str) -> jax.Array 
     sizes = tuple(shape[a] for a in paxes)
     sel = np.zeros(sizes, bool)
     for p in s.positions:
-        idx = tuple(int(i) for i in (p if isinstance(p, (tuple, list)) else (p,)))
+        parts = p if isinstance(p, (tuple, list)) else (p,)
+        if any(isinstance(i, bool) or not isinstance(i, (numbers.Integral, np.integer)) for i in parts):
+            raise AxisError(f"position {p!r} must be a whole index (or a tuple of them), e.g. 3 or -1.")
+        idx = tuple(int(i) for i in parts)
         if len(idx) != len(paxes) or any(not -z <= i < z for i, z in zip(idx, sizes)):
             raise AxisError(
                 f"position {p!r} does not index the position axes {list(paxes)} of sizes "

@@ -187,3 +187,21 @@ def test_concept_problem_is_a_basis_site():
     a, b = asj.ExactSolver()(concepts), asj.ExactSolver()(as_site)
     np.testing.assert_allclose(a.dense, b.dense, atol=1e-5)
     assert np.abs(a.dense[1:]).max() > 1e-3
+
+
+@pytest.mark.parametrize("positions", [[1.5], [True], ["2"], [(1, 0.5)]])
+def test_positions_must_be_whole_indices(positions):
+    """positions=[1.5] was truncated to 1 silently."""
+    wo, head = _attention_like()
+    acts = jax.random.normal(jax.random.key(3), (5, 7, 3, 2))
+    cut = asj.cut_functions(lambda p, x: x, head, wo, layer="block0/attn")
+    with pytest.raises(asj.AxisError, match="whole index"):
+        asj.masked_problem(cut, acts, output="logit:1", site=asj.site(axis=2, positions=positions))
+
+
+def test_a_logit_difference_of_one_class_with_itself_is_refused():
+    wo, head = _attention_like()
+    acts = jax.random.normal(jax.random.key(3), (5, 7, 3, 2))
+    cut = asj.cut_functions(lambda p, x: x, head, wo, layer="block0/attn")
+    with pytest.raises(asj.ActSpecError, match="choose two different classes"):
+        asj.masked_problem(cut, acts, output="logit_diff:1-1", site=asj.site(axis=2))
