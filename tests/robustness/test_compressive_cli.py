@@ -194,3 +194,23 @@ def test_demo_checkpoints_into_its_folder_resumes_and_logs_no_carriage_returns(t
     spectrum = asj.Spectrum.load(out / "spectrum.json")
     assert spectrum.solver["ledger"]["reused"] > 0
     _no_leftovers(out)
+
+
+@pytest.mark.slow
+def test_two_demos_on_one_folder_exactly_one_runs(tmp_path) -> None:
+    """The second demo on a folder in use is refused (exit 2) and names the first's process."""
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "actspec_jax.cli", "demo", "--budget", "3000", "--inputs", "4",
+           "--profile-evaluations", "0", "--out", str(out)]  # fmt: skip
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    first = subprocess.Popen(cmd, env=_env("checkpoint:rename:pause:1"), **pipes)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(out.glob(".compressive_ledger.npz.*.tmp")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        second = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert f"in use by process {first.pid}" in second.stderr and "Traceback" not in second.stderr
