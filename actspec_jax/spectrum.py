@@ -9,6 +9,9 @@ spectrum ``float[2^n]``; sampling solvers attach a standard error per coefficien
 Files: ``save('x.json')`` writes a versioned, human-readable JSON document;
 ``save('x.npz')`` writes arrays (including the dense spectrum) with the metadata as a
 JSON string. :meth:`Spectrum.load` validates either and never unpickles anything.
+
+Size: the result types and their one file-format path (``.json`` and ``.npz``, single spectra and
+batches), kept together so both formats stay in step; field validation lives in ``_format``.
 """
 
 from __future__ import annotations
