@@ -263,7 +263,9 @@ def main() -> None:
         old = stack.enter_context(_worktree(args.old)) if args.old and not reused else None
         for name in names:
             if name in reused:
-                rows.append(dict(reused[name], reused_from=args.reuse_old))
+                # the file's name and the commit it was measured at, not this machine's path
+                source = f"{Path(args.reuse_old).name} at {earlier.get('old', {}).get('commit', '?')}"
+                rows.append(dict(reused[name], reused_from=source))
             for tree, label in ((ROOT, "new"), (old, args.old)):
                 if tree is None:
                     continue
