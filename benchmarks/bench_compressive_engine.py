@@ -264,7 +264,7 @@ def main() -> None:
         for name in names:
             if name in reused:
                 # the file's name and the commit it was measured at, not this machine's path
-                source = f"{Path(args.reuse_old).name} at {earlier.get('old', {}).get('commit', '?')}"
+                source = f"{Path(args.reuse_old).name} (old commit {earlier.get('old', '?')})"
                 rows.append(dict(reused[name], reused_from=source))
             for tree, label in ((ROOT, "new"), (old, args.old)):
                 if tree is None:
