@@ -219,3 +219,20 @@ def test_whole_floats_are_taken_as_ints() -> None:
     assert solver.max_evaluations == 2000 and isinstance(solver.groups, int)
     spectrum = solver(planted[0].problem, key=jax.random.key(0))
     assert spectrum.solver["evaluations"] == 2000
+
+
+def test_a_progress_callback_with_any_third_parameter_gets_the_stage() -> None:
+    planted, _ = _functions()
+    seen: list[str] = []
+    SOLVER(planted[0].problem, key=jax.random.key(0), progress=lambda d, t, st: seen.append(st))
+    assert {"evaluate", "decode", "refit"} <= set(seen)
+
+
+def test_wrong_problem_and_checkpoint_path_are_clear_errors(tmp_path) -> None:
+    planted, _ = _functions()
+    with pytest.raises(ActSpecError, match="needs a Problem"):
+        SOLVER(lambda m: m.sum(-1), key=jax.random.key(0))
+    with pytest.raises(ActSpecError, match="must be a file path"):
+        SOLVER(planted[0].problem, key=jax.random.key(0), checkpoint_path=123)
+    with pytest.raises(ActSpecError, match="is a folder"):
+        SOLVER(planted[0].problem, key=jax.random.key(0), checkpoint_path=tmp_path)

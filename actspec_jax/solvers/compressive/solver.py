@@ -196,6 +196,12 @@ class CompressiveSolver:
             raise ActSpecError(
                 f"CompressiveSolver: degree_profile must be None, True or False, got {self.degree_profile!r}."
             )
+        if self.refit not in ("all", "held"):
+            raise ActSpecError(f"CompressiveSolver: refit must be 'all' or 'held', got {self.refit!r}.")
+        if self.singletons not in ("auto", "always", "never"):
+            raise ActSpecError(
+                f"CompressiveSolver: singletons must be 'auto', 'always' or 'never', got {self.singletons!r}."
+            )
         check_memory_budget(self.memory_budget, "CompressiveSolver")
         check_checkpoint_every(self.checkpoint_every_s)
 
@@ -333,8 +339,8 @@ class CompressiveSolver:
         **one** evaluation of the plan (the design does not depend on the values).
 
         ``progress``: ``True`` for progress bars (tqdm: the evaluations, then the decoding), or a
-        callable ``progress(done, total)`` called as masks are evaluated; if it takes a ``stage``
-        keyword it is called per stage as ``progress(done, total, stage=…)`` with ``stage`` in
+        callable ``progress(done, total)`` called as masks are evaluated; if it takes a third argument
+        (``stage``) it is called per stage as ``progress(done, total, stage)`` with ``stage`` in
         ``'evaluate'`` (masks), ``'decode'`` (rounds × outputs), ``'refit'`` (outputs), counts
         monotone within a stage.
 
@@ -347,6 +353,12 @@ class CompressiveSolver:
         if key is None:
             raise ActSpecError("CompressiveSolver samples at random: pass key=jax.random.key(0) (any seed).")
         check_key(key, "CompressiveSolver")
+        if not isinstance(problem, Problem):
+            raise ActSpecError(
+                f"CompressiveSolver needs a Problem, got {type(problem).__name__}: wrap a function of masks "
+                "as asj.FunctionProblem(f, n), or build one with asj.masked_problem(cut, inputs, output=...)."
+            )
+        check_ledger_path(checkpoint_path)
         n = int(problem.n)
         plan = self.plan(n)
         if self.max_evaluations is not None and self.degree_profile:
@@ -599,6 +611,19 @@ def resolve_mask_mesh(devices: DeviceSpec) -> Any:
     """The mask mesh of ``devices`` (:func:`~.sharding.mask_mesh`); ``None`` for one device."""
     mesh = mask_mesh(devices)
     return None if mesh_size(mesh) == 1 else mesh
+
+
+def check_ledger_path(path: Any) -> None:
+    """``None`` or a file path (``str``/``os.PathLike``) that is not a folder."""
+    if path is None:
+        return
+    if not isinstance(path, str | os.PathLike):
+        raise ActSpecError(f"checkpoint_path must be a file path (str or pathlib.Path), got {path!r}.")
+    if os.path.isdir(path):
+        raise ActSpecError(
+            f"checkpoint_path {os.fspath(path)!r} is a folder; name a file in it, e.g. "
+            f"{os.path.join(os.fspath(path), 'ledger.npz')!r}."
+        )
 
 
 def check_checkpoint_every(seconds: Any) -> None:

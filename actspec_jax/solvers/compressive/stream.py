@@ -240,8 +240,9 @@ class StageProgress:
     outputs), ``'refit'`` (outputs).
 
     ``progress``: ``True`` — a tqdm bar per stage; a callable — ``progress(done, total)`` for the
-    evaluations, or ``progress(done, total, stage=…)`` for every stage when it takes a ``stage``
-    keyword (counts monotone within a stage); ``None``/``False`` — nothing.
+    evaluations, or ``progress(done, total, stage)`` for every stage when it takes a third argument
+    (a ``stage`` keyword or any third positional parameter; counts monotone within a stage);
+    ``None``/``False`` — nothing.
     """
 
     def __init__(self, progress: Any, masks: int, *, rounds: int, outputs: int) -> None:
@@ -252,7 +253,7 @@ class StageProgress:
         self.progress = None if progress is False else progress
         self.totals = {"evaluate": int(masks), "decode": int(rounds), "refit": int(outputs)}
         self.done = dict.fromkeys(self.totals, 0)
-        self.staged = callable(progress) and _takes_stage(progress)
+        self.staged = _takes_stage(progress) if callable(progress) else None
         self.bar: Any = None
         self.bar_stage: str | None = None
 
@@ -282,8 +283,10 @@ class StageProgress:
                                 desc=f"compressive {name}")  # fmt: skip
                 self.bar_stage = name
             self.bar.update(done - self.bar.n)
-        elif self.staged:
+        elif self.staged == "keyword":
             self.progress(done, total, stage=name)
+        elif self.staged == "positional":
+            self.progress(done, total, name)
         elif name == "evaluate":
             self.progress(done, total)
 
@@ -293,9 +296,17 @@ class StageProgress:
             self.bar, self.bar_stage = None, None
 
 
-def _takes_stage(fn: Callable[..., Any]) -> bool:
+def _takes_stage(fn: Callable[..., Any]) -> str | None:
+    """How ``fn`` takes the stage: ``'keyword'`` (a ``stage`` or ``**`` parameter), ``'positional'``
+    (a third positional parameter, whatever its name) or ``None`` (``fn(done, total)`` only)."""
     try:
-        params = inspect.signature(fn).parameters.values()
+        params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
-        return False
-    return any(p.name == "stage" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+        return None
+    kinds = inspect.Parameter
+    if any(p.name == "stage" or p.kind is kinds.VAR_KEYWORD for p in params):
+        return "keyword"
+    positional = [p for p in params if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)]
+    if len(positional) >= 3 or any(p.kind is kinds.VAR_POSITIONAL for p in params):
+        return "positional"
+    return None
