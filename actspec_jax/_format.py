@@ -195,7 +195,7 @@ def check_header(doc: Any, expected: str, source: str, newest: int) -> None:
             "spectrum, or the wrong kind of results file."
         )
     version = doc.get("version")
-    if not isinstance(version, int) or version < 1:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise SpectrumFormatError(f"{source}: missing or invalid format version {version!r}.")
     if version > newest:
         raise SpectrumFormatError(
@@ -206,6 +206,7 @@ def check_header(doc: Any, expected: str, source: str, newest: int) -> None:
 
 def read_npz(path: Path, source: str) -> tuple[Any, np.ndarray | None]:
     """``(metadata document, dense array or None)`` of a results ``.npz``; never unpickles."""
+    check_zip(path, source)
     try:
         with np.load(path, allow_pickle=False) as data:
             files = set(data.files)
@@ -227,3 +228,62 @@ def read_npz(path: Path, source: str) -> tuple[Any, np.ndarray | None]:
     except (json.JSONDecodeError, RecursionError) as err:
         raise SpectrumFormatError(f"{source}: field 'metadata' is not valid JSON ({err}).") from err
     return doc, arrays.get("dense")
+
+
+class MissingResultsError(SpectrumFormatError, FileNotFoundError):
+    """No results file at the path given (also a :class:`FileNotFoundError`)."""
+
+
+#: Suffixes of results files: readable JSON, or JSON plus the dense spectra in NumPy's ``.npz``.
+RESULT_SUFFIXES = (".json", ".npz")
+#: Keys of solver metadata that measure time: they differ between otherwise identical runs.
+TIMING_KEYS = frozenset({"wall_time_s", "seconds"})
+
+
+def without_timings(value: Any) -> Any:
+    """``value`` (JSON metadata) with every :data:`TIMING_KEYS` entry removed, at any depth."""
+    if isinstance(value, Mapping):
+        return {k: without_timings(v) for k, v in value.items() if k not in TIMING_KEYS}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    return value
+
+
+def check_results_path(path: str | Path, what: str) -> Path:
+    """``path`` as a :class:`Path`, refused unless it ends in ``.json`` or ``.npz``."""
+    path = Path(path)
+    if path.suffix not in RESULT_SUFFIXES:
+        raise SpectrumFormatError(
+            f"cannot save {what} to {path}: results files end in .json (readable) or .npz (with dense "
+            f"spectra), got {path.suffix or 'no suffix'!r}. Name it e.g. {path.with_suffix('.json').name!r}."
+        )
+    if path.is_dir():
+        raise SpectrumFormatError(f"cannot save {what} to {path}: it is a folder; name a file in it.")
+    return path
+
+
+def write_results(path: Path, doc: dict[str, Any], dense: np.ndarray | None, write: Any) -> Path:
+    """Write ``doc`` (and ``dense``, ``.npz`` only) with ``write(path, fn, mode)`` (atomic)."""
+    if path.suffix == ".npz":
+        arrays = {"metadata": np.asarray(json.dumps(doc))}
+        if dense is not None:
+            arrays["dense"] = np.asarray(dense)
+        write(path, lambda h: np.savez_compressed(h, **arrays), "wb")
+    else:
+        text = json.dumps(doc, indent=1)
+        write(path, lambda h: h.write(text), "w")
+    return path
+
+
+def check_zip(path: Path, source: str) -> None:
+    """Refuse a ``.npz`` that is not a zip archive before NumPy tries to unpickle it."""
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(2)
+    except OSError as err:
+        raise SpectrumFormatError(f"{source} cannot be read ({err.strerror or err}).") from err
+    if magic != b"PK":
+        raise SpectrumFormatError(
+            f"{source} is not a readable actspec_jax .npz results file (not a zip archive: it starts with "
+            f"{magic!r}); it is truncated, corrupt or another kind of file (a .json saved under .npz?)."
+        )

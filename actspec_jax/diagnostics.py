@@ -13,11 +13,15 @@ import warnings
 from collections.abc import MutableMapping, MutableSequence
 from typing import Any
 
-__all__ = ["IncompleteResultWarning", "diagnostic", "report_diagnostic"]
+__all__ = ["IncompleteResultWarning", "LowPrecisionWarning", "diagnostic", "report_diagnostic"]
 
 
 class IncompleteResultWarning(UserWarning):
     """A solver's answer may be incomplete or misleading; the message says why and the fix."""
+
+
+class LowPrecisionWarning(UserWarning):
+    """The model computes in bfloat16/float16: small coefficients carry its round-off."""
 
 
 def diagnostic(code: str, message: str, fix: str) -> dict[str, str]:

@@ -67,7 +67,7 @@ def format_bytes(num: float) -> str:
     if isinstance(num, int) and num >= 1 << 90:
         # beyond floats' comfort: name the power of two (an int's bit length is exact)
         power = num.bit_length() - 1
-        return f"2^{power} B" if num == 1 << power else f"about 2^{power} B"
+        return f"2^{power} B" if num == 1 << power else f"over 2^{power} B"
     value = float(num)
     units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
     for unit in units:

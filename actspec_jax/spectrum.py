@@ -53,6 +53,17 @@ def _popcount_table(n: int) -> np.ndarray:
     return degrees
 
 
+def canonical_order(packed: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """Indices sorting terms by ``|coefficient|`` descending, equal magnitudes by degree, then by
+    subset (its packed words) — one order whatever order the terms arrived in (several devices
+    return the same terms in another order). Terms whose magnitudes differ only in float
+    round-off (≈1e-7 relative on several devices) may still trade places."""
+    words = np.asarray(packed, np.uint32)
+    degree = np.unpackbits(words.view(np.uint8), axis=1).sum(axis=1) if words.size else np.zeros(len(words))
+    keys = (*[words[:, w] for w in range(words.shape[1] - 1, -1, -1)], degree, -np.abs(coefficients))
+    return np.lexsort(keys)
+
+
 def _atomic_write(path: Path, write: Any, mode: str, *, label: str = "results") -> None:
     """Durable atomic write (:func:`actspec_jax._io.atomic_write`)."""
     atomic_write(path, write, mode, label=label)
@@ -111,7 +122,7 @@ class Spectrum:
             raise ValueError(
                 f"subsets {packed.shape} and coefficients {coefficients.shape} do not match n={n}."
             )
-        order = np.argsort(-np.abs(coefficients), kind="stable")
+        order = canonical_order(packed, coefficients)
         stderr = None if stderr is None else np.asarray(stderr)[order]
         labels = kwargs.pop("labels", None)
         return cls(
@@ -335,22 +346,21 @@ class Spectrum:
         fields["subsets"] = packed_from_tuples(fields["subsets"], fields["n"])
         return cls(**fields)
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike, *, timings: bool = True) -> Path:
         """Write to ``.json`` (readable; no dense spectrum) or ``.npz`` (arrays incl. dense).
 
-        Writes atomically (temporary file + rename). Returns the path.
+        Writes atomically (temporary file + rename). Returns the path. ``timings=False`` leaves out
+        the solver's timing fields (:data:`~actspec_jax._format.TIMING_KEYS`: ``wall_time_s``, GL's
+        per-level ``seconds``), the only fields in which two runs with the same problem, settings
+        and key differ: such files are then byte-identical.
         """
-        path = Path(path)
+        path = _format.check_results_path(path, "a spectrum")
         _refuse_non_finite(self, path)
-        if path.suffix == ".npz":
-            arrays = {"metadata": np.asarray(json.dumps(self.to_json_dict()))}
-            if self.dense is not None:
-                arrays["dense"] = np.asarray(self.dense)
-            _atomic_write(path, lambda h: np.savez_compressed(h, **arrays), "wb")
-        else:
-            text = json.dumps(self.to_json_dict(), indent=1)
-            _atomic_write(path, lambda h: h.write(text), "w")
-        return path
+        return _format.write_results(path, self._document(timings), self.dense, _atomic_write)
+
+    def _document(self, timings: bool) -> dict[str, Any]:
+        doc = self.to_json_dict()
+        return doc if timings else {**doc, "solver": _format.without_timings(doc["solver"])}
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Spectrum:
@@ -424,29 +434,21 @@ class SpectrumBatch(Sequence):
     def to_dicts(self) -> list[dict[tuple[int, ...], float]]:
         return [s.to_dict() for s in self.spectra]
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike, *, timings: bool = True) -> Path:
         """Write all spectra to ``.json`` (one readable document; no dense spectra) or ``.npz`` (the
         same document plus the stacked dense spectra ``float[B, 2^n]`` when every spectrum has one),
-        atomically, as :meth:`Spectrum.save` does. NaN/inf coefficients are refused here, not only
-        when the file is read back."""
-        path = Path(path)
+        atomically, as :meth:`Spectrum.save` does (``timings`` as there). NaN/inf coefficients are
+        refused here, not only when the file is read back."""
+        path = _format.check_results_path(path, "a batch of spectra")
         for spectrum in self.spectra:
             _refuse_non_finite(spectrum, path)
         doc = {
             "format": BATCH_FORMAT,
             "version": FORMAT_VERSION,
             "output_shape": list(self.output_shape),
-            "spectra": [s.to_json_dict() for s in self.spectra],
+            "spectra": [s._document(timings) for s in self.spectra],
         }
-        if path.suffix == ".npz":
-            arrays = {"metadata": np.asarray(json.dumps(doc))}
-            if self.dense is not None:
-                arrays["dense"] = self.dense
-            _atomic_write(path, lambda h: np.savez_compressed(h, **arrays), "wb")
-            return path
-        text = json.dumps(doc, indent=1)
-        _atomic_write(path, lambda h: h.write(text), "w")
-        return path
+        return _format.write_results(path, doc, self.dense, _atomic_write)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SpectrumBatch:
@@ -471,7 +473,7 @@ def load_results(path: str | os.PathLike) -> Spectrum | SpectrumBatch:
     path = Path(path)
     source = str(path)
     if not path.exists():
-        raise FileNotFoundError(f"no results file at {source}.")
+        raise _format.MissingResultsError(f"no results file at {source}.")
     if path.is_dir():
         raise SpectrumFormatError(f"{source} is a folder, not a results file (e.g. its spectrum.json).")
     dense = None

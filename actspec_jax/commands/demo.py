@@ -21,6 +21,7 @@ rerun with a larger ``--budget`` evaluates only the masks the smaller one did no
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,7 @@ def _run_demo(args: argparse.Namespace, out: Path, checkpoint: Path) -> int:
     from actspec_jax.models import load_pretrained
     from actspec_jax.reports.report import Report, add_spectrum_sections
     from actspec_jax.runs.progress import StageBars
+    from actspec_jax.runs.safety import rescued_write
 
     started = time.perf_counter()
     paper = args.solver == "gl" and args.estimator == "paper"
@@ -261,16 +263,20 @@ def _run_demo(args: argparse.Namespace, out: Path, checkpoint: Path) -> int:
     reading = _reading(spectrum, joint, profile, recovered=args.solver == "compressive")
     print(reading)
 
-    report = Report(out, f"actspec demo — class {args.target} of the MNIST MLP")
-    report.text(
-        f"{what[0].upper()}{what[1:]}. Mask convention: +1 = unit kept, −1 = unit ablated "
-        f"({'its binarised activation on data, paper mode' if paper else 'set to ' + args.fill})."
-    )
-    report.table(["setting", "value"], rows)
-    report.text(reading)
-    add_spectrum_sections(report, spectrum, heatmap=problem.n == 256, heatmap_shape=(16, 16))
-    report.save_spectrum(spectrum)
-    html = report.write()
+    def write_report() -> Path:
+        report = Report(out, f"actspec demo — class {args.target} of the MNIST MLP")
+        report.save_spectrum(spectrum)  # first: the result is on disk before any figure
+        report.text(
+            f"{what[0].upper()}{what[1:]}. Mask convention: +1 = unit kept, −1 = unit ablated "
+            f"({'its binarised activation on data, paper mode' if paper else 'set to ' + args.fill})."
+        )
+        report.table(["setting", "value"], rows)
+        report.text(reading)
+        add_spectrum_sections(report, spectrum, heatmap=problem.n == 256, heatmap_shape=(16, 16))
+        return report.write()
+
+    kept = str(checkpoint) if checkpoint.exists() else None
+    html = rescued_write(write_report, spectrum, out, kept, lambda text: print(text, file=sys.stderr))
     if args.solver != "compressive":  # the finished result is in spectrum.json
         for finished in (*out.glob("gl_checkpoint*.npz"), out / CHECKPOINTS["exact"]):
             finished.unlink(missing_ok=True)

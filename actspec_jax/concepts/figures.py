@@ -7,9 +7,12 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from actspec_jax.reports._literal import literal_text
+
 __all__ = ["plot_contribution", "plot_image_exemplars", "text_exemplars"]
 
 
+@literal_text
 def plot_image_exemplars(
     images: np.ndarray,
     most: np.ndarray,
@@ -81,6 +84,7 @@ def text_exemplars(
     return rows
 
 
+@literal_text
 def plot_contribution(summaries: Sequence[dict], *, title: str) -> Figure:
     """Bars per layer: mean drop of the target logit when the top unit vs the top concept
     is nulled (the decision-contribution test), and the norm-matched units when reported."""

@@ -8,9 +8,12 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from actspec_jax.reports._literal import literal_text
+
 __all__ = ["plot_layer_matrix"]
 
 
+@literal_text
 def plot_layer_matrix(
     matrix: np.ndarray,
     labels: Sequence[str],

@@ -25,7 +25,7 @@ import numpy as np
 
 from actspec_jax.errors import ActSpecError, MaskError
 
-__all__ = ["FunctionProblem", "Problem", "check_masks"]
+__all__ = ["FunctionProblem", "Problem", "check_masks", "check_real_output"]
 
 
 def check_masks(masks: Any, n: int) -> jax.Array:
@@ -55,6 +55,18 @@ def check_masks(masks: Any, n: int) -> jax.Array:
                 f"at mask {row}, neuron {col}. 0/1 masks convert with 2 * m − 1."
             )
     return jnp.asarray(masks)
+
+
+def check_real_output(dtype: Any, what: str) -> None:
+    """Refuse complex (or non-numeric) values: a Walsh spectrum is of a real function, and casting
+    would silently drop the imaginary part."""
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise ActSpecError(
+            f"{what} returns complex values ({dtype}); spectra are of real functions. Select a real "
+            "part explicitly: jnp.real(z), jnp.abs(z) or jnp.angle(z)."
+        )
+    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer) or dtype == jnp.bool_):
+        raise ActSpecError(f"{what} returns values of dtype {dtype}; it must return real numbers.")
 
 
 class Problem(abc.ABC):
@@ -172,6 +184,7 @@ class FunctionProblem(Problem):
         if cached is None:  # traced once per instance
             probe = jax.ShapeDtypeStruct((1, self._n), jnp.float32)
             out = jax.eval_shape(self._f, probe)
+            check_real_output(out.dtype, "FunctionProblem: f")
             if out.ndim < 1 or out.shape[0] != 1:
                 raise ActSpecError(
                     f"f must map masks [k, n] to values [k, ...]; for k=1 it returned shape {out.shape}."
@@ -180,7 +193,16 @@ class FunctionProblem(Problem):
         return cached
 
     def evaluate_unchecked(self, masks: jax.Array) -> jax.Array:
-        return jnp.asarray(self._f(masks), dtype=jnp.result_type(float))
+        out = self._f(masks)
+        shape, dtype = tuple(jnp.shape(out)), jnp.result_type(out)
+        if not shape or shape[0] != masks.shape[0]:  # static shapes: checked while tracing
+            raise ActSpecError(
+                f"FunctionProblem: f must return one value per mask row; for masks of shape "
+                f"{tuple(masks.shape)} it returned shape {shape}. Treat the rows as a batch (e.g. "
+                "x[:, 0] * x[:, 2], not x[0] * x[2]), or wrap a per-mask function with jax.vmap."
+            )
+        check_real_output(dtype, "FunctionProblem: f")
+        return jnp.asarray(out, dtype=jnp.result_type(float))
 
     def describe(self) -> dict[str, Any]:
         name = self._name or getattr(self._f, "__name__", type(self._f).__name__)

@@ -54,6 +54,16 @@ class CutModel:
     family: str = "functions"
     axis_names: Callable[[Inputs], tuple[str, ...]] | None = None
 
+    def __repr__(self) -> str:
+        """One line: the layer, the family, the site and the size of the parameters (not their values)."""
+        leaves = [leaf for leaf in jax.tree_util.tree_leaves(self.params) if hasattr(leaf, "size")]
+        size = sum(int(leaf.size) for leaf in leaves)
+        site = "" if self.site is None or self.site.is_plain else f", site={self.site!r}"
+        return (
+            f"CutModel(layer={self.layer!r}, family={self.family!r}{site}, "
+            f"params=<{len(leaves)} arrays, {size:,} values>)"
+        )
+
     def activations(self, inputs: Inputs) -> jax.Array:
         """The layer's activations on ``inputs`` with this model's parameters."""
         return self.features(self.params, inputs)

@@ -31,6 +31,7 @@ from actspec_jax.problems._selected import (
     SelectedOutputProblem,
     check_request,
     output_labels_for,
+    precision_record,
 )
 from actspec_jax.problems.cut import CutModel
 from actspec_jax.problems.outputs import OutputSelector
@@ -59,7 +60,8 @@ def _check_inputs(inputs: Any) -> None:
             dtype = np.dtype(np.asarray(leaf).dtype if dtype is None else dtype)
         except TypeError:  # e.g. PRNG key arrays: leave them to the model
             continue
-        if dtype.kind not in "biuf":
+        numeric = dtype.kind in "biuf" or jnp.issubdtype(dtype, jnp.floating)  # bfloat16 is kind 'V'
+        if not numeric:
             raise ActSpecError(
                 f"inputs must be numeric arrays, got dtype {dtype} ({_describe_inputs(inputs)}); "
                 "encode text as token ids first."
@@ -305,6 +307,7 @@ class MaskedProblem(SelectedOutputProblem):
                 "aggregate": aggregate,
                 "num_inputs": int(m),
                 "activation_shape": [int(s) for s in activations.shape],
+                **precision_record(activation=activations.dtype, output=outputs.dtype),
                 **({} if view.identity and view.positions is None else view.describe()),
                 **({} if view.identity else {"layer_shape": [int(s) for s in raw.shape]}),
                 **({} if position is None else {"head_positions": [position]}),

@@ -28,7 +28,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from actspec_jax.errors import ActSpecError, UnknownLayerError
-from actspec_jax.problems._selected import Aggregate, SelectedOutputProblem, check_request, output_labels_for
+from actspec_jax.problems._selected import (
+    Aggregate,
+    SelectedOutputProblem,
+    check_request,
+    output_labels_for,
+    precision_record,
+)
 from actspec_jax.problems.cut import _check_array_output, _linen_layers, _linen_variables
 from actspec_jax.problems.masked import _fill_values
 from actspec_jax.problems.outputs import OutputSelector
@@ -191,6 +197,7 @@ class MultiLayerProblem(SelectedOutputProblem):
                 "aggregate": aggregate,
                 "num_inputs": m,
                 "activation_shapes": [[int(s) for s in a.shape] for a in clean],
+                **precision_record(activation=clean[0].dtype, output=outputs.dtype),
                 "semantics": "gated: later layers recomputed from the masked earlier ones",
             }
         )

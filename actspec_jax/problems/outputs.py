@@ -29,8 +29,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.experimental import checkify
 
 from actspec_jax.errors import ActSpecError
+from actspec_jax.problems.base import check_real_output
 
 __all__ = [
     "AllLogProbs",
@@ -273,6 +275,9 @@ def check_selected_shape(selector: OutputSelector, outputs: Any, num_inputs: int
         raise ActSpecError(
             f"output {selector.describe()!r} fails on the model's outputs of shape {list(shape)}: {err}"
         ) from err
+    check_real_output(jax.eval_shape(selector.select, outputs).dtype, f"output {selector.describe()!r}")
+    if isinstance(selector, Custom):
+        check_custom_indices(selector, outputs)
     fix = (
         f"the model returns sequence outputs {list(shape)}; choose a position, e.g. "
         f"'{selector.describe()}@last', '@-1', '@mean', or pass output=callable(outputs) -> [m]."
@@ -294,6 +299,34 @@ def check_selected_shape(selector: OutputSelector, outputs: Any, num_inputs: int
             f"i.e. {math.prod(got[1:])} separate functions per input; {fix}"
         )
     return got[1:]
+
+
+#: Largest probe (elements of one input's outputs) the out-of-range index check runs on.
+INDEX_PROBE = 1 << 24
+
+
+def check_custom_indices(selector: Custom, outputs: Any) -> None:
+    """Refuse a callable that indexes past the model's outputs (``z[..., 99]`` of 10 classes).
+
+    JAX clamps out-of-range indices (it would read class 9, silently); the callable is run once,
+    checked (:mod:`jax.experimental.checkify` index checks), on zeros shaped like one input's
+    outputs. Callables it cannot check that way (or larger probes than :data:`INDEX_PROBE`) pass.
+    """
+    shape = (1, *tuple(int(z) for z in outputs.shape[1:]))
+    if math.prod(shape) > INDEX_PROBE:
+        return
+    checked = checkify.checkify(selector.select, errors=checkify.index_checks)
+    try:
+        error, _ = jax.jit(checked)(jnp.zeros(shape, outputs.dtype))
+        message = error.get()
+    except Exception:  # a callable that needs the real batch: not checkable here
+        return
+    if message:
+        raise ActSpecError(
+            f"output {selector.describe()!r} indexes past the model's outputs of shape "
+            f"{list(outputs.shape)}: "
+            f"{message.strip()} (JAX would clamp the index and read the last entry instead)."
+        )
 
 
 _SINGLE = {"logit": Logit, "log_prob": LogProb, "prob": Prob, "indicator": ClassIndicator}

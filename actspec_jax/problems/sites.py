@@ -334,6 +334,32 @@ def _labels(s: Site, layer: str, shape: tuple, axes: tuple, k: int | None) -> tu
     return tuple(f"{stem}.{kind}[{','.join(str(i) for i in idx)}]" for idx in np.ndindex(*var_shape))
 
 
+#: Singular values below this share of the largest make a basis rank-deficient.
+RANK_TOL = 1e-6
+
+
+def check_basis_rank(dictionary: jax.Array, layer: str) -> None:
+    """Without an encoder the codes are least squares, ``U = A·pinv(W)``, which identify each
+    direction only when the rows of ``W: [k, N]`` are linearly independent (rank ``k ≤ N``):
+    a rank-deficient or overcomplete basis (an SAE's decoder) would split a direction's code among
+    the directions that share its span, silently. Refused with the fix; traced bases pass."""
+    if isinstance(dictionary, jax.core.Tracer):
+        return
+    w = np.asarray(dictionary, np.float64)
+    if not np.all(np.isfinite(w)):
+        raise ActSpecError(f"basis for layer {layer!r} holds NaN/inf entries.")
+    k, size = w.shape
+    sv = np.linalg.svd(w, compute_uv=False)
+    rank = int(np.sum(sv > RANK_TOL * max(float(sv.max(initial=0.0)), 1e-300)))
+    if rank < k:
+        why = f"{k} directions over {size} features" if k > size else f"{k} directions of rank {rank}"
+        raise ActSpecError(
+            f"basis for layer {layer!r} is {'overcomplete' if k > size else 'rank-deficient'} ({why}), so "
+            "least-squares codes do not identify each direction. Pass encoder= (e.g. an SAE's encoder, "
+            "codes = encoder(A)), or keep linearly independent directions only."
+        )
+
+
 def resolve_site(
     s: Site,
     shape: tuple[int, ...],
@@ -357,6 +383,8 @@ def resolve_site(
                 f"basis must be float[k, {size}] (rows = directions over axis {axes[0]} of layer {layer!r}, "
                 f"shape {list(shape)}); got shape {list(dictionary.shape)}."
             )
+        if s.encoder is None:
+            check_basis_rank(dictionary, layer)
     elif s.encoder is not None:
         raise ActSpecError("encoder= needs basis= (the directions whose codes it computes).")
     identity = dictionary is None and axes == (len(shape) - 1,)

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from actspec_jax.reports._literal import literal_text
 from actspec_jax.spectrum import Spectrum
 
 __all__ = [
@@ -36,6 +37,7 @@ def _output_name(spectrum: Spectrum) -> str:
     return str(spectrum.problem.get("output") or spectrum.output_label or "f")
 
 
+@literal_text
 def plot_energy_by_degree(spectrum: Spectrum, *, include_constant: bool = False) -> Figure:
     """Bar chart of the share of energy ``W^k / Σ_{j≥1} W^j`` at each degree ``k``."""
     energy = spectrum.energy_by_degree()
@@ -63,6 +65,7 @@ def plot_energy_by_degree(spectrum: Spectrum, *, include_constant: bool = False)
     return fig
 
 
+@literal_text
 def plot_top_coefficients(spectrum: Spectrum, k: int = 20, *, include_constant: bool = False) -> Figure:
     """Horizontal bars of the ``k`` largest coefficients, labelled by their neurons,
     coloured by degree, with ±2 standard errors when the solver reports them."""
@@ -94,6 +97,7 @@ def plot_top_coefficients(spectrum: Spectrum, k: int = 20, *, include_constant: 
     return fig
 
 
+@literal_text
 def plot_participation_heatmap(
     spectrum: Spectrum, *, shape: tuple[int, int] | None = None, weighted: bool = True
 ) -> Figure:
@@ -122,6 +126,7 @@ def plot_participation_heatmap(
     return fig
 
 
+@literal_text
 def plot_subset_sizes(spectrum: Spectrum) -> Figure:
     """Histogram of the sizes ``|S|`` of the listed non-empty subsets."""
     degrees = spectrum.degrees
@@ -152,6 +157,7 @@ def _order_style(name: str, spectral_seen: int) -> tuple[str, str]:
     return "#7f7f7f", ":"
 
 
+@literal_text
 def plot_faithfulness_curve(curve, *, title: str | None = None, ax=None) -> Figure:
     """Output drop ``D(k)`` against the number of neurons ablated: one line per ordering, random
     orderings as a 10–90 % band around their mean.
@@ -190,6 +196,7 @@ def plot_faithfulness_curve(curve, *, title: str | None = None, ax=None) -> Figu
     return fig
 
 
+@literal_text
 def plot_degree_profiles(
     spectra,
     *,
@@ -239,6 +246,7 @@ def plot_degree_profiles(
     return fig
 
 
+@literal_text
 def plot_participation_grid(
     spectra, *, shape: tuple[int, int] | None = None, columns: int = 5, title: str = "Neuron participation"
 ) -> Figure:

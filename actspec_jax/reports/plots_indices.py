@@ -21,6 +21,7 @@ from matplotlib.lines import Line2D
 
 from actspec_jax.analysis.indices import banzhaf_values, interaction_index, shapley_values
 from actspec_jax.errors import ActSpecError
+from actspec_jax.reports._literal import literal_text
 
 __all__ = ["plot_interaction_network", "plot_shapley_vs_fourier"]
 
@@ -38,6 +39,7 @@ def _first_order(spectrum: Any) -> np.ndarray:
     return out
 
 
+@literal_text
 def plot_shapley_vs_fourier(spectrum: Any, *, top: int = 25) -> Figure:
     """Shapley values ``φ_i`` beside first-order coefficients ``f̂({i})`` for each neuron.
 
@@ -83,6 +85,7 @@ def _pairs_from(values: Mapping[tuple[int, ...], float]) -> dict[tuple[int, int]
     return {(int(k[0]), int(k[1])): float(v) for k, v in values.items() if len(k) == 2}
 
 
+@literal_text
 def plot_interaction_network(
     source: Any,
     *,

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.text import Text as MplText
 
 from actspec_jax._format import jsonable as _jsonable
 from actspec_jax._io import check_writable_folder
@@ -122,6 +123,8 @@ class Report:
     def figure(self, fig: Figure, name: str, caption: str, dpi: int = 130) -> Path:
         """Save ``fig`` as ``<name>.png`` and add it with a caption."""
         buffer = io.BytesIO()
+        for text in fig.findobj(MplText):  # user labels are literal: "$\\frac$" must not crash mathtext
+            text.set_parse_math(False)
         fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
         data = buffer.getvalue()
         path = self.out_dir / _file_name(f"{name}.png", "figure")

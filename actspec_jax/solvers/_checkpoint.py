@@ -123,6 +123,7 @@ def read_checkpoint(
     fingerprint: str,
     what: str,
     fix: str,
+    parts: dict[str, str] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a checkpoint written by :func:`write_checkpoint` → ``(arrays, meta)``.
 
@@ -132,8 +133,17 @@ def read_checkpoint(
         (resuming it would splice two different computations).
       what: how errors name the kind of checkpoint (``"Goldreich–Levin search"``, …).
       fix: the sentence every error ends with (how to start afresh).
+      parts: ``{name: fingerprint}`` of the fingerprint's parts (problem, key, settings); when the
+        file records its own (``meta['parts']``), a mismatch names the parts that differ.
     """
     source = str(path)
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic[:2] != b"PK":  # an .npz is a zip archive; anything else would reach NumPy's pickle path
+        raise CheckpointError(
+            f"{source} is not a readable checkpoint (not an .npz archive: it starts with {magic!r}); it is "
+            f"truncated, corrupt or another kind of file. {fix}"
+        )
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: np.asarray(data[name]) for name in data.files}
@@ -157,7 +167,7 @@ def read_checkpoint(
     if not isinstance(meta, dict) or meta.get("format") != format_tag:
         raise CheckpointError(f"{source} is not an actspec_jax {what} checkpoint. {fix}")
     found = meta.get("version")
-    if not isinstance(found, int) or found > version or found < 1:
+    if isinstance(found, bool) or not isinstance(found, int) or found > version or found < 1:
         raise CheckpointError(f"{source} has checkpoint version {found!r}; this build reads {version}. {fix}")
     if meta.get("digest") != content_digest(arrays, meta):
         raise CheckpointError(
@@ -165,8 +175,14 @@ def read_checkpoint(
             f"edited after it was written. {fix}"
         )
     if meta.get("fingerprint") != fingerprint:
-        raise CheckpointError(
-            f"{source} was written for a different problem, solver setting or key, so it cannot be "
-            f"resumed here. {fix}"
+        stored = meta.get("parts")
+        differ = (
+            [name for name in parts if stored.get(name) != parts[name]]
+            if parts is not None and isinstance(stored, dict)
+            else []
         )
+        what_differs = (
+            f"a different {', '.join(differ)}" if differ else "a different problem, solver setting or key"
+        )
+        raise CheckpointError(f"{source} was written for {what_differs}, so it cannot be resumed here. {fix}")
     return arrays, meta

@@ -6,6 +6,7 @@ a silent default (``memory_budget=0``) or a deep ``AttributeError`` (``key=0``).
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -39,7 +40,8 @@ def check_memory_budget(value: Any, solver: str) -> None:
     """``None`` (the device's default) or a positive whole number of bytes."""
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != int(value) or value <= 0:
+    whole = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value))
+    if not whole or value != int(value) or value <= 0:
         raise ActSpecError(
             f"{solver}: memory_budget must be a positive number of bytes (e.g. 2**28 for 256 MiB) or "
             f"None for the device's default, got {value!r}."

@@ -36,6 +36,7 @@ from actspec_jax.problems.base import Problem
 from actspec_jax.solvers._memory import (
     available_memory,
 )
+from actspec_jax.solvers._settings import Bytes, Choice, Devices, DType, Flag, Real, Whole, check_settings
 from actspec_jax.solvers._validate import check_integers, check_memory_budget
 from actspec_jax.solvers.exact_table import (  # noqa: F401  (old import path of the table functions)
     Progress,
@@ -117,6 +118,25 @@ def _top_k(dense: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
     return jnp.take_along_axis(vals, best, axis=-1), jnp.take_along_axis(idx, best, axis=-1)
 
 
+#: What each setting of :class:`ExactSolver` accepts (upper bounds: sanity, far above use).
+EXACT_RULES = {
+    "max_n": Whole(1, 48),
+    "top_k": Whole(1),
+    "rtol": Real(0.0, 1.0, high_open=True),
+    "memory_budget": Bytes(),
+    "chunk_size": Whole(1, 1 << 40, optional=True),
+    "block_size": Whole(1, 1 << 40, optional=True),
+    "dtype": DType(),
+    "keep_dense": Flag(),
+    "incremental": Flag(optional=True),
+    "devices": Devices(),
+    "wht_block_bits": Whole(1, 30, optional=True),
+    "wht_precision": Choice(("default", "high", "highest"), optional=True),
+    "checkpoint_every_s": Real(0.0, infinite=True),
+    "keep_checkpoint": Flag(),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class ExactSolver:
     """Exact Fourier spectrum by enumerating every mask and one fast WHT.
@@ -168,6 +188,10 @@ class ExactSolver:
     wht_precision: str | None = None
     checkpoint_every_s: float = 60.0
     keep_checkpoint: bool = False
+
+    def __post_init__(self) -> None:
+        """Every setting's type and range (:data:`EXACT_RULES`), checked when the solver is built."""
+        check_settings(self, EXACT_RULES, "ExactSolver")
 
     def _guard(self, problem: Problem) -> None:
         n = problem.n

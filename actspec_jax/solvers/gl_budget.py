@@ -23,6 +23,8 @@ from actspec_jax.errors import ActSpecError
 __all__ = ["minimum_gl_evaluations", "plan_gl_budget", "worst_case_evaluations"]
 
 MIN_LEAF = 64
+#: Most base draws per level a plan asks for (GoldreichLevin's own bound on ``num_samples``).
+MAX_SAMPLES = 1 << 20
 
 
 def worst_case_evaluations(cfg: dict[str, Any], n: int) -> int:
@@ -63,7 +65,7 @@ def plan_gl_budget(budget: int, n: int, cfg: dict[str, Any]) -> dict[str, Any]:
                             influence_samples=influence, leaf_samples=leaf, num_samples=2)  # fmt: skip
                 spare = budget - worst_case_evaluations(plan, n)
                 if spare >= 0:
-                    plan["num_samples"] = 2 + spare // (passes * levels * draws)
+                    plan["num_samples"] = min(2 + spare // (passes * levels * draws), MAX_SAMPLES)
                     plan["max_samples"] = plan["num_samples"]
                     if plan["num_samples"] >= 8 or (passes == 1 and draws == 2):
                         return plan

@@ -135,6 +135,7 @@ from actspec_jax.solvers._gl_settings import (  # noqa: F401  (re-exported: form
 )
 from actspec_jax.solvers._gl_settings import key_data as _key_data  # noqa: F401
 from actspec_jax.solvers._gl_state import CheckpointError
+from actspec_jax.solvers._settings import Bytes, Choice, Devices, Flag, Indices, Real, Whole, check_settings
 from actspec_jax.solvers._validate import check_integers, check_key, check_memory_budget
 from actspec_jax.solvers.degree_profile import SOLVER_EVALUATIONS, wants_degree_profile
 from actspec_jax.solvers.estimators import (  # noqa: F401  (MASK_DEFAULTS: re-exported)
@@ -159,6 +160,32 @@ __all__ = [
 
 ESTIMATORS = ("mask", "paper")  # the names ``estimator=`` accepts (objects: any Estimator)
 _Run = SearchRun  # former name of the driver
+
+
+#: What each setting of :class:`GoldreichLevin` accepts (upper bounds: sanity, far above use).
+GL_RULES = {  # types and sanity bounds; ranges with their reasons: resolve_settings, _check_order
+    "tau": Real(optional=True),
+    "tau_mode": Choice(TAU_MODES),
+    "beam": Whole(high=1 << 20),
+    "num_samples": Whole(high=1 << 20, optional=True),
+    "draws_per_z": Whole(high=1 << 12, optional=True),
+    "block_size": Whole(optional=True),
+    "order": Indices(("index", "influence"), optional=True),
+    "prune": Flag(),
+    "influence_samples": Whole(high=1 << 16),
+    "adaptive": Flag(),
+    "max_samples": Whole(high=1 << 24, optional=True),
+    "confidence": Real(),
+    "leaf_samples": Whole(high=1 << 24),
+    "refit": Flag(optional=True),
+    "max_degree": Whole(),
+    "center": Flag(),
+    "passes": Whole(high=64, optional=True),
+    "binarize_threshold": Real(),
+    "memory_budget": Bytes(),
+    "devices": Devices(),
+    "max_evaluations": Whole(1, optional=True),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,6 +266,10 @@ class GoldreichLevin:
     profile_evaluations: int = SOLVER_EVALUATIONS
 
     # ------------------------------------------------------------------ configuration
+    def __post_init__(self) -> None:
+        """Every setting's type and range (:data:`GL_RULES`), checked when the solver is built."""
+        check_settings(self, GL_RULES, "GoldreichLevin")
+
     @classmethod
     def paper(cls, **overrides: Any) -> GoldreichLevin:
         """The paper's estimator with its defaults (τ = 0.2, 1000 triples, beam 128, γ = δ = 0.2)."""
@@ -427,14 +458,33 @@ class GoldreichLevin:
                 with warnings.catch_warnings():
                     if index:  # one warning for the whole batch; every spectrum records it
                         warnings.simplefilter("ignore", IncompleteResultWarning)
+                    resolution = budget_resolution(plan, float(spectrum.norm_sq))
+                    info["budget_resolution"] = resolution
                     report_diagnostic(
                         info,
                         "budget_limited",
                         f"max_evaluations={budget} cut the search below its unbudgeted settings "
-                        f"({', '.join(cut)}), so terms near tau may be missed and estimates are noisier.",
+                        f"({', '.join(cut)}): with {resolution['draws']} draws per estimate a "
+                        f"bucket's weight is known to about ±{resolution['weight_se']:.3g}, so terms with "
+                        f"|coefficient| below about {resolution['missed_below']:.3g} may be missed (not only "
+                        "those near tau), and estimates are noisier.",
                         "raise max_evaluations, or use CompressiveSolver, which needs fewer evaluations.",
                     )
             out.append(dataclasses.replace(spectrum, solver=info))
         if isinstance(result, SpectrumBatch):
             return dataclasses.replace(result, spectra=tuple(out))
         return out[0]
+
+
+def budget_resolution(plan: dict[str, Any], norm_sq: float) -> dict[str, float]:
+    """What a budgeted plan can resolve: ``draws`` (the fewest draws behind one weight estimate —
+    ``m·r`` per bucket, ``I`` per neuron's influence), ``weight_se ≈ E[f²]/√draws`` (each draw is a
+    product of two values of ``f``, of spread about ``E[f²]``) and ``missed_below = √(3·weight_se)``:
+    a term's squared coefficient under three standard errors of its bucket's estimate is easily lost.
+    A rough, stated bound — at n = 65,536 under 200k evaluations terms of 2–3× tau were missed."""
+    per_bucket = int(plan["num_samples"]) * int(plan["draws_per_z"])
+    draws = (
+        min(per_bucket, int(plan["influence_samples"])) if plan.get("order") == "influence" else per_bucket
+    )
+    weight_se = float(norm_sq) / max(draws, 1) ** 0.5
+    return {"draws": int(draws), "weight_se": weight_se, "missed_below": (3.0 * weight_se) ** 0.5}

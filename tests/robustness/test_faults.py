@@ -190,3 +190,59 @@ def test_stale_temporary_files_of_dead_writers_are_removed(tmp_path):
     assert alive == os.getpid()
     _io.clean_stale_temps(tmp_path, folder=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.npz"]
+
+
+DEMO = ["demo", "--solver", "exact", "--units", "6", "--inputs", "4", "--quiet"]
+
+
+def test_demo_in_a_read_only_folder_fails_fast_with_nothing_computed(tmp_path, monkeypatch, capsys):
+    import time
+
+    import actspec_jax.commands.demo as demo
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the demo must not start computing")
+
+    monkeypatch.setattr(demo, "_run_demo", no_work)
+    real = tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kwargs):
+        if dir is not None and str(dir).startswith(str(tmp_path / "ro")):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dir))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    started = time.perf_counter()
+    code = main([*DEMO, "--out", str(tmp_path / "ro")])
+    err = capsys.readouterr().err
+    assert code == 2 and str(tmp_path / "ro") in err and "nothing was computed" in err
+    assert time.perf_counter() - started < 5.0
+
+
+def test_demo_on_a_full_disk_saves_its_spectrum_first_and_names_it(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "d"
+    monkeypatch.setenv("ACTSPEC_FAULT", "figure:mid:enospc:1")
+    code = main([*DEMO, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "No space left" in err and "Traceback" not in err
+    assert f"saved to {out / 'spectrum.json'}" in err
+    saved = asj.Spectrum.load(out / "spectrum.json")
+    assert saved.n == 6 and saved.num_terms > 0
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    # nothing writable in the folder: the spectrum goes to the temporary folder or standard output
+    _io._fault_counts.clear()
+    monkeypatch.setenv("ACTSPEC_FAULT", "results:mid:enospc:*")
+    code = main([*DEMO, "--out", str(tmp_path / "e")])
+    captured = capsys.readouterr()
+    assert code == 2 and "printed above" in captured.err
+    assert json.loads(captured.out.strip().splitlines()[-1])["coefficients"] == saved.coefficients.tolist()
+
+
+def test_demo_removes_a_killed_writers_temporary_files(tmp_path):
+    out = tmp_path / "d"
+    out.mkdir()
+    dead = 2**22 + 12345  # no such process
+    stale = out / f".summary.md.{dead}.abcd.tmp"
+    stale.write_text("torn")
+    assert main([*DEMO, "--out", str(out)]) == 0
+    assert not stale.exists() and (out / "summary.md").exists()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -264,6 +265,105 @@ def test_batch_files_validate_their_shape(tmp_path):
         path.write_text(json.dumps(doc))
         with pytest.raises(asj.SpectrumFormatError, match="output_shape"):
             asj.SpectrumBatch.load(path)
+
+
+def _batch_reference(tmp_path, suffix):
+    spec, _ = _reference(tmp_path, suffix)
+    other = dataclasses.replace(spec, coefficients=-spec.coefficients, output_label="z", output_index=1)
+    batch = asj.SpectrumBatch(spectra=(spec, other), output_shape=(2,))
+    return batch, batch.save(tmp_path / f"batch{suffix}")
+
+
+def _same_batch(a, b):
+    return a.output_shape == b.output_shape and all(same_spectrum(x, y) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("suffix", [".json", ".npz"])
+def test_batch_round_trips_dense_included(tmp_path, suffix):
+    batch, path = _batch_reference(tmp_path, suffix)
+    back = asj.SpectrumBatch.load(path)
+    assert _same_batch(back, batch)
+    assert (back.dense is not None) == (suffix == ".npz")
+    if suffix == ".npz":
+        np.testing.assert_array_equal(back.dense, batch.dense)
+
+
+@settings(max_examples=examples(30))
+@given(
+    suffix=st.sampled_from([".json", ".npz"]),
+    cut=st.floats(0, 1, exclude_max=True),
+    flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), max_size=3),
+)
+def test_truncated_or_bit_flipped_batch_files(tmp_path_factory, suffix, cut, flips):
+    tmp_path = tmp_path_factory.mktemp("bmut")
+    original, path = _batch_reference(tmp_path, suffix)
+    data = bytearray(path.read_bytes())
+    for where, xor in flips:
+        data[int(where * len(data))] ^= xor
+    if not flips:
+        data = data[: int(cut * len(data))]
+    path.write_bytes(bytes(data))
+    try:
+        loaded = asj.SpectrumBatch.load(path)
+    except asj.SpectrumFormatError as err:
+        assert str(path) in str(err) and "allow_pickle" not in str(err), err
+        return
+    if _same_batch(loaded, original):
+        return
+    assert suffix == ".json"  # a still-valid edit: the batch is what the document says
+    doc = json.loads(path.read_text())
+    assert [s.coefficients.tolist() for s in loaded] == [d["coefficients"] for d in doc["spectra"]]
+
+
+@pytest.mark.parametrize(("field", "value"), MUTATIONS, ids=[f"{f}={v!r}" for f, v in MUTATIONS])
+def test_batch_files_refuse_every_field_mutation_of_a_member(tmp_path, field, value):
+    _, path = _batch_reference(tmp_path, ".json")
+    doc = json.loads(path.read_text())
+    doc["spectra"][1][field] = value
+    path.write_text(json.dumps(doc))
+    with pytest.raises(asj.SpectrumFormatError) as info:
+        asj.SpectrumBatch.load(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("format", "x"), ("version", True), ("version", 9), ("spectra", 3), ("spectra", [])]
+)
+def test_batch_header_mutations_are_refused(tmp_path, field, value):
+    _, path = _batch_reference(tmp_path, ".json")
+    doc = json.loads(path.read_text())
+    doc[field] = value
+    path.write_text(json.dumps(doc))
+    with pytest.raises(asj.SpectrumFormatError) as info:
+        asj.SpectrumBatch.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_results_files_need_a_results_suffix_and_npz_must_be_a_zip(tmp_path):
+    batch, _ = _batch_reference(tmp_path, ".json")
+    for target in (batch, batch[0]):
+        with pytest.raises(asj.SpectrumFormatError, match=r"\.json .* or \.npz"):
+            target.save(tmp_path / "x.txt")
+        assert not (tmp_path / "x.txt").exists()
+    json_text = tmp_path / "fake.npz"
+    json_text.write_text('{"format": "actspec_jax.spectrum"}')
+    with pytest.raises(asj.SpectrumFormatError, match="not a zip archive"):
+        asj.SpectrumBatch.load(json_text)
+    with pytest.raises(FileNotFoundError, match="no results file"):
+        asj.Spectrum.load(tmp_path / "missing.json")
+    with pytest.raises(asj.SpectrumFormatError, match="no results file"):
+        asj.Spectrum.load(tmp_path / "missing.json")
+
+
+def test_timings_are_the_only_difference_between_identical_runs(tmp_path):
+    terms = {(0,): 0.8, (1, 2): -0.6, (3,): 0.3}
+    problem = asj.FunctionProblem(lambda x: sum(c * x[:, list(s)].prod(axis=1) for s, c in terms.items()), 6)
+    solver = asj.GoldreichLevin(tau=0.1, block_size=2)
+    a, b = (solver(problem, key=jax.random.key(1)) for _ in range(2))
+    assert a.save(tmp_path / "a.json").read_bytes() != b.save(tmp_path / "b.json").read_bytes()
+    pa, pb = a.save(tmp_path / "a2.json", timings=False), b.save(tmp_path / "b2.json", timings=False)
+    assert pa.read_bytes() == pb.read_bytes()
+    assert "wall_time_s" not in pa.read_text() and "wall_time_s" in (tmp_path / "a.json").read_text()
 
 
 # ---------------------------------------------------------------------------- checkpoints

@@ -88,7 +88,7 @@ def test_single_input_without_batch_axis_and_wrong_dtype_are_named():
         ({}, np.zeros(3), "one JAX PRNG key"),
         ({"memory_budget": 0}, None, "memory_budget must be a positive"),
         ({"memory_budget": -(2**20)}, None, "memory_budget must be a positive"),
-        ({"beam": 2.5}, None, "beam must be a whole number, got 2.5"),
+        ({"beam": 2.5}, None, "beam must be a whole number.*got 2.5"),
         ({"num_samples": True}, None, "num_samples must be a whole number"),
     ],
 )
@@ -107,7 +107,7 @@ def test_exact_solver_argument_errors_and_memory_figure_for_any_n():
     for n, figure in [(30, "8.0 GiB"), (62, "32.0 EiB"), (63, "64.0 EiB"), (70, "8.0 ZiB"), (100, "2^103 B")]:
         with pytest.raises(asj.ProblemTooLargeError, match=figure.replace("^", r"\^")):
             asj.ExactSolver()(asj.FunctionProblem(lambda x: x[:, 0], n=n))
-    assert format_bytes(1 << 2000) == "2^2000 B" and format_bytes(3 << 2000) == "about 2^2001 B"
+    assert format_bytes(1 << 2000) == "2^2000 B" and format_bytes(3 << 2000) == "over 2^2001 B"
     assert format_bytes(1536) == "1.5 KiB"
 
 

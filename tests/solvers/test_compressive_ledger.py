@@ -3,6 +3,7 @@ nested query ledger, progress by stage (devices: ``tests/scale/test_multidevice.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import jax
@@ -145,8 +146,11 @@ def test_foreign_and_corrupt_ledgers_are_refused_with_the_file_named(tmp_path) -
     problem = planted[0].problem
     path = tmp_path / "ledger.npz"
     SOLVER(problem, key=jax.random.key(3), checkpoint_path=path)
-    with pytest.raises(CheckpointError, match="different problem, solver setting or key"):
+    with pytest.raises(CheckpointError, match="written for a different key, so"):
         SOLVER(problem, key=jax.random.key(4), checkpoint_path=path)
+    other_degree = dataclasses.replace(SOLVER, max_degree=SOLVER.max_degree + 1)
+    with pytest.raises(CheckpointError, match="written for a different max_degree, so"):
+        other_degree(problem, key=jax.random.key(3), checkpoint_path=path)
     with pytest.raises(CheckpointError, match="values of a different function"):
         SOLVER(planted[1].problem, key=jax.random.key(3), checkpoint_path=path)
     data = bytearray(path.read_bytes())
@@ -156,8 +160,9 @@ def test_foreign_and_corrupt_ledgers_are_refused_with_the_file_named(tmp_path) -
         SOLVER(problem, key=jax.random.key(3), checkpoint_path=path)
     garbage = tmp_path / "garbage.npz"
     garbage.write_text("not a ledger")
-    with pytest.raises(CheckpointError, match=re.escape(str(garbage))):
+    with pytest.raises(CheckpointError, match=re.escape(str(garbage))) as info:
         SOLVER(problem, key=jax.random.key(3), checkpoint_path=garbage)
+    assert "not an .npz archive" in str(info.value) and "pickled" not in str(info.value)
 
 
 def test_progress_by_stage_is_monotone() -> None:

@@ -50,6 +50,7 @@ class QueryLedger:
     ) -> None:
         self.path = None if path is None else Path(path)
         self.fingerprint = fingerprint({"ledger": FORMAT, **identity})
+        self.parts = {name: fingerprint({name: value}) for name, value in identity.items()}
         self.outputs = int(outputs)
         self.every_s = float(every_s)
         self.stages: dict[str, np.ndarray] = {}
@@ -72,6 +73,7 @@ class QueryLedger:
             fingerprint=self.fingerprint,
             what="compressive query ledger",
             fix=self._fix(),
+            parts=self.parts,
         )
         for name, values in arrays.items():
             if not name.startswith(_PREFIX) or values.dtype != np.float64 or values.ndim != 2:
@@ -104,7 +106,11 @@ class QueryLedger:
             return
         arrays = {_PREFIX + name: values for name, values in self.stages.items()}
         write_checkpoint(
-            self.path, arrays, {"fingerprint": self.fingerprint}, format_tag=FORMAT, version=VERSION
+            self.path,
+            arrays,
+            {"fingerprint": self.fingerprint, "parts": self.parts},
+            format_tag=FORMAT,
+            version=VERSION,
         )
         self.writes += 1
         self._dirty = False

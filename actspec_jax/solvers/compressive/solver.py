@@ -79,6 +79,7 @@ from actspec_jax.solvers._memory import (
     chunk_size_for_budget,
     default_memory_budget,
 )
+from actspec_jax.solvers._settings import Devices, check_settings
 from actspec_jax.solvers._validate import check_key, check_memory_budget
 from actspec_jax.solvers.compressive import bch
 from actspec_jax.solvers.compressive.decode import SharedRefit, decode_output
@@ -183,6 +184,9 @@ class CompressiveSolver:
             value = getattr(self, name)
             if value is not None and low is not None and value < low:
                 raise ActSpecError(f"CompressiveSolver: {name} must be at least {low}, got {value}.")
+            high = _MOST.get(name)
+            if value is not None and high is not None and value > high:
+                raise ActSpecError(f"CompressiveSolver: {name} must be at most {high:,}, got {value:,}.")
         for name in ("groups", "profile_evaluations"):
             if getattr(self, name) is None:
                 raise ActSpecError(f"CompressiveSolver: {name} must be a whole number, got None.")
@@ -204,6 +208,7 @@ class CompressiveSolver:
             )
         check_memory_budget(self.memory_budget, "CompressiveSolver")
         check_checkpoint_every(self.checkpoint_every_s)
+        check_settings(self, {"devices": Devices()}, "CompressiveSolver")
 
     # ------------------------------------------------------------------ planning
     def delays(self, n: int) -> tuple[np.ndarray, str]:
@@ -583,6 +588,10 @@ _WHOLE: dict[str, int | None] = {
     "held": 0,
     "profile_evaluations": 1,
 }
+
+
+#: Sanity bounds, far above any useful value (a plan beyond them would not fit any memory).
+_MOST: dict[str, int] = {"groups": 1 << 10, "rounds": 1 << 16, "held": 1 << 28, "bins_log2": MAX_BITS}
 
 
 def whole_settings(obj: Any, names: Any) -> dict[str, int | None]:
