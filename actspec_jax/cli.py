@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="actspec",
         description="Activation Spectroscopy: Fourier spectra of neuron masks (actspec_jax).",
     )
+    from actspec_jax import __version__
+
+    parser.add_argument("--version", action="version", version=f"actspec_jax {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(name).register(sub)

@@ -55,7 +55,7 @@ def _seconds(text: str) -> float:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from actspec_jax.runs import PRESETS, SOLVERS
+    from actspec_jax.runs.config import PRESETS, SOLVERS
 
     presets = "\n".join(f"  {name}: {desc}" for name, (desc, _) in sorted(PRESETS.items()))
     parser = subparsers.add_parser(

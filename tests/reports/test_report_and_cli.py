@@ -157,3 +157,20 @@ def test_report_files_stay_inside_the_report_folder(tmp_path, name):
     with pytest.raises(asj.ActSpecError, match="plain file names"):
         report.save_json(name, {"a": 1})
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["r"]
+
+
+def test_help_and_version_do_not_import_jax():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from actspec_jax.cli import build_parser; build_parser(); "
+        "import actspec_jax; assert 'jax' not in sys.modules, 'jax imported'; print(actspec_jax.__version__)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    version = done.stdout.strip()
+    shown = subprocess.run(
+        [sys.executable, "-m", "actspec_jax.cli", "--version"], capture_output=True, text=True, timeout=120
+    )
+    assert shown.returncode == 0 and shown.stdout.strip() == f"actspec_jax {version}"
