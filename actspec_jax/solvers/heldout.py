@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from actspec_jax.errors import NonFiniteOutputError
+from actspec_jax.errors import ActSpecError, NonFiniteOutputError
 
 __all__ = ["faithfulness_r2", "r2_score", "uniform_masks"]
 
@@ -38,13 +38,20 @@ def r2_score(truth: Any, approx: Any) -> float:
 def faithfulness_r2(spectrum: Any, problem: Any, *, key: jax.Array, num_masks: int = 2048) -> float:
     """R² of ``spectrum.evaluate`` against ``problem`` on ``num_masks`` held-out uniform masks.
 
-    For a batched problem the spectrum's ``output_index`` picks the output it explains.
+    For a batched problem the spectrum's ``output_index`` picks the output it explains; a
+    single-output problem is compared as it is (e.g. one output of a batch against the problem of
+    that output alone).
     """
     if spectrum.n != problem.n:
         raise ValueError(f"spectrum has n={spectrum.n} but the problem has n={problem.n}.")
     masks = uniform_masks(key, num_masks, problem.n)
     values = np.asarray(problem.evaluate_unchecked(masks)).reshape(num_masks, -1)
-    column = spectrum.output_index or 0
+    column = (spectrum.output_index or 0) if values.shape[1] > 1 else 0
+    if column >= values.shape[1]:
+        raise ActSpecError(
+            f"the spectrum explains output {column}, but the problem has {values.shape[1]} outputs; pass the "
+            "problem the spectrum was computed from."
+        )
     bad = ~np.isfinite(values[:, column])
     if bad.any():
         raise NonFiniteOutputError(

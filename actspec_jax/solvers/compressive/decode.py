@@ -8,6 +8,7 @@ uniform rows and, made once, the masks of the refit rows).
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import jax.numpy as jnp
@@ -114,8 +115,13 @@ class SharedRefit:
         self.solver, self.codes, self.held, self.n = solver, codes, held, n
         self.search = solver._search_mode(n, codes[0].delays) if codes else "all"
         self._masks: np.ndarray | None = None
+        self._lock = threading.Lock()
 
     def masks(self) -> np.ndarray:
+        with self._lock:
+            return self._made_masks()
+
+    def _made_masks(self) -> np.ndarray:
         if self._masks is None:
             rounds = (
                 []

@@ -41,6 +41,12 @@ CHUNK = 1024
 #: Supports wider than this are fitted by conjugate gradients (module docstring); the iteration
 #: stops at a relative normal-equation residual of :data:`CG_TOL` or after :data:`CG_STEPS` steps.
 ITERATIVE_ABOVE, CG_TOL, CG_STEPS = 1024, 1e-6, 200
+#: Largest ``float32[N, K]`` of characters the iterative fit materializes (two ``N·K`` products a
+#: step); wider fits take the pair columns apart (``N·n²`` a product, :func:`_cgls`).
+DENSE_BYTES = 256 << 20
+#: Coefficient-only fits (the screening passes: no standard errors) wider than this take
+#: :func:`_iterative` too: ~15 steps of ``2·N·K`` instead of the Gram's ``N·K²``.
+CG_COEFFICIENTS_ABOVE = 256
 
 
 @functools.partial(jax.jit, static_argnames=("meat",))
@@ -159,7 +165,7 @@ def least_squares(
     """
     count, n = int(masks.shape[0]), int(masks.shape[1])
     k = support.shape[0]
-    if k > ITERATIVE_ABOVE:
+    if k > ITERATIVE_ABOVE or (stderr == "none" and k > CG_COEFFICIENTS_ABOVE):
         return _iterative(masks, values, support, stderr=stderr)
     width = _padded_width(k)
     padded = -(-count // CHUNK) * CHUNK
@@ -284,6 +290,33 @@ def _cgls(x, explicit, pair_i, pair_j, values, start, *, steps: int):
     return coef, values - forward(coef), step
 
 
+@functools.partial(jax.jit, static_argnames=("steps",))
+def _cgls_dense(phi, values, start, *, steps: int):
+    """Conjugate gradients on ``min ‖v − Φc‖²`` with ``Φ: float32[N, K]`` materialized (each step
+    two products of ``N·K``). Returns ``(coef, residual, steps_taken)``."""
+    resid = values - phi @ start
+    grad = phi.T @ resid
+    scale = jnp.sqrt(jnp.sum(grad * grad))
+
+    def cond(state):
+        return (state[5] < steps) & (jnp.sqrt(state[3]) > CG_TOL * scale)
+
+    def body(state):
+        coef, resid, direction, gamma, grad, step = state
+        q = phi @ direction
+        alpha = gamma / jnp.maximum(jnp.sum(q * q), 1e-30)
+        coef = coef + alpha * direction
+        resid = resid - alpha * q
+        grad = phi.T @ resid
+        new_gamma = jnp.sum(grad * grad)
+        direction = grad + (new_gamma / jnp.maximum(gamma, 1e-30)) * direction
+        return coef, resid, direction, new_gamma, grad, step + 1
+
+    state = (start, resid, grad, jnp.sum(grad * grad), grad, jnp.int32(0))
+    coef, resid, _, _, _, step = jax.lax.while_loop(cond, body, state)
+    return coef, values - phi @ coef, step
+
+
 def _iterative(
     masks: Any, values: np.ndarray, support: np.ndarray, *, stderr: str
 ) -> tuple[np.ndarray, np.ndarray, float]:
@@ -294,6 +327,8 @@ def _iterative(
     x = np.asarray(masks, np.float32)
     count = x.shape[0]
     k = support.shape[0]
+    if count * _padded_width(k) * 4 <= DENSE_BYTES:  # the characters fit: two N·K products a step
+        return _iterative_dense(x, values, support, stderr=stderr)
     others, pairs, pair_i, pair_j = _split_pairs(support)
     width = pair_i.size
     member = np.zeros((_padded_width(others.size), support.shape[1]), np.float32)  # compiled widths
@@ -311,6 +346,27 @@ def _iterative(
     coef = np.asarray(coef, np.float64)
     out = np.zeros(k)
     out[others], out[pairs] = coef[: others.size], coef[member.shape[0] : member.shape[0] + pairs.size]
+    resid = np.asarray(resid, np.float64)
+    rss = float(resid @ resid)
+    err = np.zeros(k) if stderr == "none" else np.full(k, np.sqrt(rss) / max(count - k, 1))
+    return out, err, rss / max(count, 1)
+
+
+def _iterative_dense(
+    x: np.ndarray, values: np.ndarray, support: np.ndarray, *, stderr: str
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """:func:`_iterative` with every column's characters materialized (:func:`_cgls_dense`)."""
+    count, k = x.shape[0], support.shape[0]
+    member = np.zeros((_padded_width(k), support.shape[1]), np.float32)
+    member[:k] = support
+    phi = characters(jnp.asarray(x), jnp.asarray(member)) * (np.arange(member.shape[0]) < k)
+    v = np.asarray(values, np.float64)
+    start = np.zeros(member.shape[0], np.float32)
+    empty = np.flatnonzero(support.sum(axis=1) == 0)
+    if empty.size:
+        start[empty[0]] = float(v.mean())
+    coef, resid, _ = _cgls_dense(phi, jnp.asarray(v, jnp.float32), jnp.asarray(start), steps=CG_STEPS)
+    out = np.asarray(coef, np.float64)[:k]
     resid = np.asarray(resid, np.float64)
     rss = float(resid @ resid)
     err = np.zeros(k) if stderr == "none" else np.full(k, np.sqrt(rss) / max(count - k, 1))

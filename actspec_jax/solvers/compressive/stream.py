@@ -25,6 +25,7 @@ import dataclasses
 import functools
 import inspect
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -256,6 +257,7 @@ class StageProgress:
         self.staged = _takes_stage(progress) if callable(progress) else None
         self.bar: Any = None
         self.bar_stage: str | None = None
+        self._lock = threading.Lock()  # outputs may be decoded on several threads
 
     @property
     def tick(self) -> Callable[[int], None] | None:
@@ -271,6 +273,10 @@ class StageProgress:
         """``count`` more steps of stage ``name``."""
         if self.progress is None:
             return
+        with self._lock:
+            self._stage(name, count)
+
+    def _stage(self, name: str, count: int) -> None:
         self.done[name] += int(count)
         done, total = self.done[name], self.totals[name]
         if self.progress is True:
