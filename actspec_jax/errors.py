@@ -27,10 +27,12 @@ class ActSpecError(ValueError):
 class UnknownLayerError(ActSpecError, KeyError):
     """A layer name that the model does not have."""
 
-    def __init__(self, layer: str, available: Iterable[str], model: str = "model") -> None:
+    def __init__(self, layer: str, available: Iterable[str], model: str = "model", hint: str = "") -> None:
         names = sorted(set(available))
         listing = ", ".join(repr(a) for a in names) if names else "(none found)"
-        super().__init__(f"{model} has no layer {layer!r}. Available layers: {listing}.")
+        super().__init__(
+            f"{model} has no layer {layer!r}. Available layers: {listing}.{' ' + hint if hint else ''}"
+        )
         self.layer = layer
         self.available = tuple(names)
 

@@ -1,4 +1,5 @@
-"""DESIGN.md §2a, used verbatim: other code relies on these exact names and shapes."""
+"""The public contract (the design notes' §2a, kept outside this repository): other code relies on
+these exact names and shapes."""
 
 import jax
 import jax.numpy as jnp

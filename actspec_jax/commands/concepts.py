@@ -414,8 +414,9 @@ def _run_spectrum(args: argparse.Namespace, report: Any) -> None:
 
 
 def run_concepts(args: argparse.Namespace) -> int:
+    """Check the settings, check and lock the report folder (before any work), then run."""
     from actspec_jax.errors import ActSpecError
-    from actspec_jax.reports.report import Report
+    from actspec_jax.runs.safety import guarded_outputs
 
     started = time.perf_counter()
     if args.concepts is not None and args.concepts < 1:
@@ -429,6 +430,13 @@ def run_concepts(args: argparse.Namespace) -> int:
     if unknown:
         raise ActSpecError(f"--models takes mnist and/or sentiment, got {sorted(unknown)}.")
     out = Path(args.out or f"actspec_concepts_{args.preset}")
+    with guarded_outputs(out, None, False):
+        return _run_concepts(args, out, started)
+
+
+def _run_concepts(args: argparse.Namespace, out: Path, started: float) -> int:
+    from actspec_jax.reports.report import Report
+
     titles = {
         "contribution": "actspec concepts — decision-contribution test (units vs concepts)",
         "mnist": f"actspec concepts — ActSpec over concepts, MNIST MLP class {args.target}",

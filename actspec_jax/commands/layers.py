@@ -116,6 +116,15 @@ def capture_preset(preset: str, num_inputs: int, *, pooling: str = "mean", seed:
 
 
 def run_layers(args: argparse.Namespace) -> int:
+    """Check and lock the report folder (before any work; a second run on it is refused), then run."""
+    from actspec_jax.runs.safety import guarded_outputs
+
+    out = Path(args.out or f"actspec_layers_{args.preset}")
+    with guarded_outputs(out, None, False):
+        return _run_layers(args, out)
+
+
+def _run_layers(args: argparse.Namespace, out: Path) -> int:
     import numpy as np
 
     from actspec_jax.errors import ActSpecError
@@ -139,7 +148,6 @@ def run_layers(args: argparse.Namespace) -> int:
     D = result.gw.distances
     widths = {name: int(np.shape(x)[1]) for name, x in reps.items()}
 
-    out = Path(args.out or f"actspec_layers_{args.preset}")
     report = Report(out, f"actspec layers — {captured['model']}")
     report.text(
         f"Representations of {captured['inputs']} at {len(labels)} layers "

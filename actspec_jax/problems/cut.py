@@ -144,7 +144,7 @@ def cut_linen(
             return _check_array_output(found[0], layer)
         layers = _linen_layers(module, _linen_variables(params), inputs, method, kwargs)
         listing = [f"{name} {list(shape)}" for name, shape in layers.items()]
-        raise UnknownLayerError(layer, listing, model=type(module).__name__)
+        raise UnknownLayerError(layer, listing, model=type(module).__name__, hint=INLINE_HINT)
 
     def head(params: Params, activations: jax.Array, inputs: Inputs) -> jax.Array:
         calls = []
@@ -244,7 +244,10 @@ def cut_nnx(
     _refuse_nnx_training(model)
     paths = _nnx_paths(model)
     if layer not in paths:
-        raise UnknownLayerError(layer, paths, model=type(model).__name__)
+        hint = INLINE_HINT.replace("class ReLU(nn.Module)", "nnx.Module").replace(
+            "ReLU(name='relu_0')(x)", "an attribute"
+        )
+        raise UnknownLayerError(layer, paths, model=type(model).__name__, hint=hint)
     path = paths[layer]
     graphdef, state = nnx.split(model)
     run = call or (lambda m, x: m(x))
@@ -348,6 +351,13 @@ def split_static_leaves(
 
 # --------------------------------------------------------------------------- dispatch
 
+
+#: Layers are named sub-modules; what users most often try to cut at is not one.
+INLINE_HINT = (
+    "Layers are named sub-modules: an activation applied inline in __call__ (nn.relu(x)) is not one. "
+    "Give it a module with a name (e.g. a one-line `class ReLU(nn.Module)` called as "
+    "ReLU(name='relu_0')(x)), or cut at the named layer that feeds it."
+)
 
 _FALLBACK = (
     "for any other model split it by hand: cut_functions(features, head, params) with "

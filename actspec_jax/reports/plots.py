@@ -127,19 +127,39 @@ def plot_participation_heatmap(
 
 
 @literal_text
-def plot_subset_sizes(spectrum: Spectrum) -> Figure:
-    """Histogram of the sizes ``|S|`` of the listed non-empty subsets."""
+def plot_subset_sizes(spectrum: Spectrum, *, z: float = 3.0) -> Figure:
+    """Per subset size ``|S|`` of the listed non-empty subsets: the share of their energy
+    (``Σ f̂(S)²``, left) and how many there are, split into those at least ``z`` standard errors
+    from zero and the rest (right) — a count alone makes many small pairs look dominant."""
     degrees = spectrum.degrees
-    degrees = degrees[degrees > 0]
-    fig = Figure(figsize=(4.6, 3.0))
-    ax = fig.subplots()
+    keep = degrees > 0
+    degrees = degrees[keep]
+    energy = np.asarray(spectrum.coefficients, np.float64)[keep] ** 2
+    if spectrum.stderr is None:
+        sure = np.ones(degrees.shape, bool)
+    else:
+        se = np.asarray(spectrum.stderr, np.float64)[keep]
+        sure = np.sqrt(energy) >= z * se
     top = int(degrees.max(initial=1))
-    counts = np.bincount(degrees, minlength=top + 1)[1:]
-    ax.bar(np.arange(1, top + 1), counts, color=[_degree_color(d) for d in range(1, top + 1)])
-    ax.set_xlabel("subset size |S|")
-    ax.set_ylabel("number of subsets found")
-    ax.set_xticks(np.arange(1, top + 1))
-    ax.set_title("Sizes of the subsets found", fontsize=10)
+    sizes = np.arange(1, top + 1)
+    share = np.bincount(degrees, weights=energy, minlength=top + 1)[1:] / max(float(energy.sum()), 1e-300)
+    strong = np.bincount(degrees[sure], minlength=top + 1)[1:]
+    weak = np.bincount(degrees[~sure], minlength=top + 1)[1:]
+    fig = Figure(figsize=(8.0, 3.0))
+    left, right = fig.subplots(1, 2)
+    colors = [_degree_color(d) for d in sizes]
+    left.bar(sizes, 100 * share, color=colors)
+    left.set_ylabel("% of the listed terms' energy")
+    left.set_title("Energy by subset size", fontsize=10)
+    right.bar(sizes, strong, color=colors, label=f"|f̂| ≥ {z:g} se" if spectrum.stderr is not None else "all")
+    if spectrum.stderr is not None:
+        right.bar(sizes, weak, bottom=strong, color=colors, alpha=0.3, label=f"|f̂| < {z:g} se")
+        right.legend(fontsize=8)
+    right.set_ylabel("number of subsets listed")
+    right.set_title("Subsets listed", fontsize=10)
+    for ax in (left, right):
+        ax.set_xlabel("subset size |S|")
+        ax.set_xticks(sizes)
     fig.tight_layout()
     return fig
 

@@ -183,6 +183,7 @@ def add_spectrum_sections(
 
     report.heading("Top subsets")
     report.code(spectrum.summary(top))
+    add_joint_section(report, spectrum, top=top)
     d = spectrum.distributedness()
     report.heading("How distributed")
     report.table(
@@ -215,7 +216,64 @@ def add_spectrum_sections(
             "participation_heatmap",
             "Per-neuron participation: share of non-constant energy in subsets containing the neuron.",
         )
-        report.figure(plots.plot_subset_sizes(spectrum), "subset_sizes", "Sizes of the subsets found.")
+        report.figure(
+            plots.plot_subset_sizes(spectrum),
+            "subset_sizes",
+            "Subset sizes: the share of the listed energy at each size, and how many subsets are listed "
+            "(solid: at least 3 standard errors from zero).",
+        )
+
+
+def joint_rows(spectrum: Spectrum, top: int = 20, z: float = 3.0) -> tuple[list[list[Any]], dict[str, Any]]:
+    """The ``top`` largest joint subsets (``|S| ≥ 2``) as rows ``[rank, subset, size, coefficient,
+    stderr, |c|/se]`` and their totals (``count``, ``significant`` at ``|c| ≥ z·se``,
+    ``energy_share`` of the listed non-constant energy)."""
+    joint = spectrum.select(min_degree=2)
+    labels = spectrum.neuron_labels
+    coef = np.asarray(joint.coefficients, np.float64)
+    se = None if joint.stderr is None else np.asarray(joint.stderr, np.float64)
+    rows = []
+    for rank, (subset, c) in enumerate(zip(joint.subset_tuples()[:top], coef[:top]), start=1):
+        e = None if se is None else float(se[rank - 1])
+        rows.append([
+            rank, "{" + ", ".join(labels[i] for i in subset) + "}", len(subset), float(c),
+            "n/a" if e is None else e, "n/a" if not e else abs(float(c)) / e,
+        ])  # fmt: skip
+    listed = np.asarray(spectrum.coefficients, np.float64)[spectrum.degrees > 0] ** 2
+    totals = {
+        "count": int(coef.size),
+        "significant": None if se is None else int(np.sum(np.abs(coef) >= z * se)),
+        "energy_share": float((coef**2).sum() / listed.sum()) if listed.sum() > 0 else 0.0,
+    }
+    return rows, totals
+
+
+def add_joint_section(report: Report, spectrum: Spectrum, *, top: int = 20) -> None:
+    """The joint subsets — what the method exists to find — ranked, with their standard errors,
+    and a figure of the largest ones."""
+    from actspec_jax.reports import plots
+
+    rows, totals = joint_rows(spectrum, top)
+    report.heading("Joint subsets (|S| ≥ 2): units that act together")
+    if not rows:
+        report.text("No joint subset is listed: every listed term is a single unit (or the constant).")
+        return
+    sure = (
+        ""
+        if totals["significant"] is None
+        else f", {totals['significant']:,} of them at least 3 standard errors from zero"
+    )
+    report.text(
+        f"{totals['count']:,} joint subsets are listed{sure}; they carry "
+        f"{100 * totals['energy_share']:.1f} % of the listed terms' non-constant energy. The largest:"
+    )
+    report.table(["rank", "subset", "size", "coefficient", "stderr", "|c| / se"], rows)
+    report.figure(
+        plots.plot_top_coefficients(spectrum.select(min_degree=2), k=top),
+        "top_joint_subsets",
+        "Largest joint subsets; positive = keeping the units together raises the output beyond their "
+        "single effects.",
+    )
 
 
 def add_degree_profile_section(report: Report, spectrum: Spectrum) -> None:

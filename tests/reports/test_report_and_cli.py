@@ -16,10 +16,18 @@ def test_report_folder_is_self_contained(tmp_path):
     report.save_spectrum(spec)
     html = report.write()
     page = html.read_text()
-    assert page.count("data:image/png;base64,") == 4 and "Majority" in page
+    assert page.count("data:image/png;base64,") == 5 and "Majority" in page
     for name in ["summary.md", "spectrum.json", "energy_by_degree.png", "participation_heatmap.png"]:
         assert (tmp_path / "r" / name).exists()
-    assert "higher-order" in (tmp_path / "r" / "summary.md").read_text()
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    assert "higher-order" in summary
+    # interaction-first: the joint subsets are ranked in a table of their own, with a figure
+    joint = spec.select(min_degree=2)
+    assert "Joint subsets (\\|S\\| ≥ 2)" in summary or "Joint subsets (|S| ≥ 2)" in summary
+    assert f"{joint.num_terms:,} joint subsets are listed" in summary
+    assert (tmp_path / "r" / "top_joint_subsets.png").exists()
+    first = "{" + ", ".join(spec.neuron_labels[i] for i in joint.subset_tuples()[0]) + "}"
+    assert f"| 1 | {first} |" in summary
 
 
 def test_figures_draw_for_sparse_spectra_with_stderr():

@@ -114,11 +114,11 @@ def test_exact_run_whose_report_cannot_be_written_keeps_checkpoint_and_spectrum(
     code = main([*RUN, "--out", str(out), "--checkpoint", str(ckpt)])
     err = capsys.readouterr().err
     assert code == 2, err
-    assert "energy_by_degree.png" in err and "No space left" in err
+    assert "top_joint_subsets.png" in err and "No space left" in err
     assert f"saved to {out / 'spectrum.json'}" in err
     assert ("was kept" in err) == ckpt.exists()  # a one-chunk solve never needed a checkpoint
     saved = asj.Spectrum.load(out / "spectrum.json")
-    assert not (out / "energy_by_degree.png").exists()
+    assert not (out / "top_joint_subsets.png").exists()
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     # every results write fails: the spectrum goes to the temporary folder or standard output
     _io._fault_counts.clear()
@@ -246,3 +246,20 @@ def test_demo_removes_a_killed_writers_temporary_files(tmp_path):
     stale.write_text("torn")
     assert main([*DEMO, "--out", str(out)]) == 0
     assert not stale.exists() and (out / "summary.md").exists()
+
+
+@pytest.mark.parametrize("command", [["layers", "--preset", "mnist"], ["concepts", "--preset", "mnist"]])
+def test_layers_and_concepts_lock_their_folder_before_any_work(tmp_path, monkeypatch, capsys, command):
+    import actspec_jax.commands.concepts as concepts
+    import actspec_jax.commands.layers as layers
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("must not start computing")
+
+    monkeypatch.setattr(layers, "_run_layers", no_work)
+    monkeypatch.setattr(concepts, "_run_concepts", no_work)
+    out = tmp_path / "busy"
+    with FileLock(out, "report folder", folder=True):
+        code = main([*command, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and str(out) in err and "Traceback" not in err

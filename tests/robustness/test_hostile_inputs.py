@@ -161,3 +161,17 @@ def test_gl_under_a_small_budget_says_how_large_a_term_it_may_miss():
         spectrum = asj.GoldreichLevin(max_evaluations=40_000)(problem, key=jax.random.key(0))
     resolution = spectrum.solver["budget_resolution"]
     assert resolution["draws"] >= 2 and resolution["missed_below"] > spectrum.solver["tau"]
+
+
+def test_cutting_at_an_inline_activation_says_layers_are_named_modules():
+    class Inline(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(2)(nn.relu(nn.Dense(4)(x)))
+
+    model = Inline()
+    x = jnp.ones((3, 5))
+    cut = asj.cut_linen(model, model.init(jax.random.key(0), x), "relu")
+    with pytest.raises(asj.UnknownLayerError, match="inline") as info:
+        asj.masked_problem(cut, x, output="logit:0")
+    assert "Dense_0" in str(info.value) and "name" in str(info.value)
