@@ -36,6 +36,19 @@ def _problem():
     return synthetic.planted_mlp(8, terms, distractor=0.01, key=jax.random.key(3), num_inputs=1).problem()
 
 
+def _read_only(monkeypatch, folder):
+    """Files cannot be created below ``folder`` (``EROFS``, as on a read-only mount; root ignores
+    permission bits, so the fault is injected at ``tempfile.mkstemp``)."""
+    real = tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kwargs):
+        if dir is not None and str(dir).startswith(str(folder)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dir))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+
+
 def _same(a, b):
     return (
         a.subset_tuples() == b.subset_tuples()
@@ -88,14 +101,7 @@ def test_read_only_report_folder_is_found_before_any_computation(tmp_path, monke
         raise AssertionError("the solver must not run")
 
     monkeypatch.setattr(pipeline, "_solve", no_work)
-    real = tempfile.mkstemp
-
-    def read_only(*args, dir=None, **kwargs):
-        if dir is not None and str(dir).startswith(str(tmp_path / "ro")):
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dir))
-        return real(*args, dir=dir, **kwargs)
-
-    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    _read_only(monkeypatch, tmp_path / "ro")
     code = main([*RUN, "--out", str(tmp_path / "ro"), "--checkpoint", str(tmp_path / "c.npz")])
     err = capsys.readouterr().err
     assert code == 2 and str(tmp_path / "ro") in err and "nothing was computed" in err
@@ -204,14 +210,7 @@ def test_demo_in_a_read_only_folder_fails_fast_with_nothing_computed(tmp_path, m
         raise AssertionError("the demo must not start computing")
 
     monkeypatch.setattr(demo, "_run_demo", no_work)
-    real = tempfile.mkstemp
-
-    def read_only(*args, dir=None, **kwargs):
-        if dir is not None and str(dir).startswith(str(tmp_path / "ro")):
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dir))
-        return real(*args, dir=dir, **kwargs)
-
-    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    _read_only(monkeypatch, tmp_path / "ro")
     started = time.perf_counter()
     code = main([*DEMO, "--out", str(tmp_path / "ro")])
     err = capsys.readouterr().err

@@ -103,6 +103,28 @@ def test_dense_spectra_round_trip_through_npz(tmp_path_factory, spec):
     assert same_spectrum(asj.Spectrum.load(spec.save(path)), spec)
 
 
+#: Where a file is cut, and up to three (position, xor) byte flips — as shares of its length.
+CUTS = st.floats(0, 1, exclude_max=True)
+FLIPS = st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), max_size=3)
+
+
+def _damage(path, cut, flips):
+    """Flip the bytes at ``flips``, or (none given) truncate the file at ``cut``."""
+    data = bytearray(path.read_bytes())
+    for where, xor in flips:
+        data[int(where * len(data))] ^= xor
+    if not flips:
+        data = data[: int(cut * len(data))]
+    path.write_bytes(bytes(data))
+
+
+def _edit(path, change):
+    """Rewrite the JSON document at ``path`` after ``change(doc)``."""
+    doc = json.loads(path.read_text())
+    change(doc)
+    path.write_text(json.dumps(doc))
+
+
 def _reference(tmp_path, suffix):
     spec = asj.Spectrum.build(
         5,
@@ -139,22 +161,28 @@ def _loads_faithfully_or_refuses(path, original):
     return "edited"
 
 
+@pytest.mark.parametrize("kind", ["spectrum", "batch"])
 @settings(max_examples=examples(40))
-@given(
-    suffix=st.sampled_from([".json", ".npz"]),
-    cut=st.floats(0, 1, exclude_max=True),
-    flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), max_size=3),
-)
-def test_truncated_or_bit_flipped_results_files(tmp_path_factory, suffix, cut, flips):
+@given(suffix=st.sampled_from([".json", ".npz"]), cut=CUTS, flips=FLIPS)
+def test_truncated_or_bit_flipped_results_files(tmp_path_factory, kind, suffix, cut, flips):
     tmp_path = tmp_path_factory.mktemp("mut")
-    original, path = _reference(tmp_path, suffix)
-    data = bytearray(path.read_bytes())
-    for where, xor in flips:
-        data[int(where * len(data))] ^= xor
-    if not flips:
-        data = data[: int(cut * len(data))]
-    path.write_bytes(bytes(data))
-    _loads_faithfully_or_refuses(path, original)
+    if kind == "spectrum":
+        original, path = _reference(tmp_path, suffix)
+        _damage(path, cut, flips)
+        _loads_faithfully_or_refuses(path, original)
+        return
+    original, path = _batch_reference(tmp_path, suffix)
+    _damage(path, cut, flips)
+    try:
+        loaded = asj.SpectrumBatch.load(path)
+    except asj.SpectrumFormatError as err:
+        assert str(path) in str(err) and "allow_pickle" not in str(err), err
+        return
+    if _same_batch(loaded, original):
+        return
+    assert suffix == ".json"  # a still-valid edit: the batch is what the document says
+    doc = json.loads(path.read_text())
+    assert [s.coefficients.tolist() for s in loaded] == [d["coefficients"] for d in doc["spectra"]]
 
 
 MUTATIONS = [
@@ -201,9 +229,7 @@ MUTATIONS = [
 @pytest.mark.parametrize(("field", "value"), MUTATIONS, ids=[f"{f}={v!r}" for f, v in MUTATIONS])
 def test_wrong_field_types_and_values_are_refused_naming_file_and_field(tmp_path, field, value):
     _, path = _reference(tmp_path, ".json")
-    doc = json.loads(path.read_text())
-    doc[field] = value
-    path.write_text(json.dumps(doc))
+    _edit(path, lambda doc: doc.__setitem__(field, value))
     with pytest.raises(asj.SpectrumFormatError) as info:
         asj.Spectrum.load(path)
     message = str(info.value)
@@ -288,39 +314,10 @@ def test_batch_round_trips_dense_included(tmp_path, suffix):
         np.testing.assert_array_equal(back.dense, batch.dense)
 
 
-@settings(max_examples=examples(30))
-@given(
-    suffix=st.sampled_from([".json", ".npz"]),
-    cut=st.floats(0, 1, exclude_max=True),
-    flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), max_size=3),
-)
-def test_truncated_or_bit_flipped_batch_files(tmp_path_factory, suffix, cut, flips):
-    tmp_path = tmp_path_factory.mktemp("bmut")
-    original, path = _batch_reference(tmp_path, suffix)
-    data = bytearray(path.read_bytes())
-    for where, xor in flips:
-        data[int(where * len(data))] ^= xor
-    if not flips:
-        data = data[: int(cut * len(data))]
-    path.write_bytes(bytes(data))
-    try:
-        loaded = asj.SpectrumBatch.load(path)
-    except asj.SpectrumFormatError as err:
-        assert str(path) in str(err) and "allow_pickle" not in str(err), err
-        return
-    if _same_batch(loaded, original):
-        return
-    assert suffix == ".json"  # a still-valid edit: the batch is what the document says
-    doc = json.loads(path.read_text())
-    assert [s.coefficients.tolist() for s in loaded] == [d["coefficients"] for d in doc["spectra"]]
-
-
 @pytest.mark.parametrize(("field", "value"), MUTATIONS, ids=[f"{f}={v!r}" for f, v in MUTATIONS])
 def test_batch_files_refuse_every_field_mutation_of_a_member(tmp_path, field, value):
     _, path = _batch_reference(tmp_path, ".json")
-    doc = json.loads(path.read_text())
-    doc["spectra"][1][field] = value
-    path.write_text(json.dumps(doc))
+    _edit(path, lambda doc: doc["spectra"][1].__setitem__(field, value))
     with pytest.raises(asj.SpectrumFormatError) as info:
         asj.SpectrumBatch.load(path)
     assert str(path) in str(info.value)
@@ -331,9 +328,7 @@ def test_batch_files_refuse_every_field_mutation_of_a_member(tmp_path, field, va
 )
 def test_batch_header_mutations_are_refused(tmp_path, field, value):
     _, path = _batch_reference(tmp_path, ".json")
-    doc = json.loads(path.read_text())
-    doc[field] = value
-    path.write_text(json.dumps(doc))
+    _edit(path, lambda doc: doc.__setitem__(field, value))
     with pytest.raises(asj.SpectrumFormatError) as info:
         asj.SpectrumBatch.load(path)
     assert str(path) in str(info.value)
@@ -382,18 +377,13 @@ def _read(path):
 
 @settings(max_examples=examples(40))
 @given(
-    cut=st.floats(0, 1, exclude_max=True),
-    flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), max_size=3),
+    cut=CUTS,
+    flips=FLIPS,
 )
 def test_checkpoint_mutants_load_identically_or_are_refused(tmp_path_factory, cut, flips):
     tmp_path = tmp_path_factory.mktemp("ck")
     arrays, meta, path = _checkpoint(tmp_path)
-    data = bytearray(path.read_bytes())
-    for where, xor in flips:
-        data[int(where * len(data))] ^= xor
-    if not flips:
-        data = data[: int(cut * len(data))]
-    path.write_bytes(bytes(data))
+    _damage(path, cut, flips)
     try:
         got, got_meta = _read(path)
     except asj.CheckpointError as err:
