@@ -286,16 +286,16 @@ class Spectrum:
         """A small text table of the top ``k`` terms and the distributedness figures."""
         labels = self.neuron_labels
         lines = []
-        head = "  #  coefficient" + ("   stderr" if self.stderr is not None else "") + "  subset"
+        head = "  #  coefficient" + ("    stderr" if self.stderr is not None else "") + "  subset"
         lines.append(head)
         for row, (subset, coef) in enumerate(zip(self.subset_tuples()[:k], self.coefficients[:k])):
             names = "{" + ", ".join(labels[i] for i in subset) + "}" if subset else "∅ (constant)"
-            err = f"  {float(self.stderr[row]):7.4f}" if self.stderr is not None else ""
-            lines.append(f"{row + 1:3d}  {float(coef):+11.5f}{err}  {names}")
+            err = f"  {float(self.stderr[row]):8.2g}" if self.stderr is not None else ""
+            lines.append(f"{row + 1:3d}  {float(coef):+#11.4g}{err}  {names}")
         d = self.distributedness()
         lines.append(
-            f"higher-order energy share {d['higher_order_share']:.3f}, energy-weighted mean degree "
-            f"{d['mean_degree']:.2f}, effective number of terms {d['effective_terms']:.1f}"
+            f"listed terms: higher-order energy share {d['higher_order_share']:.3f}, energy-weighted mean "
+            f"degree {d['mean_degree']:.2f}, effective number of terms {d['effective_terms']:.1f}"
         )
         profile = self.degree_profile()
         if profile is not None:

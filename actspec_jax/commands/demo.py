@@ -282,7 +282,8 @@ def _run_demo(args: argparse.Namespace, out: Path, checkpoint: Path) -> int:
             finished.unlink(missing_ok=True)
     d = spectrum.distributedness()
     print(
-        f"higher-order energy share {d['higher_order_share']:.3f}; mean degree {d['mean_degree']:.2f}. "
+        f"listed terms: higher-order energy share {d['higher_order_share']:.3f}; "
+        f"mean degree {d['mean_degree']:.2f}. "
         f"Done in {time.perf_counter() - started:.1f} s."
     )
     print(f"Report written to {html} (spectrum.json, summary.md and figures in {out}/)")

@@ -281,12 +281,19 @@ def add_degree_profile_section(report: Report, spectrum: Spectrum) -> None:
     profile = spectrum.degree_profile()
     if profile is None or np.asarray(profile.total).size != 1:
         return
+    from actspec_jax.solvers.degree_profile import shown_share
+
     o = profile.arrays(0)
     pct = lambda lo, hi: f"[{100 * lo:.1f}, {100 * hi:.1f}] %"  # noqa: E731
+
+    def share(e: float, lo: float, hi: float) -> str:
+        shown, moved = shown_share(e, lo, hi)
+        return f"{100 * shown:.1f} %" + (" (estimate below its interval)" if moved else "")
+
     rows = [
         [
             k,
-            f"{100 * o['shares'][k - 1]:.1f} %",
+            share(o["shares"][k - 1], o["share_lower"][k - 1], o["share_upper"][k - 1]),
             pct(o["share_lower"][k - 1], o["share_upper"][k - 1]),
             float(o["weights"][k]),
             f"[{o['lower'][k]:.4g}, {o['upper'][k]:.4g}]",
@@ -296,7 +303,7 @@ def add_degree_profile_section(report: Report, spectrum: Spectrum) -> None:
     rows.append(
         [
             f"> {profile.max_degree}",
-            f"{100 * o['tail_share'][0]:.1f} %",
+            share(o["tail_share"][0], o["tail_share_lower"][0], o["tail_share_upper"][0]),
             pct(o["tail_share_lower"][0], o["tail_share_upper"][0]),
             float(o["tail"][0]),
             f"[{o['tail_lower'][0]:.4g}, {o['tail_upper'][0]:.4g}]",

@@ -196,7 +196,8 @@ class DegreeProfile(NamedTuple):
         ]
         tail = pct(flat(self.tail_share), flat(self.tail_share_lower), flat(self.tail_share_upper))
         parts.append(f"{tail} above degree {self.max_degree}")
-        return ", ".join([parts[0].replace(" in ", " of the variance sits in ", 1), *parts[1:]])
+        text = ", ".join([parts[0].replace(" in ", " of the variance sits in ", 1), *parts[1:]])
+        return text + " (shares rounded)"
 
     def arrays(self, p: int = 0) -> dict[str, np.ndarray]:
         """Every array field of output ``p`` (flattened outputs), per-degree arrays 1-d."""
@@ -241,11 +242,26 @@ class DegreeProfile(NamedTuple):
                     f"W^>{self.max_degree} = {o['tail'][0]:.4g}",
                 )
             )
+            clipped = False
             for name, share, lo, hi, weight in rows:
+                shown, moved = shown_share(share, lo, hi)
+                clipped |= moved
+                mark = "*" if moved else " "
+                interval = f"[{100 * lo:5.1f}, {100 * hi:5.1f}]"
+                lines.append(f"    degree {name}: {100 * shown:5.1f} %{mark}{interval}  {weight}")
+            if clipped:
                 lines.append(
-                    f"    degree {name}: {100 * share:5.1f} % [{100 * lo:5.1f}, {100 * hi:5.1f}]  {weight}"
+                    "    * the unbiased point estimate fell outside its interval (it can be negative when "
+                    "the true share is ~0); shown at the interval's edge, its W^k as estimated."
                 )
         return "\n".join(lines)
+
+
+def shown_share(share: float, lower: float, upper: float) -> tuple[float, bool]:
+    """A share as displayed: the point estimate moved into ``[lower, upper]`` (an unbiased estimate
+    of a share near 0 can be negative, outside its own interval), and whether it was moved."""
+    shown = min(max(float(share), float(lower)), float(upper))
+    return shown, shown != float(share)
 
 
 def _z(confidence: float) -> float:

@@ -261,3 +261,20 @@ def test_gl_refuses_bad_profile_settings_before_searching():
         asj.GoldreichLevin(tau=0.3, profile_evaluations=10)(planted.problem, key=jax.random.key(0))
     with pytest.raises(DegreeProfileError, match="None \\(auto\\), True or False"):
         asj.GoldreichLevin(tau=0.3, degree_profile="yes")(planted.problem, key=jax.random.key(0))
+
+
+def test_a_negative_point_estimate_is_shown_inside_its_interval_and_flagged():
+    from actspec_jax.solvers.degree_profile import shown_share
+
+    assert shown_share(-0.017, 0.0, 0.091) == (0.0, True)
+    assert shown_share(0.05, 0.0, 0.091) == (0.05, False)
+    planted = synthetic.sparse_polynomial(12, {(3,): 1.0, (1, 2): 0.05})
+    profile = asj.estimate_degree_profile(planted.problem, key=jax.random.key(0), num_evaluations=256)
+    text = profile.table()
+    shares = profile.arrays(0)
+    clipped = any(
+        shown_share(e, lo, hi)[1]
+        for e, lo, hi in zip(shares["shares"], shares["share_lower"], shares["share_upper"], strict=True)
+    )
+    assert ("* the unbiased point estimate fell outside" in text) == clipped
+    assert "(shares rounded)" in profile.headline()
