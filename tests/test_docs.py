@@ -40,7 +40,9 @@ def test_readme_tour_runs_as_written(tmp_path, monkeypatch):
     }
     assert (tmp_path / "spectrum.json").is_file()
     assert namespace["spec"].n == 16
-    assert namespace["big"].n == 256 and namespace["big"].solver["name"] == "goldreich_levin"
+    assert namespace["big"].n == 256 and namespace["big"].solver["name"] == "compressive"
+    assert namespace["big"].solver["evaluations"] == 10_000
+    assert len(namespace["batch"]) == 10 and namespace["batch"][0].solver["evaluations"] == 4_000
 
 
 def test_ci_runs_the_readme_test_command_in_both_environments():
