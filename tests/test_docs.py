@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGE = DOCS / "results.md"
 
@@ -26,6 +28,7 @@ def test_results_page_links_existing_small_figures():
         assert needle in text, needle
 
 
+@pytest.mark.filterwarnings("error::actspec_jax.diagnostics.IncompleteResultWarning")
 def test_readme_tour_runs_as_written(tmp_path, monkeypatch):
     readme = (DOCS.parent / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
