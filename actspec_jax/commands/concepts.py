@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from actspec_jax.commands import plain_help
+
 __all__ = ["PRESETS", "contribution_experiment", "register", "run_concepts"]
 
 PRESETS = ("contribution", "mnist", "sentiment")
@@ -40,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "concepts",
         help="concept bases: decision-contribution test and ActSpec over concepts",
-        description=__doc__,
+        description=plain_help(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--preset", choices=PRESETS, default="contribution", help="(default: %(default)s)")

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from actspec_jax.commands import plain_help
+
 __all__ = ["PRESETS", "capture_preset", "register", "run_layers"]
 
 PRESETS = ("mnist", "mnist_deep", "sentiment")
@@ -32,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "layers",
         help="cross-layer similarity (Gromov–Wasserstein, CKA) and sub-networks of a shipped model",
-        description=__doc__,
+        description=plain_help(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(

@@ -25,6 +25,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from actspec_jax.commands import plain_help
+
 __all__ = ["register", "run_command"]
 
 
@@ -61,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "run",
         help="analyse a layer of a shipped model (presets for the documented experiments)",
-        description=__doc__ + "\npresets ({target} = --target):\n" + presets,
+        description=plain_help(__doc__) + "\npresets ({target} = --target):\n" + presets,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--preset", choices=sorted(PRESETS), help="start from a documented experiment")

@@ -182,3 +182,13 @@ def test_help_and_version_do_not_import_jax():
         [sys.executable, "-m", "actspec_jax.cli", "--version"], capture_output=True, text=True, timeout=120
     )
     assert shown.returncode == 0 and shown.stdout.strip() == f"actspec_jax {version}"
+
+
+def test_command_help_is_plain_text_not_restructuredtext(capsys):
+    import pytest
+
+    for command in ("demo", "run", "concepts", "layers"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        assert "``" not in text and ":mod:" not in text and ":class:" not in text, command
