@@ -190,7 +190,11 @@ class Spectrum:
         )
 
     def select(self, *, min_degree: int = 0, max_degree: int | None = None) -> Spectrum:
-        """The listed terms with ``min_degree ≤ |S| ≤ max_degree`` (order kept; dense kept)."""
+        """The listed terms with ``min_degree ≤ |S| ≤ max_degree`` (order kept).
+
+        The selection is a spectrum of its own: its dense array (the whole spectrum's) is dropped,
+        so :meth:`summary`, :meth:`distributedness` and :meth:`energy_by_degree` describe the
+        selected terms whichever solver made them."""
         degrees = self.degrees
         keep = degrees >= min_degree
         if max_degree is not None:
@@ -200,6 +204,7 @@ class Spectrum:
             subsets=self.subsets[keep],
             coefficients=self.coefficients[keep],
             stderr=None if self.stderr is None else self.stderr[keep],
+            dense=None,
         )
 
     # ------------------------------------------------------------------ energy views

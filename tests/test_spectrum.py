@@ -142,3 +142,13 @@ def test_empty_selection_is_a_valid_spectrum():
     assert empty.num_terms == 0 and empty.to_dict() == {} and empty.subset_tuples() == []
     assert "higher-order" in empty.summary()
     assert empty.evaluate(jnp.ones((3, 40))).shape == (3,)
+
+
+def test_a_selection_describes_the_selected_terms_whichever_solver_made_it():
+    problem = asj.FunctionProblem(lambda x: x[:, 0] + 0.5 * x[:, 1] * x[:, 2], n=4)
+    exact = asj.ExactSolver()(problem)
+    assert exact.dense is not None
+    joint = exact.select(min_degree=2)
+    assert joint.dense is None
+    assert joint.distributedness()["higher_order_share"] == 1.0  # the selection: pairs only
+    assert exact.distributedness()["higher_order_share"] < 1.0
