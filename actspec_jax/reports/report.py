@@ -214,7 +214,9 @@ def add_spectrum_sections(
         report.figure(
             plots.plot_participation_heatmap(spectrum, shape=heatmap_shape),
             "participation_heatmap",
-            "Per-neuron participation: share of non-constant energy in subsets containing the neuron.",
+            "Per-neuron participation: share of non-constant energy in subsets containing the neuron. "
+            "Units are placed by index (row = index // width), as the paper draws them; neighbouring "
+            "cells are not neighbouring units in any spatial sense.",
         )
         report.figure(
             plots.plot_subset_sizes(spectrum),
