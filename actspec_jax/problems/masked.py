@@ -72,6 +72,21 @@ def _check_inputs(inputs: Any) -> None:
             )
 
 
+def check_batch(got: int, inputs: Any, what: str) -> None:
+    """``what`` must have the inputs' batch ``m`` first. A call argument closed over with its own
+    batch axis (an attention mask passed through ``apply_kwargs`` for 24 inputs, with one input
+    given) broadcasts against the inputs and would silently change both the batch and the values."""
+    leaves = [leaf for leaf in jax.tree_util.tree_leaves(inputs) if np.ndim(leaf) >= 1]
+    m = int(np.shape(leaves[0])[0]) if leaves else got
+    if got != m:
+        raise ActSpecError(
+            f"{what} have batch {got}, but {m} input(s) were given: an array the model closes over or "
+            "receives as a call argument (an attention mask or segment ids in apply_kwargs, say) has its "
+            "own batch axis. Pass it with the inputs instead, so it is split with them: inputs=(x, mask) "
+            "and a call/method that unpacks the tuple."
+        )
+
+
 def _check_units(units: Any, num_neurons: int) -> None:
     """``units`` are neuron indices; a boolean mask is refused with the conversion."""
     array = np.asarray(units)
@@ -247,6 +262,7 @@ class MaskedProblem(SelectedOutputProblem):
                 f"axis: the inputs ({_describe_inputs(inputs)}) look like a single input. Pass a batch "
                 "with a leading axis, e.g. inputs[None] for a batch of one."
             )
+        check_batch(raw.shape[0], inputs, f"layer {cut.layer!r}'s activations")
         view = resolve_site(
             the_site,
             raw.shape,
@@ -287,6 +303,7 @@ class MaskedProblem(SelectedOutputProblem):
 
         m = activations.shape[0]
         outputs = jax.eval_shape(cut.head, cut.params, activations, inputs)
+        check_batch(outputs.shape[0] if outputs.ndim else 0, inputs, "the model's outputs")
         out_labels = output_labels_for(selector, outputs, m, aggregate)
         head, position = cut.head, None
         if restrict_head:  # one position of sequence outputs, a position-wise rest: only it runs

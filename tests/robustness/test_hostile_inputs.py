@@ -175,3 +175,45 @@ def test_cutting_at_an_inline_activation_says_layers_are_named_modules():
     with pytest.raises(asj.UnknownLayerError, match="inline") as info:
         asj.masked_problem(cut, x, output="logit:0")
     assert "Dense_0" in str(info.value) and "name" in str(info.value)
+
+
+class _Gated(nn.Module):
+    """Hidden units scaled by a per-input gate (a stand-in for an attention mask)."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array, gate: jax.Array) -> jax.Array:
+        h = nn.relu(nn.Dense(5, name="hidden")(x)) * gate
+        return nn.Dense(3, name="out")(h)
+
+
+def test_a_call_argument_with_its_own_batch_is_refused_or_split_with_the_inputs():
+    model = _Gated()
+    x = jax.random.normal(jax.random.key(0), (6, 4))
+    gate = jax.random.uniform(jax.random.key(1), (6, 1)) + 0.5
+    variables = model.init(jax.random.key(2), x, gate)
+    # closed over with batch 6 while one input is given: refused, not broadcast
+    one = asj.cut_linen(model, variables, "hidden", apply_kwargs={"gate": gate})
+    with pytest.raises(asj.ActSpecError, match="batch 6, but 1 input"):
+        asj.masked_problem(one, x[:1], output="logit:1")
+    # passed with the inputs: split with them in every aggregation mode, equal to a hand-written loop
+    cut = asj.cut_linen(model, variables, "hidden", method=lambda module, inputs: module(*inputs))
+    for aggregate in ("mean", "none"):
+        problem = asj.masked_problem(cut, (x, gate), output="logit:1", aggregate=aggregate)
+        masks = jnp.asarray([[1, -1, 1, 1, -1], [1, 1, 1, 1, 1]], jnp.float32)
+        got = np.asarray(problem.evaluate(masks))
+        want = []
+        for mask in np.asarray(masks):
+            rows = []
+            for i in range(6):
+                h = jax.nn.relu(
+                    x[i : i + 1] @ variables["params"]["hidden"]["kernel"]
+                    + variables["params"]["hidden"]["bias"]
+                )
+                h = jnp.where(mask > 0, h, 0.0) * gate[i : i + 1]
+                rows.append(
+                    float(
+                        (h @ variables["params"]["out"]["kernel"] + variables["params"]["out"]["bias"])[0, 1]
+                    )
+                )
+            want.append(np.mean(rows) if aggregate == "mean" else rows)
+        np.testing.assert_allclose(got, np.asarray(want), rtol=1e-5, atol=1e-6)
