@@ -17,11 +17,13 @@ plain functions the user splits by hand (:func:`cut_functions`).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import flax
 import flax.linen as nn
 import jax
 import numpy as np
@@ -84,6 +86,21 @@ def _linen_layers(
     return seen
 
 
+@contextlib.contextmanager
+def _training_mode_explained() -> Iterator[None]:
+    """A linen model that updates a variable collection (BatchNorm's ``batch_stats`` with
+    ``train=True``) is in training mode: say so and how to leave it, not flax's raw error."""
+    try:
+        yield
+    except flax.errors.ModifyScopeVariableError as err:
+        raise ActSpecError(
+            "the model updates its variables while it runs (e.g. BatchNorm's batch_stats): it is in "
+            "training mode, where each mask would change the statistics. Run it in evaluation mode: "
+            "apply_kwargs={'train': False} (or use_running_average=True / deterministic=True). "
+            f"Flax said: {str(err).splitlines()[0]}"
+        ) from err
+
+
 def cut_linen(
     module: nn.Module,
     variables: Any,
@@ -122,7 +139,7 @@ def cut_linen(
         def wanted(mdl: nn.Module, method_name: str) -> bool:
             return method_name == "__call__" and tuple(str(p) for p in mdl.path) == target
 
-        with jax.disable_jit():
+        with jax.disable_jit(), _training_mode_explained():
             _, state = module.apply(
                 _linen_variables(params),
                 inputs,

@@ -217,3 +217,19 @@ def test_a_call_argument_with_its_own_batch_is_refused_or_split_with_the_inputs(
                 )
             want.append(np.mean(rows) if aggregate == "mean" else rows)
         np.testing.assert_allclose(got, np.asarray(want), rtol=1e-5, atol=1e-6)
+
+
+def test_a_linen_model_in_training_mode_gets_a_clear_error():
+    class WithNorm(nn.Module):
+        @nn.compact
+        def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+            h = nn.BatchNorm(use_running_average=not train)(nn.relu(nn.Dense(5, name="hidden")(x)))
+            return nn.Dense(3)(h)
+
+    model, x = WithNorm(), jnp.ones((4, 3))
+    variables = model.init(jax.random.key(0), x)
+    training = asj.cut_linen(model, variables, "hidden", apply_kwargs={"train": True})
+    with pytest.raises(asj.ActSpecError, match=r"training mode.*apply_kwargs=\{'train': False\}"):
+        asj.masked_problem(training, x, output="logit:1")
+    evaluating = asj.cut_linen(model, variables, "hidden", apply_kwargs={"train": False})
+    assert asj.masked_problem(evaluating, x, output="logit:1").n == 5
