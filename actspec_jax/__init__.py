@@ -80,7 +80,6 @@ _MODULES = {
     "layers": "actspec_jax.layers",
     "metrics": "actspec_jax.analysis.metrics",
     "problems": "actspec_jax.problems",
-    "runner": "actspec_jax.runner",
     "sharding": "actspec_jax.solvers.sharding",
     "solvers": "actspec_jax.solvers",
     "transforms": "actspec_jax.transforms",
@@ -110,7 +109,6 @@ if TYPE_CHECKING:  # the eager imports, for type checkers and editors
         errors,
         layers,
         problems,
-        runner,
         solvers,
         transforms,
     )
@@ -225,7 +223,6 @@ __all__ = [
     "masked_problem",
     "metrics",
     "problems",
-    "runner",
     "sharding",
     "site",
     "solvers",

@@ -12,33 +12,15 @@ would make every module depend on ``actspec_jax/__init__.py``).
 from __future__ import annotations
 
 import ast
-import importlib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "actspec_jax"
 
-#: Old import paths kept as aliases of the moved modules (``sys.modules`` points at the new one).
-ALIASES = {
-    "actspec_jax.metrics": "actspec_jax.analysis.metrics",
-    "actspec_jax.indices": "actspec_jax.analysis.indices",
-    "actspec_jax.ablation": "actspec_jax.analysis.ablation",
-    "actspec_jax.firing": "actspec_jax.analysis.firing",
-    "actspec_jax.report": "actspec_jax.reports.report",
-    "actspec_jax.plots": "actspec_jax.reports.plots",
-    "actspec_jax.plots_indices": "actspec_jax.reports.plots_indices",
-    "actspec_jax.sharding": "actspec_jax.solvers.sharding",
-    "actspec_jax.locks": "actspec_jax.runs.locks",
-}
-#: Old paths that re-export names from a module that was split (not one module to alias).
-REEXPORTS = {"actspec_jax.runner": "actspec_jax.runs"}
-COMPAT = set(ALIASES) | set(REEXPORTS)
-
 #: Layer of each module: the first matching prefix wins (exact name, or name + ".").
 LAYERS = [
     ("root", ("actspec_jax",)),
-    ("compat", tuple(sorted(COMPAT))),
     ("analysis", ("actspec_jax.analysis",)),
     ("reports", ("actspec_jax.reports",)),
     ("runs", ("actspec_jax.runs",)),
@@ -213,12 +195,7 @@ def test_every_import_respects_the_layers():
             there = _layer(target)
             if here == "root" or there == here:
                 continue
-            if here == "compat":
-                ok = target in (ALIASES.get(module), REEXPORTS.get(module)) or target.startswith(
-                    REEXPORTS.get(module, "?") + "."
-                )
-            else:
-                ok = there in MAY_IMPORT[here]
+            ok = there in MAY_IMPORT[here]
             if not ok:
                 wrong.append(
                     f"{module} ({here}) imports {target} ({there}){' in a function' if local else ''}"
@@ -227,7 +204,7 @@ def test_every_import_respects_the_layers():
 
 
 def test_core_imports_nothing_above_it():
-    above = {"analysis", "reports", "runs", "cli", "companions", "zoo", "compat", "root"}
+    above = {"analysis", "reports", "runs", "cli", "companions", "zoo", "root"}
     offending = [
         (module, target)
         for module, edges in GRAPH.items()
@@ -258,16 +235,12 @@ def test_allow_list_is_not_stale():
         )
 
 
-@pytest.mark.parametrize("old", sorted(ALIASES))
-def test_old_import_paths_are_the_moved_modules(old):
-    assert importlib.import_module(old) is importlib.import_module(ALIASES[old])
-
-
-def test_old_runner_path_reexports_the_run():
-    runner = importlib.import_module("actspec_jax.runner")
-    runs = importlib.import_module("actspec_jax.runs")
-    for name in ("PRESETS", "RunConfig", "build_problem", "config_from_preset", "load_inputs", "run"):
-        assert getattr(runner, name) is getattr(runs, name)
+def test_no_old_import_paths_remain():
+    """The moved modules' old top-level paths (``actspec_jax.metrics``, ``.runner``, …) are gone:
+    one path per module, and the public surface is ``actspec_jax`` and the sub-package faces."""
+    for old in ("metrics", "indices", "ablation", "firing", "report", "plots", "plots_indices", "sharding",
+                "locks", "runner"):  # fmt: skip
+        assert not (ROOT / f"{old}.py").exists(), old
 
 
 def test_architecture_page_names_real_paths_and_is_linked():

@@ -137,7 +137,7 @@ def evaluate_round(
     prefix draw ``a`` and all others from base draw ``j`` (column 0), as
     :meth:`Estimator.hybrid_values` builds them. Evaluated in chunks of ``c`` base draws
     (``c·r`` masks or hybrid rows per call of the problem); with a ``mesh`` the chunks are split
-    over its devices (:func:`actspec_jax.sharding.sharded_map`), giving the same values.
+    over its devices (:func:`actspec_jax.solvers.sharding.sharded_map`), giving the same values.
     """
     m, r = draws.shape[0], draws.shape[1] - 1
     prefix = rank < (level + 1) * b

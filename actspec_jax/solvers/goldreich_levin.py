@@ -227,7 +227,7 @@ class GoldreichLevin:
         (:mod:`actspec_jax.solvers.gl_budget`); ``solver['max_evaluations']`` records it.
       devices: devices the mask evaluations are split over — ``None`` (every device JAX sees,
         rounded down to a power of two), an int, a device list or a
-        :class:`jax.sharding.Mesh` with an axis ``"masks"`` (see :mod:`actspec_jax.sharding`).
+        :class:`jax.sharding.Mesh` with an axis ``"masks"`` (see :mod:`actspec_jax.solvers.sharding`).
         The chunks of each level's hybrid masks go to the devices in order; results equal
         the one-device results for the same key.
       degree_profile: attach the whole spectrum's degree profile ``W^0…W^3`` and tail with
