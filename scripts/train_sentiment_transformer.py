@@ -14,7 +14,7 @@ snippets, never trained on).
 Usage (from the repository root)::
 
     python scripts/train_sentiment_transformer.py                     # the shipped weights
-    python scripts/train_sentiment_transformer.py --epochs 1 --limit 2000 --out /tmp/w   # smoke
+    python scripts/train_sentiment_transformer.py --epochs 1 --limit 2000 --out "$(mktemp -d)"   # smoke
     python scripts/train_sentiment_transformer.py --rescore    # re-measure the shipped weights
 """
 
