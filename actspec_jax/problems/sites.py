@@ -31,9 +31,7 @@ Choosing the axis — never a silent guess. The axis is resolved from the layer'
 2. rank 2 ``[m, N]``: unambiguous, axis 1.
 3. the cut marks its feature axis (``CutModel.feature_axis``): Flax linen and nnx cuts mark
    the last axis, because every Flax layer is features-last (``Dense``, ``Conv`` is NHWC,
-   attention projections); this is what the shipped models and their tests rely on. On a layer
-   of rank ≥ 4 the labels name the axis taken (``'attn[axis 3: 5]'``): for ``[m, T, H, D]``
-   attention heads that is ``head_dim``, and ``site(layer, axis=2)`` masks the heads.
+   attention projections); this is what the shipped models and their tests rely on.
 4. rank 3 ``[m, T, N]`` on a cut that is not strict (plain functions): the last axis, the
    sequence layout of every JAX framework (kept for backward compatibility and documented).
 5. otherwise — rank ≥ 4 from plain functions, or rank ≥ 3 from a strict cut (Equinox is
@@ -391,11 +389,7 @@ def resolve_site(
         raise ActSpecError("encoder= needs basis= (the directions whose codes it computes).")
     identity = dictionary is None and axes == (len(shape) - 1,)
     positions = _position_mask(s, shape, axes, layer)
-    if s.is_plain and len(shape) >= 4 and s.axis is None:
-        # the family's features-last convention chose the axis of a rank >= 4 layer ([m, T, H, D]
-        # heads or [m, H, W, C] channels): the labels say which axis it was
-        labels = tuple(f"{layer}[axis {axes[0]}: {i}]" for i in range(shape[axes[0]]))
-    elif s.is_plain or (identity and s.name is None and s.kind is None and positions is None):
+    if s.is_plain or (identity and s.name is None and s.kind is None and positions is None):
         labels = tuple(f"{layer}[{i}]" for i in range(shape[axes[0]]))
     else:
         labels = _labels(s, layer, shape, axes, None if dictionary is None else int(dictionary.shape[0]))

@@ -233,18 +233,3 @@ def test_a_linen_model_in_training_mode_gets_a_clear_error():
         asj.masked_problem(training, x, output="logit:1")
     evaluating = asj.cut_linen(model, variables, "hidden", apply_kwargs={"train": False})
     assert asj.masked_problem(evaluating, x, output="logit:1").n == 5
-
-
-def test_a_rank_four_layer_by_plain_name_says_which_axis_it_masks():
-    class Heads(nn.Module):
-        @nn.compact
-        def __call__(self, x: jax.Array) -> jax.Array:  # x [m, T, 8]
-            h = nn.DenseGeneral((3, 2), name="heads")(x)  # [m, T, H=3, D=2]
-            return nn.Dense(2)(h.reshape(*h.shape[:2], 6).mean(axis=1))
-
-    model, x = Heads(), jax.random.normal(jax.random.key(0), (4, 5, 8))
-    cut = asj.cut_linen(model, model.init(jax.random.key(1), x), "heads")
-    plain = asj.masked_problem(cut, x, output="logit:1")
-    assert plain.n == 2 and plain.labels == ("heads[axis 3: 0]", "heads[axis 3: 1]")  # head_dim, said so
-    heads = asj.masked_problem(cut, x, output="logit:1", site=asj.site("heads", axis=2, kind="head"))
-    assert heads.n == 3 and heads.labels[0] == "heads.head[0]"
