@@ -76,3 +76,12 @@ def test_oldest_constraints_are_the_lower_bounds_of_the_pins():
     assert {"jax", "jaxlib", "flax", "optax", "chex"} <= set(pins), pins
     for name, pinned in pins.items():
         assert pinned in lower.get(name, set()), f"{name}=={pinned} is not a lower bound in pyproject.toml"
+
+
+def test_readme_links_to_files_that_exist():
+    root = DOCS.parent
+    readme = (root / "README.md").read_text()
+    links = re.findall(r"\]\(([^)#:]+)\)", readme)
+    assert "docs/robustness.md" in links
+    missing = [link for link in links if not (root / link).exists()]
+    assert missing == [], missing

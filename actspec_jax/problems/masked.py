@@ -403,29 +403,6 @@ def _keep_vector(units: jax.Array | None, num_neurons: int) -> Any:
     return keep
 
 
-def masked_problem(
-    cut: CutModel,
-    inputs: Any,
-    *,
-    output: str | OutputSelector,
-    fill: str | jax.Array = "zero",
-    aggregate: Aggregate = "mean",
-    units: Sequence[int] | None = None,
-    labels: Sequence[str] | None = None,
-    key: jax.Array | None = None,
-    site: Site | None = None,
-    restrict_head: bool = True,
-) -> MaskedProblem:
-    """The problem of a model cut at a layer: ``f(x)`` = the selected ``output`` with the masked
-    units (``x_i = −1``) replaced by their ``fill``, averaged over ``inputs`` (``aggregate='mean'``)
-    or one function per input (``'none'``). Every argument as in :meth:`MaskedProblem.from_cut`:
-
-    ``output`` (``'logit:7'``, ``'logit_diff:1-0'``, ``'log_prob:42@last'``, ``'logits'``, a
-    callable), ``fill`` (``'zero'``, ``'mean'``, ``'resample'`` with ``key``, or an array),
-    ``units`` (indices to mask; others kept), ``labels``, ``site`` (axis, positions, basis),
-    ``restrict_head`` (run only the selected position when the rest is position-wise).
-    """
-    return MaskedProblem.from_cut(
-        cut, inputs, output=output, fill=fill, aggregate=aggregate, units=units, labels=labels, key=key,
-        site=site, restrict_head=restrict_head,
-    )  # fmt: skip
+#: The problem of a model cut at a layer: :meth:`MaskedProblem.from_cut` itself (same signature,
+#: arguments and docstring), under the short name the tour uses.
+masked_problem = MaskedProblem.from_cut

@@ -23,7 +23,6 @@ from actspec_jax.solvers.paper import PAPER_DEFAULTS
 from actspec_jax.solvers.redundancy import PostCheck, Prescreen, SpectralAliasing, paper_constraints
 
 __all__ = [
-    "INTEGER_SETTINGS",
     "LEVEL_STATS",
     "MAX_RECORDS",
     "TAU_MODES",
@@ -55,18 +54,6 @@ LEVEL_STATS = (
     "max_weight",
     "min_kept_weight",
     "seconds",
-)
-INTEGER_SETTINGS = (
-    "beam",
-    "num_samples",
-    "draws_per_z",
-    "block_size",
-    "influence_samples",
-    "max_samples",
-    "leaf_samples",
-    "max_degree",
-    "passes",
-    "max_evaluations",
 )
 MAX_RECORDS = 10_000  # removal records kept in the result (the count is always exact)
 UNDER_JIT_HINT = (

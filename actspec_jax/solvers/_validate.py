@@ -1,12 +1,11 @@
 """Argument checks shared by the solvers' entry points (private).
 
-Each names the argument, what it got and the fix, instead of a truncation (``beam=2.5`` → 2),
-a silent default (``memory_budget=0``) or a deep ``AttributeError`` (``key=0``).
+Each names the argument, what it got and the fix, instead of a deep ``AttributeError``
+(``key=0``). The solvers' settings are checked when a solver is built (:mod:`._settings`).
 """
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any
 
@@ -16,7 +15,7 @@ import numpy as np
 
 from actspec_jax.errors import ActSpecError
 
-__all__ = ["check_integers", "check_key", "check_memory_budget"]
+__all__ = ["check_key"]
 
 
 def check_key(key: Any, solver: str) -> None:
@@ -34,26 +33,3 @@ def check_key(key: Any, solver: str) -> None:
         f"{solver} needs one JAX PRNG key, got {type(key).__name__} "
         f"{getattr(key, 'shape', '')} {getattr(key, 'dtype', '')}: pass key=jax.random.key(0) (any seed)."
     )
-
-
-def check_memory_budget(value: Any, solver: str) -> None:
-    """``None`` (the device's default) or a positive whole number of bytes."""
-    if value is None:
-        return
-    whole = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value))
-    if not whole or value != int(value) or value <= 0:
-        raise ActSpecError(
-            f"{solver}: memory_budget must be a positive number of bytes (e.g. 2**28 for 256 MiB) or "
-            f"None for the device's default, got {value!r}."
-        )
-
-
-def check_integers(obj: Any, names: tuple[str, ...], solver: str) -> None:
-    """Each named setting is ``None`` or a whole number (``2.0`` passes; ``2.5``, ``True`` do not)."""
-    for name in names:
-        value = getattr(obj, name, None)
-        if value is None:
-            continue
-        whole = isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer()
-        if not whole:
-            raise ActSpecError(f"{solver}: {name} must be a whole number, got {value!r}.")

@@ -37,7 +37,6 @@ from actspec_jax.solvers._memory import (
     available_memory,
 )
 from actspec_jax.solvers._settings import Bytes, Choice, Devices, DType, Flag, Real, Whole, check_settings
-from actspec_jax.solvers._validate import check_integers, check_memory_budget
 from actspec_jax.solvers.exact_table import (  # noqa: F401  (old import path of the table functions)
     Progress,
     _resolve_mesh,
@@ -294,8 +293,6 @@ class ExactSolver:
         progress: Progress | None,
         checkpoint_path: str | os.PathLike | None,
     ) -> Spectrum | SpectrumBatch:
-        check_memory_budget(self.memory_budget, "ExactSolver")
-        check_integers(self, ("top_k", "max_n", "chunk_size", "block_size"), "ExactSolver")
         if self.top_k < 1:
             raise ActSpecError(f"top_k must be >= 1, got {self.top_k}.")
         if not 0.0 <= self.rtol < 1.0:

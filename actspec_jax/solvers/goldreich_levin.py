@@ -118,7 +118,6 @@ from actspec_jax.problems.base import Problem
 from actspec_jax.solvers._gl_residual import SearchPasses
 from actspec_jax.solvers._gl_run import SearchRun
 from actspec_jax.solvers._gl_settings import (  # noqa: F401  (re-exported: former home of these names)
-    INTEGER_SETTINGS,
     LEVEL_STATS,
     MAX_RECORDS,
     TAG_INFLUENCE,
@@ -136,7 +135,7 @@ from actspec_jax.solvers._gl_settings import (  # noqa: F401  (re-exported: form
 from actspec_jax.solvers._gl_settings import key_data as _key_data  # noqa: F401
 from actspec_jax.solvers._gl_state import CheckpointError
 from actspec_jax.solvers._settings import Bytes, Choice, Devices, Flag, Indices, Real, Whole, check_settings
-from actspec_jax.solvers._validate import check_integers, check_key, check_memory_budget
+from actspec_jax.solvers._validate import check_key
 from actspec_jax.solvers.degree_profile import SOLVER_EVALUATIONS, wants_degree_profile
 from actspec_jax.solvers.estimators import (  # noqa: F401  (MASK_DEFAULTS: re-exported)
     MASK_DEFAULTS,
@@ -356,8 +355,6 @@ class GoldreichLevin:
         if key is None:
             raise ActSpecError("GoldreichLevin samples at random: pass key=jax.random.key(0) (any seed).")
         check_key(key, "GoldreichLevin")
-        check_memory_budget(self.memory_budget, "GoldreichLevin")
-        check_integers(self, INTEGER_SETTINGS, "GoldreichLevin")
         estimator = self.resolved_estimator()
         cfg = resolve_settings(self, estimator)
         if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves((problem, key))):

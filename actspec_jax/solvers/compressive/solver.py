@@ -80,8 +80,8 @@ from actspec_jax.solvers._memory import (
     chunk_size_for_budget,
     default_memory_budget,
 )
-from actspec_jax.solvers._settings import Devices, check_settings
-from actspec_jax.solvers._validate import check_key, check_memory_budget
+from actspec_jax.solvers._settings import Bytes, Devices, check_settings
+from actspec_jax.solvers._validate import check_key
 from actspec_jax.solvers.compressive import bch
 from actspec_jax.solvers.compressive.decode import SharedRefit, decode_output
 from actspec_jax.solvers.compressive.design import draw_groups
@@ -210,9 +210,8 @@ class CompressiveSolver:
             raise ActSpecError(
                 f"CompressiveSolver: singletons must be 'auto', 'always' or 'never', got {self.singletons!r}."
             )
-        check_memory_budget(self.memory_budget, "CompressiveSolver")
         check_checkpoint_every(self.checkpoint_every_s)
-        check_settings(self, {"devices": Devices()}, "CompressiveSolver")
+        check_settings(self, {"devices": Devices(), "memory_budget": Bytes()}, "CompressiveSolver")
 
     # ------------------------------------------------------------------ planning
     def delays(self, n: int) -> tuple[np.ndarray, str]:
@@ -526,7 +525,6 @@ class CompressiveSolver:
     def _check_memory(self, n: int) -> dict[str, int]:
         """:meth:`memory` at ``n``; refuses (before any evaluation) when its peak exceeds the host's
         available memory, naming the figure, its largest part and the fix."""
-        check_memory_budget(self.memory_budget, "CompressiveSolver")
         memory = self.memory(n)
         available = available_memory()
         if available is not None and memory["peak"] > available:
