@@ -13,7 +13,17 @@ import warnings
 from collections.abc import MutableMapping, MutableSequence
 from typing import Any
 
-__all__ = ["IncompleteResultWarning", "LowPrecisionWarning", "diagnostic", "report_diagnostic"]
+__all__ = [
+    "ADDITIVE_SHARE",
+    "IncompleteResultWarning",
+    "LowPrecisionWarning",
+    "diagnostic",
+    "flag_additive_output",
+    "report_diagnostic",
+]
+
+#: Below this upper bound of the whole spectrum's interaction share an output is called additive.
+ADDITIVE_SHARE = 1e-3
 
 
 class IncompleteResultWarning(UserWarning):
@@ -49,3 +59,23 @@ def report_diagnostic(
         sink.append(record)
     warnings.warn(f"{message} Fix: {fix}", IncompleteResultWarning, stacklevel=stacklevel)
     return record
+
+
+def flag_additive_output(solver: MutableMapping[str, Any], interaction_upper: float, variance: float) -> None:
+    """Warn and record (code ``additive_output``) when the output is (near-)exactly additive in
+    the cut layer — the upper bound of the whole spectrum's interaction share is below
+    :data:`ADDITIVE_SHARE` — so every joint effect is zero by construction (usually: the model
+    after the cut is linear in the layer)."""
+    if interaction_upper >= ADDITIVE_SHARE or not variance > 0:
+        return
+    report_diagnostic(
+        solver,
+        "additive_output",
+        f"the output is additive in this layer: at most {100 * interaction_upper:.2g} % of its variance "
+        "is in interactions (|S| ≥ 2), so no joint subset can matter. This happens when the model after "
+        "the cut is linear in the layer (e.g. a logit of a network whose last layer is linear, cut at "
+        "the last hidden layer).",
+        "explain a nonlinear output (e.g. 'log_prob:c' or 'prob:c' instead of 'logit:c'), or cut at an "
+        "earlier layer.",
+        stacklevel=5,
+    )

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from actspec_jax.diagnostics import report_diagnostic
+from actspec_jax.solvers._gl_settings import MAX_DEGREE_LIMIT
 
 __all__ = ["diagnose", "report_full_beam"]
 
@@ -53,7 +54,7 @@ def diagnose(spectrum: Any, cfg: dict[str, Any]) -> Any:
             "degree_cap",
             f"{dropped} heavy bucket(s) would have grown beyond max_degree={cfg['max_degree']} and were "
             "dropped unsearched; terms of higher degree are missing.",
-            "raise max_degree (up to 32).",
+            _degree_fix(int(cfg["max_degree"])),
         )
     mean, second = solver.get("mean_estimate"), solver.get("norm_sq_estimate")
     tau_abs = solver.get("tau_abs")
@@ -69,6 +70,17 @@ def diagnose(spectrum: Any, cfg: dict[str, Any]) -> Any:
                 "use tau_mode='centered' (τ relative to the standard deviation) or a smaller tau.",
             )
     return spectrum
+
+
+def _degree_fix(max_degree: int) -> str:
+    """The advice for a degree cap: a larger cap while one is allowed, never the value already set."""
+    if max_degree < MAX_DEGREE_LIMIT:
+        larger = min(2 * max_degree, MAX_DEGREE_LIMIT)
+        return f"raise max_degree (e.g. max_degree={larger}; at most {MAX_DEGREE_LIMIT})."
+    return (
+        f"max_degree is at its limit ({MAX_DEGREE_LIMIT}): raise tau so fewer high-degree buckets stay "
+        "heavy, or use CompressiveSolver, which does not search bucket by bucket."
+    )
 
 
 def report_full_beam(solver_info: dict[str, Any], stats: dict[str, list], beam: int, pass_index: int) -> None:

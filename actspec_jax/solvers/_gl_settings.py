@@ -24,6 +24,7 @@ from actspec_jax.solvers.redundancy import PostCheck, Prescreen, SpectralAliasin
 
 __all__ = [
     "LEVEL_STATS",
+    "MAX_DEGREE_LIMIT",
     "MAX_RECORDS",
     "TAU_MODES",
     "UNDER_JIT_HINT",
@@ -62,6 +63,9 @@ UNDER_JIT_HINT = (
     "threshold=tau_abs**2 / 2); state = actspec_jax.gl_search(problem.evaluate_unchecked, state) "
     "(or one level at a time with actspec_jax.gl_update); survivors: state.members[state.valid]."
 )
+
+#: The largest ``max_degree`` GL accepts.
+MAX_DEGREE_LIMIT = 32
 
 
 def key_data(key: jax.Array) -> np.ndarray:
@@ -140,8 +144,8 @@ def resolve_settings(solver: Any, estimator: Estimator) -> dict[str, Any]:
         )
     if not 1 <= out["block_size"] <= 8:
         raise ActSpecError(f"block_size must be in 1..8 (2^b children per bucket), got {out['block_size']}.")
-    if not 1 <= out["max_degree"] <= 32:
-        raise ActSpecError(f"max_degree must be in 1..32, got {solver.max_degree}.")
+    if not 1 <= out["max_degree"] <= MAX_DEGREE_LIMIT:
+        raise ActSpecError(f"max_degree must be in 1..{MAX_DEGREE_LIMIT}, got {solver.max_degree}.")
     if not 0.0 < out["confidence"] < 1.0:
         raise ActSpecError(f"confidence must be in (0, 1), got {solver.confidence}.")
     if isinstance(out["order"], str) and out["order"] not in ("index", "influence"):

@@ -71,6 +71,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from actspec_jax.diagnostics import flag_additive_output
 from actspec_jax.errors import ActSpecError, NonFiniteOutputError
 from actspec_jax.problems.base import Problem
 from actspec_jax.solvers._memory import chunk_size_for_budget, default_memory_budget, evaluate_in_chunks
@@ -179,6 +180,17 @@ class DegreeProfile(NamedTuple):
         except (KeyError, TypeError, ValueError) as err:
             raise DegreeProfileError(f"malformed degree-profile record ({err}).") from err
         return cls(**values)
+
+    def interaction_share(self, output: int = 0) -> tuple[float, float, float]:
+        """The share of the **whole spectrum's** variance in joint subsets (``|S| ≥ 2``), listed
+        or not: ``1 − W¹ / Var f``, with its interval ``(1 − upper₁, 1 − lower₁)``, as
+        ``(estimate, lower, upper)`` clipped to ``[0, 1]``.
+
+        The listed terms' counterpart is :meth:`actspec_jax.Spectrum.interaction_share`.
+        """
+        first = lambda a: float(np.asarray(a).reshape(-1, self.max_degree)[output][0])  # noqa: E731
+        joint = lambda a: min(max(1.0 - first(a), 0.0), 1.0)  # noqa: E731
+        return joint(self.shares), joint(self.share_upper), joint(self.share_lower)
 
     def headline(self, output: int = 0) -> str:
         """One sentence, e.g. ``'85 % [85–86] of the variance sits in singletons, 12 % [11–13] in pairs, …'``.
@@ -481,4 +493,7 @@ def attach_degree_profile(
         num_evaluations=evaluations,
         memory_budget=memory_budget,
     )
-    return dataclasses.replace(spectrum, solver={**spectrum.solver, "degree_profile": profile.to_dict()})
+    solver = {**spectrum.solver, "degree_profile": profile.to_dict()}
+    if np.asarray(profile.total).size == 1:  # one output: is it additive in the layer?
+        flag_additive_output(solver, profile.interaction_share()[2], float(profile.variance))
+    return dataclasses.replace(spectrum, solver=solver)

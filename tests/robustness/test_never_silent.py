@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import jax
@@ -158,3 +159,53 @@ def test_an_int_seed_as_key_is_a_clear_error(call):
 def test_function_problem_input_errors_are_actspec_errors(make, match):
     with pytest.raises(asj.ActSpecError, match=match):
         make()
+
+
+def _solve_quietly(problem, **settings):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IncompleteResultWarning)
+        return asj.GoldreichLevin(tau=0.2, **settings)(problem, key=jax.random.key(0))
+
+
+def _advice(spectrum, code: str, setting: str) -> int:
+    (fix,) = {d["fix"] for d in spectrum.solver["diagnostics"] if d["code"] == code}
+    return int(re.search(rf"{setting}=(\d+)", fix).group(1))
+
+
+def test_gl_advice_for_a_full_beam_helps_on_the_case_that_raised_it():
+    pairs = [(3 * i, 3 * i + 1) for i in range(12)]
+    problem = asj.FunctionProblem(lambda x: sum(x[:, a] * x[:, b] for a, b in pairs), 64)
+    first = _solve_quietly(problem, beam=4)
+    assert "beam_full" in _codes(first)
+    beam = _advice(first, "beam_full", "beam")
+    assert beam > 4
+    second = _solve_quietly(problem, beam=beam)
+    assert _codes(second) == []
+    assert set(pairs) <= set(second.subset_tuples())
+    assert not set(pairs) <= set(first.subset_tuples())
+
+
+def test_gl_advice_for_the_degree_cap_helps_and_never_repeats_the_setting():
+    from actspec_jax.solvers._gl_diagnostics import _degree_fix
+
+    six = (1, 5, 9, 20, 33, 40)
+    problem = asj.FunctionProblem(lambda x: jnp.prod(x[:, list(six)], axis=1) + 0.5 * x[:, 2], 64)
+    first = _solve_quietly(problem, max_degree=4)
+    assert "degree_cap" in _codes(first) and six not in first.subset_tuples()
+    degree = _advice(first, "degree_cap", "max_degree")
+    assert degree > 4
+    second = _solve_quietly(problem, max_degree=degree)
+    assert _codes(second) == [] and abs(second.to_dict()[six] - 1.0) < 0.05
+    assert "max_degree=" not in _degree_fix(32) and "at its limit" in _degree_fix(32)
+
+
+def test_an_output_additive_in_the_layer_is_named_with_the_fix():
+    w = jax.random.normal(jax.random.key(0), (30,))
+    linear = asj.FunctionProblem(lambda x: x @ w + 1.0, 30)  # a linear head: no joint effect exists
+    with pytest.warns(IncompleteResultWarning, match="additive in this layer.*log_prob"):
+        spectrum = asj.GoldreichLevin(tau=0.2)(linear, key=jax.random.key(1))
+    assert "additive_output" in _codes(spectrum)
+    paired = asj.FunctionProblem(lambda x: x @ w + 0.3 * x[:, 0] * x[:, 1], 30)  # 0.3 % in a pair
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IncompleteResultWarning)
+        assert "additive_output" not in _codes(asj.GoldreichLevin(tau=0.2)(paired, key=jax.random.key(1)))
