@@ -38,7 +38,7 @@ from actspec_jax.transforms.indexing import (
     unpack_subsets,
 )
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Spectrum", "SpectrumBatch", "load_results"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "Spectrum", "SpectrumBatch", "load_results", "share_percent"]
 
 FORMAT = "actspec_jax.spectrum"
 BATCH_FORMAT = "actspec_jax.spectrum_batch"
@@ -67,6 +67,11 @@ def canonical_order(packed: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
 def _atomic_write(path: Path, write: Any, mode: str, *, label: str = "results") -> None:
     """Durable atomic write (:func:`actspec_jax._io.atomic_write`)."""
     atomic_write(path, write, mode, label=label)
+
+
+def share_percent(share: float) -> str:
+    """How every share is printed: a percentage with one decimal, e.g. ``0.0876 → '8.8 %'``."""
+    return f"{100 * float(share):.1f} %"
 
 
 @jax.tree_util.register_pytree_node_class
@@ -243,12 +248,26 @@ class Spectrum:
             out = member.T.astype(np.float64) @ weights
         return out / total if total > 0 else np.zeros(self.n)
 
+    def interaction_share(self) -> float:  # printed everywhere with share_percent
+        """The share of the **listed terms'** non-constant energy in joint subsets:
+        ``Σ_{|S|≥2} f̂(S)² / Σ_{|S|≥1} f̂(S)²`` over the terms this spectrum lists (0 when it lists
+        no non-constant term).
+
+        This is the one definition of "share in interactions" for listed terms; the whole
+        spectrum's (terms listed or not) is :meth:`DegreeProfile.interaction_share
+        <actspec_jax.solvers.DegreeProfile.interaction_share>`, estimated without finding
+        coefficients. The two differ when the list misses many small terms.
+        """
+        degrees, weights, _ = self._weights_by_term()
+        energy = float(weights[degrees > 0].sum())
+        return float(weights[degrees >= 2].sum() / energy) if energy > 0 else 0.0
+
     def distributedness(self) -> dict[str, float]:
         """How distributed the code is, from the non-constant energy ``E = Σ_{|S|≥1} f̂(S)²``.
 
         Returns:
-          ``higher_order_share``: ``Σ_{|S|≥2} f̂(S)² / E`` (0 = purely additive, 1 = no
-          single neuron matters alone); ``mean_degree``: ``Σ |S| f̂(S)² / E``;
+          ``higher_order_share``: ``Σ_{|S|≥2} f̂(S)² / E`` (:meth:`interaction_share`; 0 = purely
+          additive, 1 = no single neuron matters alone); ``mean_degree``: ``Σ |S| f̂(S)² / E``;
           ``effective_terms``: ``E² / Σ f̂(S)⁴`` (how many terms share the energy);
           ``nonconstant_energy``: ``E``; ``captured_share``: listed terms' energy over
           ``norm_sq`` (NaN if unknown).
@@ -257,10 +276,10 @@ class Spectrum:
         nonconst = weights[degrees > 0]
         energy = float(nonconst.sum())
         listed = float((np.asarray(self.coefficients, np.float64) ** 2).sum())
+        share = self.interaction_share()
         if energy <= 0:
-            share = mean_deg = eff = 0.0
+            mean_deg = eff = 0.0
         else:
-            share = float(weights[degrees >= 2].sum() / energy)
             mean_deg = float((degrees * weights).sum() / energy)
             eff = float(energy**2 / (nonconst**2).sum())
         captured = listed / self.norm_sq if self.norm_sq else float("nan")
@@ -299,7 +318,7 @@ class Spectrum:
             lines.append(f"{row + 1:3d}  {float(coef):+#11.4g}{err}  {names}")
         d = self.distributedness()
         lines.append(
-            f"listed terms: higher-order energy share {d['higher_order_share']:.3f}, energy-weighted mean "
+            f"listed terms: interaction share {share_percent(d['higher_order_share'])}, energy-weighted mean "
             f"degree {d['mean_degree']:.2f}, effective number of terms {d['effective_terms']:.1f}"
         )
         profile = self.degree_profile()

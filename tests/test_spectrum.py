@@ -140,7 +140,7 @@ def test_empty_selection_is_a_valid_spectrum():
     spec = asj.Spectrum.build(40, [(0,), (3,)], [0.5, 0.25])
     empty = spec.select(min_degree=2)
     assert empty.num_terms == 0 and empty.to_dict() == {} and empty.subset_tuples() == []
-    assert "higher-order" in empty.summary()
+    assert "interaction share" in empty.summary()
     assert empty.evaluate(jnp.ones((3, 40))).shape == (3,)
 
 

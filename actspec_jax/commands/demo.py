@@ -91,17 +91,18 @@ def _reading(spectrum: Any, joint: Any, profile: Any, *, recovered: bool) -> str
     """One paragraph: what the listed terms and the degree profile say about the layer."""
     import numpy as np
 
+    from actspec_jax.spectrum import share_percent
+
     small = "For the small terms: --solver exact (every coefficient of the top units) or a lower --tau."
     if recovered:  # a budgeted recovery lists small terms too: say which are resolved
         coef = np.abs(np.asarray(joint.coefficients, np.float64))
         err = None if joint.stderr is None else np.asarray(joint.stderr, np.float64)
         resolved = None if err is None else int(np.sum(coef >= 3 * err))
-        energy = float(np.sum(np.asarray(spectrum.select(min_degree=1).coefficients, np.float64) ** 2)) or 1.0
-        share = float(np.sum(coef**2)) / energy
+        share = spectrum.interaction_share()
         found = f"{joint.num_terms} joint subsets recovered" + (
             f" ({resolved} at ≥ 3 standard errors)" if resolved is not None else ""
         )
-        found += f", holding {100 * share:.0f} % of the listed non-constant energy"
+        found += f"; interaction share of the listed terms {share_percent(share)}"
         small = "For every coefficient of the top units: --solver exact."
     elif joint.num_terms:
         found = f"{joint.num_terms} joint subsets clear the threshold (listed above)"
@@ -119,12 +120,12 @@ def _reading(spectrum: Any, joint: Any, profile: Any, *, recovered: bool) -> str
             f"{found}: at this τ the layer acts on the output additively (singletons only); what the "
             f"listed terms miss is spread over many coefficients below τ. {small}"
         )
-    joint_share = 1.0 - float(np.asarray(profile.shares).reshape(-1)[0])
+    joint_share, joint_lower, joint_upper = profile.interaction_share()
     spread = "" if (recovered or joint.num_terms) else ", spread over many terms each below τ"
     return (
         f"{found}; the degree profile of the whole spectrum (listed terms or not) says "
-        f"{profile.headline()}: {100 * joint_share:.0f} % of the variance is in interactions "
-        f"(|S| ≥ 2){spread}. {small}"
+        f"{profile.headline()}: interaction share of the whole spectrum {share_percent(joint_share)} "
+        f"[{share_percent(joint_lower)}, {share_percent(joint_upper)}]{spread}. {small}"
     )
 
 
@@ -178,6 +179,7 @@ def _run_demo(args: argparse.Namespace, out: Path, checkpoint: Path) -> int:
     from actspec_jax.reports.report import Report, add_spectrum_sections
     from actspec_jax.runs.progress import StageBars
     from actspec_jax.runs.safety import rescued_write
+    from actspec_jax.spectrum import share_percent
 
     started = time.perf_counter()
     paper = args.solver == "gl" and args.estimator == "paper"
@@ -286,7 +288,7 @@ def _run_demo(args: argparse.Namespace, out: Path, checkpoint: Path) -> int:
             finished.unlink(missing_ok=True)
     d = spectrum.distributedness()
     print(
-        f"listed terms: higher-order energy share {d['higher_order_share']:.3f}; "
+        f"listed terms: interaction share {share_percent(d['higher_order_share'])}; "
         f"mean degree {d['mean_degree']:.2f}. "
         f"Done in {time.perf_counter() - started:.1f} s."
     )

@@ -14,7 +14,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from actspec_jax.reports._literal import literal_text
-from actspec_jax.spectrum import Spectrum
+from actspec_jax.spectrum import Spectrum, share_percent
 
 __all__ = [
     "plot_degree_profiles",
@@ -58,7 +58,8 @@ def plot_energy_by_degree(spectrum: Spectrum, *, include_constant: bool = False)
     d = spectrum.distributedness()
     ax.set_title(
         f"Energy by degree — {_output_name(spectrum)}\n"
-        f"higher-order share {d['higher_order_share']:.2f}, mean degree {d['mean_degree']:.2f}",
+        f"interaction share (listed terms) {share_percent(d['higher_order_share'])}, "
+        f"mean degree {d['mean_degree']:.2f}",
         fontsize=10,
     )
     fig.tight_layout()

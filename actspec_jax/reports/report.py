@@ -27,7 +27,7 @@ from matplotlib.text import Text as MplText
 from actspec_jax._format import jsonable as _jsonable
 from actspec_jax._io import check_writable_folder
 from actspec_jax.errors import ActSpecError
-from actspec_jax.spectrum import Spectrum, SpectrumBatch, _atomic_write
+from actspec_jax.spectrum import Spectrum, SpectrumBatch, _atomic_write, share_percent
 
 __all__ = ["Report", "add_faithfulness_section", "add_firing_section", "add_spectrum_sections"]
 
@@ -189,7 +189,10 @@ def add_spectrum_sections(
     report.table(
         ["measure", "value"],
         [
-            ["share of non-constant energy at degree ≥ 2", d["higher_order_share"]],
+            [
+                "interaction share of the listed terms (energy at |S| ≥ 2 / non-constant energy)",
+                share_percent(d["higher_order_share"]),
+            ],
             ["energy-weighted mean degree", d["mean_degree"]],
             ["effective number of terms", d["effective_terms"]],
             ["captured share of E[f²] by the listed terms", d["captured_share"]],
@@ -241,11 +244,10 @@ def joint_rows(spectrum: Spectrum, top: int = 20, z: float = 3.0) -> tuple[list[
             rank, "{" + ", ".join(labels[i] for i in subset) + "}", len(subset), float(c),
             "n/a" if e is None else e, "n/a" if not e else abs(float(c)) / e,
         ])  # fmt: skip
-    listed = np.asarray(spectrum.coefficients, np.float64)[spectrum.degrees > 0] ** 2
     totals = {
         "count": int(coef.size),
         "significant": None if se is None else int(np.sum(np.abs(coef) >= z * se)),
-        "energy_share": float((coef**2).sum() / listed.sum()) if listed.sum() > 0 else 0.0,
+        "energy_share": spectrum.interaction_share(),
     }
     return rows, totals
 
@@ -267,7 +269,8 @@ def add_joint_section(report: Report, spectrum: Spectrum, *, top: int = 20) -> N
     )
     report.text(
         f"{totals['count']:,} joint subsets are listed{sure}; they carry "
-        f"{100 * totals['energy_share']:.1f} % of the listed terms' non-constant energy. The largest:"
+        f"{share_percent(totals['energy_share'])} of the listed terms' non-constant energy (their "
+        "interaction share). The largest:"
     )
     report.table(["rank", "subset", "size", "coefficient", "stderr", "|c| / se"], rows)
     report.figure(

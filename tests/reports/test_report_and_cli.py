@@ -20,7 +20,7 @@ def test_report_folder_is_self_contained(tmp_path):
     for name in ["summary.md", "spectrum.json", "energy_by_degree.png", "participation_heatmap.png"]:
         assert (tmp_path / "r" / name).exists()
     summary = (tmp_path / "r" / "summary.md").read_text()
-    assert "higher-order" in summary
+    assert "interaction share" in summary
     # interaction-first: the joint subsets are ranked in a table of their own, with a figure
     joint = spec.select(min_degree=2)
     assert "Joint subsets (\\|S\\| ≥ 2)" in summary or "Joint subsets (|S| ≥ 2)" in summary
@@ -44,7 +44,7 @@ def test_exact_demo_runs_end_to_end_at_a_tiny_size(tmp_path, capsys):
     code = main(["demo", "--solver", "exact", "--out", str(out), "--units", "6", "--inputs", "8", "--quiet"])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "Report written to" in printed and "higher-order energy share" in printed
+    assert "Report written to" in printed and "listed terms: interaction share" in printed
     assert "joint subsets found: units that act together" in printed  # exact: every coefficient
     doc = json.loads((out / "spectrum.json").read_text())
     assert doc["n"] == 6 and doc["problem"]["output"] == "log_prob:7"
@@ -72,6 +72,29 @@ def test_default_demo_recovers_the_whole_layer_under_its_budget(tmp_path, capsys
     assert doc["solver"]["degree_profile"]["evaluations"] == 16384
     assert "of the variance sits in singletons" in printed and "degree  2:" in printed
     assert "Degree profile of the whole spectrum" in (out / "summary.md").read_text()
+    _shares_agree_and_joint_subsets_are_tabled(out, printed)
+
+
+def _shares_agree_and_joint_subsets_are_tabled(out, printed: str) -> None:
+    """Every interaction share printed for one run (console, summary.md, report.html) is one of
+    the two definitions, computed by one function each, on the saved result."""
+    import re
+
+    from actspec_jax.spectrum import share_percent
+
+    spectrum = asj.load_results(out / "spectrum.json")
+    listed = share_percent(spectrum.interaction_share())
+    whole = share_percent(spectrum.degree_profile().interaction_share()[0])
+    summary, page = (out / "summary.md").read_text(), (out / "report.html").read_text()
+    for text in (printed, summary, page):
+        shown = re.findall(r"interaction share[^0-9]{0,90}?([0-9.]+ %)", text)
+        assert shown, text[:400]
+        assert set(shown) <= {listed, whole}, (shown, listed, whole)
+    assert f"interaction share of the whole spectrum {whole}" in printed
+    assert f"interaction share of the listed terms {listed}" in printed
+    for text in (summary, page):  # the ranked table of joint subsets
+        assert re.search(r"Joint subsets \(\\?\|S\\?\| ≥ 2\)", text) and re.search(r"\\?\|c\\?\| / se", text)
+    assert re.search(r"\{relu_0\[\d+\], relu_0\[\d+\]", summary)
 
 
 @pytest.mark.slow
