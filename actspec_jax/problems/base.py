@@ -138,7 +138,10 @@ class FunctionProblem(Problem):
       name: optional name recorded in the spectrum's metadata.
 
     Example:
+      >>> from actspec_jax import ExactSolver, FunctionProblem
       >>> problem = FunctionProblem(lambda x: x[:, 0] * x[:, 2], n=3)   # χ_{0,2}
+      >>> ExactSolver()(problem).to_dict()
+      {(0, 2): 1.0}
     """
 
     def __init__(
