@@ -40,8 +40,10 @@ from actspec_jax.transforms.indexing import (
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Spectrum", "SpectrumBatch", "load_results", "share_percent"]
 
+#: The ``format`` field of a saved spectrum (``spectrum.json``).
 FORMAT = "actspec_jax.spectrum"
 BATCH_FORMAT = "actspec_jax.spectrum_batch"
+#: The version of the saved-spectrum format this release writes and reads.
 FORMAT_VERSION = 1
 
 

@@ -93,8 +93,8 @@ __all__ = [
     "shapley_values",
 ]
 
+#: Index names accepted by :func:`interaction_index` (shapiq's spelling).
 INDICES = ("SV", "BV", "SII", "BII", "k-SII", "STII", "FSII", "FBII", "Moebius")
-"""Index names accepted by :func:`interaction_index` (shapiq's spelling)."""
 
 _ALIASES = {
     "sv": "SV",

@@ -46,6 +46,7 @@ __all__ = [
     "relative_error",
 ]
 
+#: The NMF initialisations :func:`fit_nmf` accepts.
 INITS = ("nndsvdar", "nndsvda", "random")
 Init = Literal["nndsvdar", "nndsvda", "random"]
 _TINY = 1e-12

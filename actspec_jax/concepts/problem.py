@@ -93,7 +93,10 @@ class ConceptProblem(SelectedOutputProblem):
         fill: ConceptFill = "zero",
         aggregate: Literal["mean", "none"] = "mean",
         labels: list[str] | None = None,
-        **nmf_kwargs: Any,
+        alpha: float = 1e-2,
+        l1_ratio: float = 0.0,
+        max_iter: int = 500,
+        tol: float = 1e-4,
     ) -> ConceptProblem:
         """Build the problem (computes activations and codes once).
 
@@ -105,7 +108,8 @@ class ConceptProblem(SelectedOutputProblem):
           inputs: the inputs whose outputs are explained (leading batch axis ``m``).
           output: what to explain (``'logit:7'``, ``'indicator:7'``, ``'logit_diff:1-0'``, …).
           basis: a fitted concept basis for this layer.
-          num_concepts, key, fit_inputs, shift, nmf_kwargs: fit a basis here instead.
+          num_concepts, key, fit_inputs, shift: fit a basis here instead (with the NMF settings
+            ``alpha``, ``l1_ratio``, ``max_iter``, ``tol`` of :func:`fit_basis`).
           fill: ``'zero'`` (remove the concept) or ``'mean'`` (set its code to its mean).
           aggregate: ``'mean'`` over inputs, or ``'none'`` (one function per input).
           labels: optional names of the concepts.
@@ -125,7 +129,10 @@ class ConceptProblem(SelectedOutputProblem):
                 if fit_inputs is None
                 else jnp.asarray(cut.features(cut.params, fit_inputs), jnp.float32)
             )
-            basis = fit_basis(fit_acts, num_concepts, key=key, shift=shift, **nmf_kwargs)
+            basis = fit_basis(
+                fit_acts, num_concepts, key=key, shift=shift, alpha=alpha, l1_ratio=l1_ratio,
+                max_iter=max_iter, tol=tol,
+            )  # fmt: skip
         elif num_concepts is not None and int(num_concepts) != basis.num_concepts:
             raise ActSpecError(f"num_concepts={num_concepts} but the basis has {basis.num_concepts}.")
         N = activations.shape[-1]
@@ -221,27 +228,25 @@ class ConceptProblem(SelectedOutputProblem):
         )
 
 
-def concept_problem(cut: CutModel, inputs: Any, **kwargs: Any) -> ConceptProblem:
-    """Shorthand for :meth:`ConceptProblem.from_cut`."""
-    return ConceptProblem.from_cut(cut, inputs, **kwargs)
+#: Shorthand for :meth:`ConceptProblem.from_cut` (the same function, the same signature).
+concept_problem = ConceptProblem.from_cut
 
 
 def concept_spectrum(
-    problem: Problem, *, key: jax.Array | None = None, exact_max: int = 24, **gl_kwargs: Any
+    problem: Problem, *, key: jax.Array | None = None, exact_max: int = 24, solver: Any = None
 ) -> Any:
     """Spectrum of a concept problem: exact (all ``2^k`` masks + FWHT) for ``k ≤ exact_max``,
-    otherwise the Goldreich–Levin search (``gl_kwargs`` go to ``GoldreichLevin``; needs ``key``)."""
+    otherwise ``solver`` (default ``GoldreichLevin()``; any solver taking ``key=``; needs ``key``)."""
     from actspec_jax.solvers.exact import ExactSolver
 
     if problem.n <= exact_max:
         return ExactSolver(max_n=max(exact_max, problem.n))(problem, key=key)
-    try:
-        from actspec_jax.solvers.goldreich_levin import GoldreichLevin
-    except ImportError as err:  # pragma: no cover - depends on the installed version
-        raise ActSpecError(
-            f"{problem.n} concepts exceed exact_max={exact_max} and the Goldreich–Levin solver is not "
-            "available in this version; use at most 24 concepts."
-        ) from err
     if key is None:
-        raise ActSpecError(f"{problem.n} concepts use the Goldreich–Levin search, which needs key=.")
-    return GoldreichLevin(**gl_kwargs)(problem, key=key)
+        raise ActSpecError(
+            f"{problem.n} concepts exceed exact_max={exact_max}: the search needs key=jax.random.key(…)."
+        )
+    if solver is None:
+        from actspec_jax.solvers.goldreich_levin import GoldreichLevin
+
+        solver = GoldreichLevin()
+    return solver(problem, key=key)

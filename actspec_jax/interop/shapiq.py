@@ -42,6 +42,7 @@ __all__ = [
     "to_interaction_values",
 ]
 
+#: How to install the optional shapiq dependency (named in errors).
 INSTALL_HINT = "pip install 'actspec_jax[interop]'  (or: pip install shapiq==1.4.1)"
 
 

@@ -31,6 +31,7 @@ from actspec_jax.problems.cut import _linen_layers, _linen_variables, cut_model
 
 __all__ = ["POOLINGS", "capture_representations", "pool_tokens"]
 
+#: How :func:`pool_tokens` turns per-token representations into one row per input.
 POOLINGS = ("mean", "cls", "last", "flatten")
 Pooling = Literal["mean", "cls", "last", "flatten"]
 

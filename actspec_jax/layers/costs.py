@@ -27,7 +27,9 @@ from actspec_jax.errors import ActSpecError
 
 __all__ = ["METRICS", "NORMALIZATIONS", "cost_matrices", "cost_matrix"]
 
+#: The distances :func:`cost_matrix` accepts between the rows of a representation.
 METRICS = ("euclidean", "sqeuclidean", "cosine")
+#: How :func:`cost_matrix` scales a cost matrix (by its max, mean, median, or not at all).
 NORMALIZATIONS = ("max", "mean", "median", "none")
 Metric = Literal["euclidean", "sqeuclidean", "cosine"]
 Normalization = Literal["max", "mean", "median", "none"]

@@ -39,10 +39,10 @@ def predict_logits(
 
 
 def accuracy(
-    module: nn.Module, variables: Any, inputs: np.ndarray, labels: np.ndarray, **kwargs: Any
+    module: nn.Module, variables: Any, inputs: np.ndarray, labels: np.ndarray, *, batch_size: int = 1024
 ) -> float:
-    """Fraction of ``inputs`` whose argmax logit equals ``labels``."""
-    logits = predict_logits(module, variables, inputs, **kwargs)
+    """Fraction of ``inputs`` whose argmax logit equals ``labels`` (:func:`predict_logits` batches)."""
+    logits = predict_logits(module, variables, inputs, batch_size=batch_size)
     return float(np.mean(np.argmax(logits, axis=-1) == np.asarray(labels)))
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import numbers
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import flax
@@ -382,41 +382,83 @@ _FALLBACK = (
 )
 
 
-def cut_model(model: Any, params: Params, layer: str | Site, **kwargs: Any) -> CutModel:
+def cut_model(
+    model: Any,
+    params: Params,
+    layer: str | Site,
+    *,
+    method: str | Callable | None = None,
+    apply_kwargs: Mapping[str, Any] | None = None,
+    call: Callable[..., Any] | None = None,
+    batched: bool = False,
+    input_axes: Sequence[str] = ("batch", "seq"),
+    batch_axis: str | None = None,
+    side_inputs: dict[str, Any] | None = None,
+) -> CutModel:
     """Cut a model at ``layer`` (a name or a :class:`~actspec_jax.Site`), recognising its family.
 
-    * Flax linen module + its variables → :func:`cut_linen` (``method=``, ``apply_kwargs=``);
-    * Flax nnx module (``params=None``) → :func:`cut_nnx` (``call=``);
-    * Equinox module (``params=None``) → :func:`~actspec_jax.cut_equinox` (``call=``, ``batched=``);
-    * penzai layer (``params=None``) → :func:`~actspec_jax.cut_penzai` (``input_axes=``, …);
+    * Flax linen module + its variables → :func:`cut_linen` (``method``, ``apply_kwargs``);
+    * Flax nnx module (``params=None``) → :func:`cut_nnx` (``call``);
+    * Equinox module (``params=None``) → :func:`~actspec_jax.cut_equinox` (``call``, ``batched``);
+    * penzai layer (``params=None``) → :func:`~actspec_jax.cut_penzai` (``input_axes``,
+      ``batch_axis``, ``side_inputs``);
     * anything else: a :class:`TypeError` naming the two-function fallback :func:`cut_functions`.
+
+    An option of another family (``call=`` for a linen module, …) is refused by name.
     """
     from actspec_jax.problems.cut_pytree import cut_equinox, cut_penzai, is_equinox, is_penzai
 
+    given = {
+        "method": method is not None,
+        "apply_kwargs": apply_kwargs is not None,
+        "call": call is not None,
+        "batched": batched is not False,
+        "input_axes": tuple(input_axes) != ("batch", "seq"),
+        "batch_axis": batch_axis is not None,
+        "side_inputs": side_inputs is not None,
+    }
+
+    def only(family: str, *allowed: str) -> None:
+        stray = [name for name, set_ in given.items() if set_ and name not in allowed]
+        if stray:
+            raise TypeError(
+                f"cut_model: {', '.join(stray)} is not an option of a {family} cut "
+                f"(it takes {', '.join(allowed) or 'none'})."
+            )
+
     if isinstance(model, nn.Module):
-        return cut_linen(model, params, layer, **kwargs)
+        only("Flax linen", "method", "apply_kwargs")
+        return cut_linen(model, params, layer, method=method, apply_kwargs=apply_kwargs)
     if isinstance(model, nnx.Module):
-        return cut_nnx(model, layer, **kwargs)
+        only("Flax nnx", "call")
+        return cut_nnx(model, layer, call=call)
     if is_penzai(model):
-        return cut_penzai(model, layer, **kwargs)
+        only("penzai", "input_axes", "batch_axis", "side_inputs")
+        return cut_penzai(model, layer, input_axes=input_axes, batch_axis=batch_axis, side_inputs=side_inputs)
     if is_equinox(model):
-        return cut_equinox(model, layer, **kwargs)
+        only("Equinox", "call", "batched")
+        return cut_equinox(model, layer, call=call, batched=batched)
     raise TypeError(
         f"cut_model recognises Flax linen, Flax nnx, Equinox and penzai models; got a "
         f"{type(model).__module__}.{type(model).__name__}. {_FALLBACK[0].upper()}{_FALLBACK[1:]}."
     )
 
 
-def list_layers(model: Any, params: Params = None, inputs: Inputs = None, **kwargs: Any) -> dict[str, Any]:
-    """Layers a model can be cut at. linen: ``{path: output shape}`` (needs example
-    ``inputs``); nnx: ``{path: module type}``."""
+def list_layers(
+    model: Any,
+    params: Params = None,
+    inputs: Inputs = None,
+    *,
+    method: str | Callable | None = None,
+    apply_kwargs: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Layers a model can be cut at. linen: ``{path: output shape}`` (needs example ``inputs``;
+    ``method``/``apply_kwargs`` as for :func:`cut_linen`); nnx, Equinox, penzai:
+    ``{path: module type}``."""
     if isinstance(model, nn.Module):
         if inputs is None:
             raise ValueError("listing linen layers needs example inputs to trace the model.")
-        method = kwargs.get("method")
-        return _linen_layers(
-            model, _linen_variables(params), inputs, method, kwargs.get("apply_kwargs") or {}
-        )
+        return _linen_layers(model, _linen_variables(params), inputs, method, apply_kwargs or {})
     if isinstance(model, nnx.Module):
         return {
             "/".join(str(p) for p in path): type(m).__name__ for path, m in nnx.iter_modules(model) if path

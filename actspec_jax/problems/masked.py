@@ -40,6 +40,7 @@ from actspec_jax.problems.sites import AxisError, Site, SiteView, resolve_site
 
 __all__ = ["FILLS", "MaskedProblem", "masked_problem"]
 
+#: The named fills of an ablated unit: zero, its mean over the inputs, or another input's value.
 FILLS = ("zero", "mean", "resample")
 
 

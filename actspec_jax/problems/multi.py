@@ -271,6 +271,5 @@ class MultiLayerProblem(SelectedOutputProblem):
         )
 
 
-def multi_layer_problem(module: nn.Module, variables: Any, layers: Sequence[str], inputs: Any, **kwargs: Any):
-    """Shorthand for :meth:`MultiLayerProblem.from_linen`."""
-    return MultiLayerProblem.from_linen(module, variables, layers, inputs, **kwargs)
+#: Shorthand for :meth:`MultiLayerProblem.from_linen` (the same function, the same signature).
+multi_layer_problem = MultiLayerProblem.from_linen

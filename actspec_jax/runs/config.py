@@ -14,7 +14,9 @@ from actspec_jax.errors import ActSpecError
 
 __all__ = ["GL_FIELDS", "PRESETS", "SOLVERS", "RunConfig", "config_from_preset"]
 
+#: The solvers ``actspec run --solver`` accepts.
 SOLVERS = ("exact", "gl", "paper", "compressive")
+#: The :class:`RunConfig` fields that are Goldreich–Levin settings.
 GL_FIELDS = (
     "tau",
     "tau_mode",

@@ -321,16 +321,25 @@ def gl_update(
     )
 
 
-def gl_search(evaluate: Evaluate, state: GLState, **update: Any) -> GLState:
+def gl_search(
+    evaluate: Evaluate,
+    state: GLState,
+    *,
+    block_size: int = 4,
+    num_samples: int = 256,
+    draws_per_z: int = 16,
+    chunk_size: int = 64,
+) -> GLState:
     """Every level of ``state``'s order (``lax.fori_loop`` of :func:`gl_update`; jittable).
 
-    ``update``: the keyword settings of :func:`gl_update` (``block_size`` must match
-    :func:`gl_init`'s). The survivors are ``state.members[state.valid]``.
+    The settings are :func:`gl_update`'s (``block_size`` must match :func:`gl_init`'s). The
+    survivors are ``state.members[state.valid]``.
     """
-    levels = gl_num_levels(state, update.get("block_size", 4))
+    levels = gl_num_levels(state, block_size)
+    settings = {"block_size": block_size, "num_samples": num_samples, "draws_per_z": draws_per_z}
 
     def body(_: jax.Array, s: GLState) -> GLState:
-        return gl_update(s, evaluate, **update)
+        return gl_update(s, evaluate, **settings, chunk_size=chunk_size)
 
     return jax.lax.fori_loop(0, levels, body, state)
 

@@ -27,7 +27,7 @@ def test_exact_and_goldreich_levin_agree_on_concepts():
     exact = concept_spectrum(problem)  # k = 12 ≤ 24: exact
     assert exact.solver["name"] == "exact"
     gl = concept_spectrum(
-        problem, exact_max=4, key=jax.random.key(1), tau=TAU, tau_mode="centered"
+        problem, exact_max=4, key=jax.random.key(1), solver=asj.GoldreichLevin(tau=TAU, tau_mode="centered")
     )  # forced above the limit
     assert gl.solver["name"] != "exact"
 
