@@ -37,16 +37,12 @@ def test_readme_tour_runs_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the tour saves spectrum.json in the working directory
     namespace: dict = {}
     exec(compile(blocks[0], "README.md", "exec"), namespace)
-    first = namespace["asj"].FunctionProblem(lambda x: x[:, 0] * x[:, 2] + 0.5 * x[:, 1], n=4)
-    assert {k: round(v, 6) for k, v in namespace["asj"].ExactSolver()(first).to_dict().items()} == {
-        (0, 2): 1.0,
-        (1,): 0.5,
-    }
     assert (tmp_path / "spectrum.json").is_file()
-    assert namespace["spec"].n == 16
-    assert namespace["big"].n == 256 and namespace["big"].solver["name"] == "compressive"
-    assert namespace["big"].solver["evaluations"] == 10_000
+    assert namespace["spec"].n == 256 and namespace["spec"].solver["name"] == "compressive"
+    assert namespace["spec"].solver["evaluations"] == 10_000
+    assert namespace["exact"].n == 16 and namespace["exact"].solver["name"] == "exact"
     assert len(namespace["batch"]) == 10 and namespace["batch"][0].solver["evaluations"] == 4_000
+    assert {k: round(v, 6) for k, v in namespace["toy"].to_dict().items()} == {(0, 2): 1.0, (1,): 0.5}
 
 
 QUICKSTART_FUNCTION = "'/^quickstart_line()/,/^}/p'"

@@ -65,7 +65,7 @@ def test_planted_recovery_512_index_order(seed: int) -> None:
 
 
 def test_contract_call_verbatim() -> None:
-    """DESIGN.md §2a: the one-line call, on the contract's own example function."""
+    """The one-line call of the public contract (tests/test_contract.py), on its own example function."""
 
     def f(x: jax.Array) -> jax.Array:
         return 0.75 * x[:, 1] * x[:, 3] - 0.5 * x[:, 0] + 0.25
