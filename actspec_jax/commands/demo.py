@@ -278,7 +278,7 @@ def _run_demo(args: argparse.Namespace, out: Path, checkpoint: Path) -> int:
         )
         report.table(["setting", "value"], rows)
         report.text(reading)
-        add_spectrum_sections(report, spectrum, heatmap=problem.n == 256, heatmap_shape=(16, 16))
+        add_spectrum_sections(report, spectrum)  # hidden units have no layout: no grid
         return report.write()
 
     kept = str(checkpoint) if checkpoint.exists() else None

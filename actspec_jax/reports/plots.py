@@ -20,6 +20,7 @@ __all__ = [
     "plot_degree_profiles",
     "plot_energy_by_degree",
     "plot_faithfulness_curve",
+    "plot_pair_matrix",
     "plot_participation_grid",
     "plot_participation_heatmap",
     "plot_subset_sizes",
@@ -94,6 +95,47 @@ def plot_top_coefficients(spectrum: Spectrum, k: int = 20, *, include_constant: 
     handles = [Patch(color=_degree_color(d), label=f"|S| = {d}") for d in shown]
     ax.legend(handles=handles, fontsize=8, loc="lower right")
     ax.set_title(f"Top {len(rows)} subsets", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+@literal_text
+def plot_pair_matrix(spectrum: Spectrum, k: int = 12, *, z: float = 3.0) -> Figure:
+    """The pairwise coefficients ``f̂({i, j})`` among the ``k`` units that carry the most listed
+    pair energy: a symmetric matrix (red = keeping both raises the output beyond their single
+    effects), grey where the pair is not listed, a dot where ``|f̂| ≥ z`` standard errors."""
+    labels = spectrum.neuron_labels
+    pairs = [
+        (s, float(c), None if spectrum.stderr is None else float(spectrum.stderr[i]))
+        for i, (s, c) in enumerate(zip(spectrum.subset_tuples(), spectrum.coefficients))
+        if len(s) == 2
+    ]
+    weight: dict[int, float] = {}
+    for (i, j), c, _ in pairs:
+        weight[i] = weight.get(i, 0.0) + c * c
+        weight[j] = weight.get(j, 0.0) + c * c
+    units = sorted(weight, key=lambda u: -weight[u])[:k]
+    where = {u: a for a, u in enumerate(units)}
+    grid = np.full((len(units), len(units)), np.nan)
+    sure = []
+    for (i, j), c, e in pairs:
+        if i in where and j in where:
+            grid[where[i], where[j]] = grid[where[j], where[i]] = c
+            if e is not None and abs(c) >= z * e:
+                sure += [(where[i], where[j]), (where[j], where[i])]
+    fig = Figure(figsize=(1.0 + 0.42 * max(len(units), 4), 0.6 + 0.42 * max(len(units), 4)))
+    ax = fig.subplots()
+    ax.set_facecolor("#e6e6e6")
+    if units:
+        bound = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
+        image = ax.imshow(grid, cmap="RdBu_r", vmin=-bound, vmax=bound)
+        fig.colorbar(image, ax=ax, shrink=0.8, label="f̂({i, j})")
+        for r, c in sure:
+            ax.plot(c, r, "k.", markersize=4)
+        names = [labels[u] for u in units]
+        ax.set_xticks(range(len(units)), names, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(units)), names, fontsize=7)
+    ax.set_title(f"Pairwise coefficients of the top {len(units)} units (• = {z:g} se)", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -221,12 +221,12 @@ def add_spectrum_sections(
             "Units are placed by index (row = index // width), as the paper draws them; neighbouring "
             "cells are not neighbouring units in any spatial sense.",
         )
-        report.figure(
-            plots.plot_subset_sizes(spectrum),
-            "subset_sizes",
-            "Subset sizes: the share of the listed energy at each size, and how many subsets are listed "
-            "(solid: at least 3 standard errors from zero).",
-        )
+    report.figure(
+        plots.plot_subset_sizes(spectrum),
+        "subset_sizes",
+        "Subset sizes: the share of the listed energy at each size, and how many subsets are listed "
+        "(solid: at least 3 standard errors from zero).",
+    )
 
 
 def joint_rows(spectrum: Spectrum, top: int = 20, z: float = 3.0) -> tuple[list[list[Any]], dict[str, Any]]:
@@ -279,6 +279,13 @@ def add_joint_section(report: Report, spectrum: Spectrum, *, top: int = 20) -> N
         "Largest joint subsets; positive = keeping the units together raises the output beyond their "
         "single effects.",
     )
+    if any(len(s) == 2 for s in spectrum.subset_tuples()):
+        report.figure(
+            plots.plot_pair_matrix(spectrum),
+            "pair_matrix",
+            "Pairwise coefficients among the units that carry the most pair energy; grey = pair not "
+            "listed, • = at least 3 standard errors from zero.",
+        )
 
 
 def add_degree_profile_section(report: Report, spectrum: Spectrum) -> None:

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 import actspec_jax as asj
@@ -64,7 +65,8 @@ def test_default_demo_recovers_the_whole_layer_under_its_budget(tmp_path, capsys
     doc = json.loads((out / "spectrum.json").read_text())
     assert doc["n"] == 256 and doc["solver"]["name"] == "compressive"
     assert doc["solver"]["evaluations"] <= 8000  # the budget; the profile's masks are reported apart
-    assert (out / "participation_heatmap.png").exists() and (out / "subset_sizes.png").exists()
+    assert (out / "pair_matrix.png").exists() and (out / "subset_sizes.png").exists()
+    assert not (out / "participation_heatmap.png").exists()  # hidden units have no spatial layout
     printed = capsys.readouterr().out
     r2_all = float(printed.split("held-out random masks: ")[1].split()[0])
     assert r2_all > 0.5  # measured 0.88 at 10k on 64 inputs: a broken decoder or refit falls far below
@@ -103,7 +105,7 @@ def test_gl_demo_covers_the_whole_layer(tmp_path, capsys):
     assert main(["demo", "--solver", "gl", "--out", str(out), "--inputs", "4", "--quiet"]) == 0
     doc = json.loads((out / "spectrum.json").read_text())
     assert doc["n"] == 256 and doc["solver"]["name"] == "goldreich_levin"
-    assert (out / "participation_heatmap.png").exists() and (out / "subset_sizes.png").exists()
+    assert (out / "subset_sizes.png").exists() and not (out / "participation_heatmap.png").exists()
     assert not list(out.glob("gl_checkpoint*.npz"))  # removed once the result is saved
     printed = capsys.readouterr().out
     assert "R² of the top-64-term approximation" in printed
@@ -215,3 +217,18 @@ def test_command_help_is_plain_text_not_restructuredtext(capsys):
             main([command, "--help"])
         text = capsys.readouterr().out
         assert "``" not in text and ":mod:" not in text and ":class:" not in text, command
+
+
+def test_pair_matrix_places_each_listed_pair_and_marks_the_sure_ones():
+    spec = asj.Spectrum.build(
+        6, [(0, 1), (1, 2), (3,), (4, 5)], [0.5, -0.25, 0.3, 0.01], stderr=[0.01, 0.01, 0.01, 0.01]
+    )
+    fig = plots.plot_pair_matrix(spec, k=4)
+    ax = fig.axes[0]
+    grid = ax.images[0].get_array()
+    names = [t.get_text() for t in ax.get_yticklabels()]
+    at = {int(name): i for i, name in enumerate(names)}  # labels of a bare spectrum: '0', '1', …
+    assert grid[at[0], at[1]] == grid[at[1], at[0]] == 0.5 and grid[at[1], at[2]] == -0.25
+    assert np.ma.is_masked(grid[at[0], at[2]]) or np.isnan(grid[at[0], at[2]])  # (0, 2) is not listed
+    dots = sum(len(line.get_xdata()) for line in ax.lines)
+    assert dots == 4  # (0,1) and (1,2) both ways; (4,5) is within 3 se of zero
