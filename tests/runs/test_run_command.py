@@ -28,13 +28,15 @@ def test_exact_mnist_run_writes_a_complete_report(tmp_path, capsys):
         assert (out / name).is_file(), name
     for name in [
         "top_joint_subsets",
+        "pair_matrix",
+        "subset_sizes",
         "energy_by_degree",
         "top_coefficients",
         "participation_heatmap",
         "faithfulness",
     ]:
         assert (out / f"{name}.png").stat().st_size > 1000, name
-    assert (out / "report.html").read_text().count("data:image/png;base64,") == 6
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == 7
     record = json.loads((out / "run.json").read_text())
     assert record["inputs"]["count"] == 6 and record["inputs"]["classes"] == [3]
     assert record["problem"]["output"] == "log_prob:3" and len(record["problem"]["units"]) == 5
