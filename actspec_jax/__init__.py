@@ -80,7 +80,7 @@ _MODULES = {
     "layers": "actspec_jax.layers",
     "metrics": "actspec_jax.analysis.metrics",
     "problems": "actspec_jax.problems",
-    "sharding": "actspec_jax.solvers.sharding",
+    "sharding": "actspec_jax.solvers.common.sharding",
     "solvers": "actspec_jax.solvers",
     "transforms": "actspec_jax.transforms",
 }

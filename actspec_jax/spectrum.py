@@ -303,7 +303,7 @@ class Spectrum:
 
     def r2(self, problem: Any, *, key: jax.Array, num_masks: int = 2048) -> float:
         """Faithfulness R² of :meth:`evaluate` against ``problem`` on fresh uniform random masks."""
-        from actspec_jax.solvers.heldout import faithfulness_r2
+        from actspec_jax.solvers.common.heldout import faithfulness_r2
 
         return faithfulness_r2(self, problem, key=key, num_masks=num_masks)
 
@@ -330,9 +330,9 @@ class Spectrum:
 
     def degree_profile(self) -> Any:
         """The estimated degree profile of the *whole* spectrum that a large-n solver attached
-        (``solver['degree_profile']``, a :class:`~actspec_jax.solvers.degree_profile.DegreeProfile`),
+        (``solver['degree_profile']``, a :class:`~actspec_jax.solvers.common.degree_profile.DegreeProfile`),
         or ``None``. Unlike :meth:`energy_by_degree` it covers the terms that were not listed."""
-        from actspec_jax.solvers.degree_profile import DegreeProfile, DegreeProfileError
+        from actspec_jax.solvers.common.degree_profile import DegreeProfile, DegreeProfileError
 
         record = self.solver.get("degree_profile")
         if not isinstance(record, Mapping):

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import best_time, save, table
 
 import actspec_jax as asj
-from actspec_jax.solvers._memory import (
+from actspec_jax.solvers.common.memory import (
     bytes_per_mask,
     default_block_size,
     evaluate_blocked,

@@ -30,7 +30,7 @@ coefficients above 2τ and false subsets (this sweep chose the mask-mode default
 **Many outputs in one search** (``--batched``; ``--only-batched`` runs just this section and
 merges it into the existing JSON). All 10 classes of the shipped MLP over the 256 units of
 ``relu_0`` on ``--batched-inputs`` test images (all classes mixed): ``output='log_probs'``
-searched once (:mod:`actspec_jax.solvers._gl_batched`) against ``output='log_prob:7'`` searched
+searched once (:mod:`actspec_jax.solvers.gl.batched`) against ``output='log_prob:7'`` searched
 alone and against 10 single-class searches (``log_prob:k``), all with the demo's settings
 (``τ = 0.05`` of the centred norm, mask defaults, no degree profile) and the same key. Wall
 times of a first call (compilation included) and of a second call with another key; the
@@ -62,7 +62,7 @@ from _common import RESULTS, best_time, save, table
 
 import actspec_jax as asj
 from actspec_jax.problems import synthetic
-from actspec_jax.solvers._gl_kernels import random_signs
+from actspec_jax.solvers.gl.kernels import random_signs
 
 
 def planted_terms(n: int, seed: int) -> dict[tuple[int, ...], float]:

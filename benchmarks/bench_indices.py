@@ -72,7 +72,7 @@ def build_problem(n: int, seed: int = 0) -> Any:
 def ours(n: int) -> tuple[dict[str, float], np.ndarray, dict]:
     """Evaluation + FWHT + Shapley + SII(2) for one ``n``: cold and warm times."""
     from actspec_jax.analysis.indices import interaction_index, shapley_values
-    from actspec_jax.solvers.exact import ExactSolver
+    from actspec_jax.solvers.exact.solver import ExactSolver
 
     problem = build_problem(n)
 

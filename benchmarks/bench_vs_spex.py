@@ -123,7 +123,7 @@ def score(spectrum: Any, truth: dict, masks: Any, values: np.ndarray) -> dict[st
 
 
 def run_gl(problem: Any, settings: dict[str, Any], seed: int) -> tuple[Any, float, int]:
-    from actspec_jax.solvers.goldreich_levin import GoldreichLevin
+    from actspec_jax.solvers.gl.search import GoldreichLevin
 
     started = time.perf_counter()
     spectrum = GoldreichLevin(**settings)(problem, key=jax.random.key(seed))

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import actspec_jax as asj
-from actspec_jax.solvers.exact import evaluation_plan
+from actspec_jax.solvers.exact.solver import evaluation_plan
 
 
 def status(key: str) -> int:

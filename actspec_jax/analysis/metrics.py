@@ -1,7 +1,7 @@
 """Faithfulness of a sparse spectrum to the function it approximates.
 
 :func:`uniform_masks`, :func:`r2_score` and :func:`faithfulness_r2` live in the core
-(:mod:`actspec_jax.solvers.heldout`, which :meth:`~actspec_jax.Spectrum.r2` uses) and are
+(:mod:`actspec_jax.solvers.common.heldout`, which :meth:`~actspec_jax.Spectrum.r2` uses) and are
 re-exported here; the protocols, the size-stratified masks and the prefix curves are built on them.
 """
 
@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from actspec_jax.errors import ActSpecError
-from actspec_jax.solvers.heldout import faithfulness_r2, r2_score, uniform_masks
+from actspec_jax.solvers.common.heldout import faithfulness_r2, r2_score, uniform_masks
 from actspec_jax.transforms.indexing import characters, membership_from_packed
 from actspec_jax.transforms.mobius import check_terms
 

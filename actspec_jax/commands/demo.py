@@ -143,7 +143,7 @@ def run_demo(args: argparse.Namespace) -> int:
     """Check the settings, lock the report folder (a second demo on it is refused) and run."""
     from actspec_jax.errors import ActSpecError
     from actspec_jax.runs.safety import guarded_outputs
-    from actspec_jax.solvers._checkpoint import CheckpointError
+    from actspec_jax.solvers.common.checkpoint import CheckpointError
 
     if not 0 <= args.target <= 9:
         raise ActSpecError(f"--target must be a digit class 0..9, got {args.target}.")
@@ -219,7 +219,7 @@ def _run_demo(args: argparse.Namespace, out: Path, checkpoint: Path) -> int:
             solver = asj.ExactSolver(keep_checkpoint=True)
             spectrum = solver(problem, progress=bars, checkpoint_path=checkpoint)
         elif args.solver == "compressive":
-            from actspec_jax.solvers.degree_profile import attach_degree_profile
+            from actspec_jax.solvers.common.degree_profile import attach_degree_profile
 
             solver = asj.CompressiveSolver(max_evaluations=args.budget)
             spectrum = solver(problem, key=key, progress=bars, checkpoint_path=checkpoint)

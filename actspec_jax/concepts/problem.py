@@ -237,7 +237,7 @@ def concept_spectrum(
 ) -> Any:
     """Spectrum of a concept problem: exact (all ``2^k`` masks + FWHT) for ``k ≤ exact_max``,
     otherwise ``solver`` (default ``GoldreichLevin()``; any solver taking ``key=``; needs ``key``)."""
-    from actspec_jax.solvers.exact import ExactSolver
+    from actspec_jax.solvers.exact.solver import ExactSolver
 
     if problem.n <= exact_max:
         return ExactSolver(max_n=max(exact_max, problem.n))(problem, key=key)
@@ -246,7 +246,7 @@ def concept_spectrum(
             f"{problem.n} concepts exceed exact_max={exact_max}: the search needs key=jax.random.key(…)."
         )
     if solver is None:
-        from actspec_jax.solvers.goldreich_levin import GoldreichLevin
+        from actspec_jax.solvers.gl.search import GoldreichLevin
 
         solver = GoldreichLevin()
     return solver(problem, key=key)

@@ -111,13 +111,13 @@ class Problem(abc.ABC):
 
         Concrete mask batches are evaluated by a compiled kernel in chunks sized so that one
         chunk's intermediates fit ``memory_budget`` bytes (default: see
-        :func:`actspec_jax.solvers._memory.default_memory_budget`), so any ``k`` fits. Inside a
+        :func:`actspec_jax.solvers.common.memory.default_memory_budget`), so any ``k`` fits. Inside a
         caller's ``jit`` (traced masks) it evaluates in one batch.
         """
         masks = check_masks(masks, self.n)
         if isinstance(masks, jax.core.Tracer):
             return self.evaluate_unchecked(masks)
-        from actspec_jax.solvers._memory import evaluate_in_chunks
+        from actspec_jax.solvers.common.memory import evaluate_in_chunks
 
         return evaluate_in_chunks(self, masks, memory_budget=memory_budget)
 

@@ -293,7 +293,7 @@ def add_degree_profile_section(report: Report, spectrum: Spectrum) -> None:
     profile = spectrum.degree_profile()
     if profile is None or np.asarray(profile.total).size != 1:
         return
-    from actspec_jax.solvers.degree_profile import shown_share
+    from actspec_jax.solvers.common.degree_profile import shown_share
 
     o = profile.arrays(0)
     pct = lambda lo, hi: f"[{100 * lo:.1f}, {100 * hi:.1f}] %"  # noqa: E731

@@ -127,8 +127,8 @@ def paper_data_r2(spectrum: Any, fit_problem: Any, heldout_problem: Any) -> dict
     outputs ``f(a)`` of ``heldout_problem``.
     """
     from actspec_jax.analysis.metrics import r2_score
-    from actspec_jax.solvers.paper import paper_rows
-    from actspec_jax.solvers.redundancy import patterns_from_problem
+    from actspec_jax.solvers.gl.paper import paper_rows
+    from actspec_jax.solvers.gl.redundancy import patterns_from_problem
 
     threshold = float(spectrum.solver.get("binarize_threshold", 0.0))
     subsets = spectrum.subset_tuples()

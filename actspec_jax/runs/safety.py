@@ -27,7 +27,7 @@ from typing import Any
 
 from actspec_jax._io import OutputWriteError, check_writable_folder, clean_stale_temps
 from actspec_jax.runs.locks import FileLock
-from actspec_jax.solvers._checkpoint import CheckpointError
+from actspec_jax.solvers.common.checkpoint import CheckpointError
 
 __all__ = ["guarded_outputs", "rescued_write", "resumable"]
 

@@ -1,10 +1,19 @@
-"""Solvers: configured objects called on a problem that return a Spectrum."""
+"""Solvers: configured objects called on a problem that return a Spectrum.
 
-from actspec_jax.solvers._gl_state import CheckpointError
+One sub-package per solver — :mod:`~actspec_jax.solvers.exact`,
+:mod:`~actspec_jax.solvers.compressive`, :mod:`~actspec_jax.solvers.gl` — and
+:mod:`~actspec_jax.solvers.common` for what they share; :mod:`~actspec_jax.solvers.functional`
+is the jittable functional core (exact spectra and GL levels as pure functions).
+"""
+
+from actspec_jax.solvers.common.degree_profile import (
+    DegreeProfile,
+    DegreeProfileError,
+    estimate_degree_profile,
+)
+from actspec_jax.solvers.common.residual import ResidualPasses
 from actspec_jax.solvers.compressive import CompressiveSolver
-from actspec_jax.solvers.degree_profile import DegreeProfile, DegreeProfileError, estimate_degree_profile
-from actspec_jax.solvers.estimators import Estimator, PaperHybrids, UniformMasks
-from actspec_jax.solvers.exact import ExactSolver, evaluation_plan, exact_value_table
+from actspec_jax.solvers.exact import ExactSolver, evaluation_plan, exact_value_table, supports_incremental
 from actspec_jax.solvers.functional import (
     GLState,
     estimate_moments,
@@ -15,10 +24,16 @@ from actspec_jax.solvers.functional import (
     gl_update,
     top_terms,
 )
-from actspec_jax.solvers.goldreich_levin import GoldreichLevin
-from actspec_jax.solvers.incremental import supports_incremental
-from actspec_jax.solvers.redundancy import PostCheck, Prescreen, SpectralAliasing
-from actspec_jax.solvers.residual import ResidualPasses
+from actspec_jax.solvers.gl import (
+    CheckpointError,
+    Estimator,
+    GoldreichLevin,
+    PaperHybrids,
+    PostCheck,
+    Prescreen,
+    SpectralAliasing,
+    UniformMasks,
+)
 
 __all__ = [
     "CheckpointError",

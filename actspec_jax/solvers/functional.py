@@ -36,17 +36,10 @@ import jax
 import jax.numpy as jnp
 
 from actspec_jax.errors import ActSpecError
-from actspec_jax.solvers import _gl_kernels as K
-from actspec_jax.solvers.estimators import UniformMasks
+from actspec_jax.solvers.gl import kernels as K
+from actspec_jax.solvers.gl.estimators import UniformMasks
 from actspec_jax.transforms.indexing import enumerate_masks
 from actspec_jax.transforms.wht import fwht
-
-#: Errors JAX raises when host-side code meets a traced value (a solver object used inside jit).
-TRACER_ERRORS = (
-    jax.errors.ConcretizationTypeError,
-    jax.errors.TracerArrayConversionError,
-    jax.errors.TracerIntegerConversionError,
-)
 
 __all__ = [
     "GLState",
@@ -259,7 +252,7 @@ def gl_update(
     (``num_samples · draws_per_z`` evaluations, in chunks of ``chunk_size`` base draws) from
     ``fold_in(fold_in(state.key, 0), level)`` — the same draws as one round of
     :class:`~actspec_jax.GoldreichLevin` — and estimates every child's weight by the
-    U-statistic of :func:`actspec_jax.solvers._gl_kernels.child_stats`. Pure and jittable;
+    U-statistic of :func:`actspec_jax.solvers.gl.kernels.child_stats`. Pure and jittable;
     runs under ``lax.fori_loop`` / ``while_loop``. A level past the end of ``order`` keeps
     the live buckets (re-estimated). Non-finite values are zeroed by the statistics (check
     ``evaluate`` on the host if that matters).

@@ -13,7 +13,7 @@ import pytest
 from actspec_jax.analysis import indices as ix
 from actspec_jax.errors import ActSpecError
 from actspec_jax.problems.base import FunctionProblem
-from actspec_jax.solvers.exact import ExactSolver
+from actspec_jax.solvers.exact.solver import ExactSolver
 from actspec_jax.spectrum import Spectrum, SpectrumBatch
 from actspec_jax.transforms.indexing import packed_from_tuples, subset_to_index, subsets_from_indices
 

@@ -13,7 +13,7 @@ from actspec_jax.analysis import indices as ix  # noqa: E402
 from actspec_jax.errors import ActSpecError  # noqa: E402
 from actspec_jax.interop import shapiq as bridge  # noqa: E402
 from actspec_jax.problems.base import FunctionProblem  # noqa: E402
-from actspec_jax.solvers.exact import ExactSolver  # noqa: E402
+from actspec_jax.solvers.exact.solver import ExactSolver  # noqa: E402
 from actspec_jax.spectrum import Spectrum  # noqa: E402
 from actspec_jax.transforms.indexing import subsets_from_indices  # noqa: E402
 

@@ -6,6 +6,7 @@ import pytest
 
 import actspec_jax as asj
 from actspec_jax.problems import synthetic
+from actspec_jax.solvers.common.memory import bytes_per_mask
 
 
 class Mlp(nn.Module):
@@ -153,7 +154,7 @@ def test_long_mask_batches_are_chunked_to_the_budget(cut_and_inputs):
     problem = asj.masked_problem(cut, x, output="logit:0")
     masks = asj.metrics.uniform_masks(jax.random.key(0), 1000, 6)
     whole = problem.evaluate_unchecked(masks)
-    per_mask = asj.solvers._memory.bytes_per_mask(problem.evaluate_unchecked, 6)
+    per_mask = bytes_per_mask(problem.evaluate_unchecked, 6)
     chunked = problem.evaluate(masks, memory_budget=16 * per_mask)  # 63 chunks of 16, one padded
     np.testing.assert_allclose(chunked, whole, rtol=1e-6)
     with pytest.raises(asj.MemoryBudgetError, match="too small for one mask"):

@@ -21,7 +21,7 @@ from robustness._hyp import examples
 
 import actspec_jax as asj
 from actspec_jax.problems import synthetic
-from actspec_jax.solvers._checkpoint import read_checkpoint, write_checkpoint
+from actspec_jax.solvers.common.checkpoint import read_checkpoint, write_checkpoint
 
 
 def same_spectrum(a: asj.Spectrum, b: asj.Spectrum) -> bool:

@@ -186,7 +186,7 @@ def test_gl_advice_for_a_full_beam_helps_on_the_case_that_raised_it():
 
 
 def test_gl_advice_for_the_degree_cap_helps_and_never_repeats_the_setting():
-    from actspec_jax.solvers._gl_diagnostics import _degree_fix
+    from actspec_jax.solvers.gl.diagnostics import _degree_fix
 
     six = (1, 5, 9, 20, 33, 40)
     problem = asj.FunctionProblem(lambda x: jnp.prod(x[:, list(six)], axis=1) + 0.5 * x[:, 2], 64)

@@ -19,7 +19,7 @@ import numpy as np
 import actspec_jax as asj
 from actspec_jax.problems import synthetic
 from actspec_jax.solvers import exact_value_table
-from actspec_jax.solvers.sharding import DeviceCountError, fwht_sharded, mask_mesh, sharded_map
+from actspec_jax.solvers.common.sharding import DeviceCountError, fwht_sharded, mask_mesh, sharded_map
 
 
 def error_message(fn) -> str:

@@ -11,7 +11,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import actspec_jax as asj
-from actspec_jax.solvers._checkpoint import problem_digest
+from actspec_jax.solvers.common.checkpoint import problem_digest
 
 
 class MLP(nn.Module):

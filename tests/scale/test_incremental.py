@@ -12,7 +12,7 @@ from brute import all_masks, brute_force_spectrum
 import actspec_jax as asj
 from actspec_jax.problems import synthetic
 from actspec_jax.solvers import exact_value_table
-from actspec_jax.solvers.incremental import evaluate_incremental, split_head, supports_incremental
+from actspec_jax.solvers.exact.incremental import evaluate_incremental, split_head, supports_incremental
 from actspec_jax.transforms import enumerate_masks, subset_to_index
 
 

@@ -11,8 +11,8 @@ import pytest
 from scale._subprocess import run_child
 
 import actspec_jax as asj
-from actspec_jax.solvers import exact as ex
-from actspec_jax.solvers import exact_table as ext
+from actspec_jax.solvers.exact import solver as ex
+from actspec_jax.solvers.exact import table as ext
 from actspec_jax.transforms import fwht
 from actspec_jax.transforms.wht import _kronecker_passes, _split_bits, default_block_bits, fwht_consuming
 

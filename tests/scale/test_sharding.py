@@ -10,7 +10,7 @@ from jax.sharding import Mesh
 
 import actspec_jax as asj
 from actspec_jax.problems import synthetic
-from actspec_jax.solvers.sharding import DeviceCountError, fwht_sharded, mask_mesh
+from actspec_jax.solvers.common.sharding import DeviceCountError, fwht_sharded, mask_mesh
 
 
 def test_default_mesh_uses_every_device():

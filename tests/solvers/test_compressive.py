@@ -12,7 +12,7 @@ from counting import counting
 import actspec_jax as asj
 from actspec_jax.problems import synthetic
 from actspec_jax.solvers.compressive.bch import bch_delays, decode_syndrome
-from actspec_jax.solvers.gl_budget import minimum_gl_evaluations
+from actspec_jax.solvers.gl.budget import minimum_gl_evaluations
 
 
 @pytest.mark.parametrize("n, t", [(12, 4), (100, 4), (1000, 3)])

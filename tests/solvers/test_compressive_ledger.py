@@ -15,7 +15,7 @@ from counting import counting
 import actspec_jax as asj
 from actspec_jax.errors import ActSpecError
 from actspec_jax.problems.synthetic import random_sparse_polynomial
-from actspec_jax.solvers._checkpoint import CheckpointError
+from actspec_jax.solvers.common.checkpoint import CheckpointError
 from actspec_jax.solvers.compressive.design import draw_groups
 from actspec_jax.solvers.compressive.stream import StructuredRows, pieces
 

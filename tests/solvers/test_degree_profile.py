@@ -14,7 +14,7 @@ import pytest
 import actspec_jax as asj
 from actspec_jax.problems import synthetic
 from actspec_jax.solvers import DegreeProfile, DegreeProfileError, estimate_degree_profile
-from actspec_jax.solvers._profile_stats import krawtchouk_table, pair_sums
+from actspec_jax.solvers.common.profile_stats import krawtchouk_table, pair_sums
 
 
 def random_table_problem(n: int, seed: int) -> asj.FunctionProblem:
@@ -264,7 +264,7 @@ def test_gl_refuses_bad_profile_settings_before_searching():
 
 
 def test_a_negative_point_estimate_is_shown_inside_its_interval_and_flagged():
-    from actspec_jax.solvers.degree_profile import shown_share
+    from actspec_jax.solvers.common.degree_profile import shown_share
 
     assert shown_share(-0.017, 0.0, 0.091) == (0.0, True)
     assert shown_share(0.05, 0.0, 0.091) == (0.05, False)

@@ -12,7 +12,7 @@ import pytest
 
 import actspec_jax as asj
 from actspec_jax.problems import synthetic
-from actspec_jax.solvers.estimators import Estimator, PaperHybrids, UniformMasks, as_estimator
+from actspec_jax.solvers.gl.estimators import Estimator, PaperHybrids, UniformMasks, as_estimator
 
 SMALL = {"num_samples": 32, "draws_per_z": 8, "leaf_samples": 1024, "influence_samples": 8, "passes": 1}
 TERMS = {(1,): 0.9, (4, 7): -0.7, (2, 9, 11): 0.6}

@@ -79,7 +79,7 @@ def test_negative_save_interval_is_refused():
 def test_a_corrupt_progress_record_is_refused(tmp_path):
     import json
 
-    from actspec_jax.solvers._checkpoint import write_checkpoint
+    from actspec_jax.solvers.common.checkpoint import write_checkpoint
 
     path = tmp_path / "exact.npz"
     solver = asj.ExactSolver(chunk_size=64, devices=1)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import actspec_jax as asj
-from actspec_jax.solvers import _gl_kernels as K
-from actspec_jax.solvers.paper import paper_values
+from actspec_jax.solvers.gl import kernels as K
+from actspec_jax.solvers.gl.paper import paper_values
 
 ROWS, N = 1000, 12  # one shape for every paper-mode run here, so the kernels compile once
 PAPER = asj.GoldreichLevin.paper(num_samples=200)

@@ -11,7 +11,7 @@ import pytest
 
 import actspec_jax as asj
 from actspec_jax.problems import synthetic
-from actspec_jax.solvers.redundancy import predictability
+from actspec_jax.solvers.gl.redundancy import predictability
 
 
 def brute_predictability(x: np.ndarray, others: list[int], j: int) -> float:

@@ -139,7 +139,9 @@ def test_goldreich_levin_budget_stays_its_own() -> None:
 
 
 def test_former_import_paths() -> None:
-    from actspec_jax.solvers import _gl_residual, goldreich_levin, residual
+    from actspec_jax.solvers.common import residual
+    from actspec_jax.solvers.gl import residual as gl_residual
+    from actspec_jax.solvers.gl import search as goldreich_levin
 
-    assert _gl_residual.ResidualProblem is residual.ResidualProblem is goldreich_levin.ResidualProblem
+    assert gl_residual.ResidualProblem is residual.ResidualProblem is goldreich_levin.ResidualProblem
     assert asj.ResidualPasses is asj.solvers.ResidualPasses is residual.ResidualPasses

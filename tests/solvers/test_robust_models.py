@@ -13,7 +13,7 @@ from flax import nnx
 import actspec_jax as asj
 from actspec_jax.diagnostics import IncompleteResultWarning
 from actspec_jax.problems import synthetic
-from actspec_jax.solvers._checkpoint import problem_digest
+from actspec_jax.solvers.common.checkpoint import problem_digest
 
 
 class DropoutNet(nnx.Module):

@@ -11,7 +11,7 @@ import pytest
 
 from actspec_jax.errors import ActSpecError
 from actspec_jax.problems.base import FunctionProblem
-from actspec_jax.solvers.exact import ExactSolver, exact_value_table
+from actspec_jax.solvers.exact.solver import ExactSolver, exact_value_table
 from actspec_jax.spectrum import Spectrum
 from actspec_jax.transforms import mobius as mob
 from actspec_jax.transforms.indexing import packed_from_tuples, subset_to_index

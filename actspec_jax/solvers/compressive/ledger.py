@@ -10,7 +10,7 @@ kill, or with a larger ``max_evaluations`` — evaluates only the rows beyond ea
 everything it decodes is a function of the values, so a resumed run returns the uninterrupted
 run's spectrum.
 
-The file is a checkpoint of :mod:`actspec_jax.solvers._checkpoint` (atomic write, SHA-256 digest,
+The file is a checkpoint of :mod:`actspec_jax.solvers.common.checkpoint` (atomic write, SHA-256 digest,
 fingerprint of the problem's arrays, the key and the design settings — not the budget, which the
 ledger outlives); a corrupt, foreign or other-problem file is refused with its name and the fix.
 It is rewritten at most every ``every_s`` seconds while a stage is evaluated, at every stage's end
@@ -26,7 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from actspec_jax.solvers._checkpoint import CheckpointError, fingerprint, read_checkpoint, write_checkpoint
+from actspec_jax.solvers.common.checkpoint import (
+    CheckpointError,
+    fingerprint,
+    read_checkpoint,
+    write_checkpoint,
+)
 
 __all__ = ["FORMAT", "VERSION", "QueryLedger"]
 

@@ -1,6 +1,6 @@
 """The compressive solver's side of the residual-pass protocol (private).
 
-Under :class:`~actspec_jax.solvers.residual.ResidualPasses` every pass is a complete
+Under :class:`~actspec_jax.solvers.common.residual.ResidualPasses` every pass is a complete
 :class:`~actspec_jax.solvers.compressive.CompressiveSolver` call with the same settings: pass
 ``p`` decodes the residual ``f − f̃_{p−1}`` with fresh hashes (its key is ``fold_in(key, 100 + p)``);
 the terms found before no longer collide in the bins, so the ones they hid can be peeled.
@@ -43,10 +43,10 @@ import numpy as np
 from actspec_jax.diagnostics import IncompleteResultWarning
 from actspec_jax.errors import ActSpecError
 from actspec_jax.problems.base import Problem
-from actspec_jax.solvers._validate import check_key
+from actspec_jax.solvers.common.degree_profile import attach_degree_profile, wants_degree_profile
+from actspec_jax.solvers.common.validate import check_key
 from actspec_jax.solvers.compressive.refit import predict
 from actspec_jax.solvers.compressive.stream import UniformRows, evaluate_rows
-from actspec_jax.solvers.degree_profile import attach_degree_profile, wants_degree_profile
 from actspec_jax.spectrum import Spectrum
 
 __all__ = ["CompressivePasses", "start_passes"]

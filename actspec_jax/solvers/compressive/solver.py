@@ -73,15 +73,21 @@ import numpy as np
 from actspec_jax.diagnostics import report_diagnostic
 from actspec_jax.errors import ActSpecError, MemoryBudgetError, format_bytes
 from actspec_jax.problems.base import Problem
-from actspec_jax.solvers._checkpoint import problem_digest
-from actspec_jax.solvers._memory import (
+from actspec_jax.solvers.common.checkpoint import problem_digest
+from actspec_jax.solvers.common.degree_profile import (
+    SOLVER_EVALUATIONS,
+    attach_degree_profile,
+    wants_degree_profile,
+)
+from actspec_jax.solvers.common.memory import (
     available_memory,
     bytes_per_mask,
     chunk_size_for_budget,
     default_memory_budget,
 )
-from actspec_jax.solvers._settings import Bytes, Devices, check_settings
-from actspec_jax.solvers._validate import check_key
+from actspec_jax.solvers.common.settings import Bytes, Devices, check_settings
+from actspec_jax.solvers.common.sharding import DeviceSpec, mask_mesh, mesh_size
+from actspec_jax.solvers.common.validate import check_key
 from actspec_jax.solvers.compressive import bch
 from actspec_jax.solvers.compressive.decode import SharedRefit, decode_output
 from actspec_jax.solvers.compressive.design import draw_groups
@@ -104,12 +110,6 @@ from actspec_jax.solvers.compressive.stream import (
     _evaluate,
     evaluate_rows,
 )
-from actspec_jax.solvers.degree_profile import (
-    SOLVER_EVALUATIONS,
-    attach_degree_profile,
-    wants_degree_profile,
-)
-from actspec_jax.solvers.sharding import DeviceSpec, mask_mesh, mesh_size
 from actspec_jax.spectrum import Spectrum, SpectrumBatch
 
 __all__ = ["CompressiveSolver"]
@@ -458,7 +458,7 @@ class CompressiveSolver:
         return attach_degree_profile(spectra[0], problem, key, evaluations=self.profile_evaluations)
 
     def start_passes(self, problem: Problem, *, key: jax.Array | None, passes: int, **options: Any) -> Any:
-        """The residual-pass protocol (:class:`~actspec_jax.solvers.residual.ResidualPasses`): the
+        """The residual-pass protocol (:class:`~actspec_jax.solvers.common.residual.ResidualPasses`): the
         first pass and the hooks; budgets and refits in :mod:`~actspec_jax.solvers.compressive.passes`."""
         from actspec_jax.solvers.compressive.passes import start_passes
 

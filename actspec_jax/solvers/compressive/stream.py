@@ -35,7 +35,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from actspec_jax.errors import ActSpecError, NonFiniteOutputError
-from actspec_jax.solvers.sharding import gather_to_host, mesh_size, sharded_map
+from actspec_jax.solvers.common.sharding import gather_to_host, mesh_size, sharded_map
 
 __all__ = ["BLOCK", "StageProgress", "StructuredRows", "UniformRows", "evaluate_rows", "pieces"]
 

@@ -1,7 +1,7 @@
 """Jitted kernels of the batched (many-output) Goldreich–Levin search (private).
 
 The problem is evaluated once per hybrid mask for all ``K`` outputs (``float32[rows, K]``);
-the statistics are the single-output kernels of :mod:`actspec_jax.solvers._gl_kernels`
+the statistics are the single-output kernels of :mod:`actspec_jax.solvers.gl.kernels`
 mapped over the output axis with :func:`jax.vmap`. The draws (and so the unpacked ``±1``
 patterns and the block characters) are not batched, so ``vmap`` leaves them shared: only the
 per-output parts (each output's live buckets ``χ_S``, its centring constant, its threshold)
@@ -9,7 +9,7 @@ gain the ``K`` axis. Output ``k`` of every kernel is the single-output kernel ap
 column ``k`` of the values (same draws, same arithmetic), up to float rounding of the
 batched products.
 
-Symbols as in :mod:`~actspec_jax.solvers._gl_kernels`, plus ``K`` flattened outputs.
+Symbols as in :mod:`~actspec_jax.solvers.gl.kernels`, plus ``K`` flattened outputs.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from actspec_jax.solvers import _gl_kernels as K
-from actspec_jax.solvers.sharding import sharded_map
+from actspec_jax.solvers.common.sharding import sharded_map
+from actspec_jax.solvers.gl import kernels as K
 
 __all__ = [
     "child_stats_multi",
@@ -46,7 +46,7 @@ def evaluate_round_multi(
 ) -> jax.Array:
     """Every output on the hybrids of one round: ``float32[m, r, K]`` for draws ``uint32[m, r + 1, W]``.
 
-    The hybrids are those of :func:`~actspec_jax.solvers._gl_kernels.evaluate_round` (prefix
+    The hybrids are those of :func:`~actspec_jax.solvers.gl.kernels.evaluate_round` (prefix
     neurons from prefix draw ``a``, the rest from base draw ``j``); each is evaluated once and
     its ``K`` outputs kept. Chunks of ``c`` base draws (``c·r`` masks per call).
     """
@@ -97,7 +97,7 @@ def child_stats_multi(
     b: int,
     n: int,
 ) -> dict[str, jax.Array]:
-    """:func:`~actspec_jax.solvers._gl_kernels.child_stats` (mask mode) for every output.
+    """:func:`~actspec_jax.solvers.gl.kernels.child_stats` (mask mode) for every output.
 
     ``values float32[m, r, K]``, ``members int32[K, B, D]`` (each output's live buckets),
     ``center float32[K]``; the draws and the level's block are shared. The same statistic
@@ -165,7 +165,7 @@ def select_children_multi(
     r: int,
     n: int,
 ) -> dict[str, jax.Array]:
-    """:func:`~actspec_jax.solvers._gl_kernels.select_children` for every output: each keeps
+    """:func:`~actspec_jax.solvers.gl.kernels.select_children` for every output: each keeps
     its own ``pool`` heaviest children above its own ``threshold float32[K]``, splitting on its
     own ``order int32[K, L]`` (the shared order with the neurons it does not need replaced by
     padding ``n``: children adding them are invalid); every result gains a leading ``K`` axis."""
@@ -183,7 +183,7 @@ def influence_multi(
 ) -> dict[str, jax.Array]:
     """Influences of every neuron on every output, from one set of flips.
 
-    The points and flips of :func:`~actspec_jax.solvers._gl_kernels.influence` (same key, same
+    The points and flips of :func:`~actspec_jax.solvers.gl.kernels.influence` (same key, same
     draws), each evaluated once for all outputs: ``samples · (n + 1)`` evaluations. Returns
     ``mean``/``mean_sq`` of ``D² = ((f(x) − f(x^{⊕i})) / 2)²`` as ``float32[K, n]`` and the
     number of non-finite values.

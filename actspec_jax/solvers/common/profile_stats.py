@@ -1,6 +1,6 @@
 """Kernels of the degree-profile estimator: Krawtchouk tables and pair sums over a sample set.
 
-See :mod:`actspec_jax.solvers.degree_profile` for the mathematics; this module only computes,
+See :mod:`actspec_jax.solvers.common.degree_profile` for the mathematics; this module only computes,
 for one half ``B`` of the sample (``N`` uniform masks ``x_a``, residual values ``g_a``), the
 per-point pair sums ``r_a^{(k)} = Σ_{b≠a} g_b K_k(d(x_a, x_b)) / √C(n,k)`` for ``k = 0…K``.
 """

@@ -1,6 +1,6 @@
 """Residual passes of the batched Goldreich–Levin search (private).
 
-The single-output rule (:func:`actspec_jax.solvers.residual.run_passes`) applied to every output at
+The single-output rule (:func:`actspec_jax.solvers.common.residual.run_passes`) applied to every output at
 once: pass ``p`` searches ``f_k − f̃_k`` for every output still active, at each output's own
 first-pass absolute threshold, on one set of shared evaluations
 (:class:`MultiResidualProblem`); every active output's
@@ -8,7 +8,7 @@ subsets are refitted on one shared fresh design (tag ``TAG_REFIT + p``, as in th
 search). An output whose pass found nothing new stops (its fit is final), exactly when its
 single search would stop; the loop ends when every output has stopped or ``passes`` is reached.
 Keys, checkpoint names, the column order, the ``passes_run`` records and the trim are the
-single loop's helpers (:mod:`actspec_jax.solvers.residual`); the loop itself stays apart because
+single loop's helpers (:mod:`actspec_jax.solvers.common.residual`); the loop itself stays apart because
 every step is per output on shared evaluations.
 """
 
@@ -25,8 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from actspec_jax.problems.base import Problem
-from actspec_jax.solvers._gl_settings import TAG_REFIT
-from actspec_jax.solvers.residual import (
+from actspec_jax.solvers.common.residual import (
     ResidualProblem,
     by_degree,
     pass_checkpoint,
@@ -35,6 +34,7 @@ from actspec_jax.solvers.residual import (
     passes_info,
     trim,
 )
+from actspec_jax.solvers.gl.settings import TAG_REFIT
 from actspec_jax.spectrum import Spectrum
 
 __all__ = ["MultiResidualProblem", "residual_passes"]
@@ -100,7 +100,7 @@ def residual_passes(
     started: float,
 ) -> list[Spectrum]:
     """Passes 2…``passes`` on every output's residual, then each output's final refit (``first``:
-    the first pass's :class:`~actspec_jax.solvers._gl_batched.BatchedRun`; each pass is another)."""
+    the first pass's :class:`~actspec_jax.solvers.gl.batched.BatchedRun`; each pass is another)."""
     cfg = first.cfg
     outputs = len(spectra)
     tau_abs = np.asarray([float(s.solver["tau_abs"]) for s in spectra])

@@ -214,7 +214,7 @@ def sharded_map(fn: Any, shared: Any, xs: Any, mesh: Mesh | None, *, axis_name: 
         return jax.lax.map(lambda x: fn(shared, x), local)
 
     # check_vma=False: callers may evaluate problems through a jaxpr interpreter (see
-    # actspec_jax.solvers.incremental), which skips jnp's varying-axis promotion.
+    # actspec_jax.solvers.exact.incremental), which skips jnp's varying-axis promotion.
     out = jax.shard_map(
         body, mesh=mesh, in_specs=(P(), P(axis_name)), out_specs=P(axis_name), check_vma=False
     )(shared, jax.tree_util.tree_map(pad, xs))

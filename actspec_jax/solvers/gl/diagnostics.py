@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from actspec_jax.diagnostics import report_diagnostic
-from actspec_jax.solvers._gl_settings import MAX_DEGREE_LIMIT
+from actspec_jax.solvers.gl.settings import MAX_DEGREE_LIMIT
 
 __all__ = ["diagnose", "report_full_beam"]
 

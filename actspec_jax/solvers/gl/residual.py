@@ -1,14 +1,14 @@
 """Goldreich–Levin's side of the residual-pass protocol (private; mask estimators).
 
-:class:`SearchPasses` is the :class:`~actspec_jax.solvers.residual.ResidualRun` of one GL call:
-later passes are single searches (:class:`~actspec_jax.solvers._gl_run.SearchRun`, ``passes=1``)
+:class:`SearchPasses` is the :class:`~actspec_jax.solvers.common.residual.ResidualRun` of one GL call:
+later passes are single searches (:class:`~actspec_jax.solvers.gl.run.SearchRun`, ``passes=1``)
 of the residual at the first pass's *absolute* threshold ``τ_abs``; refits are
 :meth:`SearchRun.fit_subsets` on fresh designs of ``leaf_samples`` uniform masks (tag
 ``TAG_REFIT + p``; the final one ``TAG_REFIT``); the trim threshold is ``τ_abs/√2`` (the
 leaves' own); the post-processing is spectral aliasing, re-decided on the union of all
 passes (tag ``TAG_REFIT − 1``); ``finish`` adds the diagnostics and the degree profile. The
-loop itself is :func:`actspec_jax.solvers.residual.run_passes`; see "Residual passes" in
-:mod:`actspec_jax.solvers.goldreich_levin`.
+loop itself is :func:`actspec_jax.solvers.common.residual.run_passes`; see "Residual passes" in
+:mod:`actspec_jax.solvers.gl.search`.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from typing import Any
 import jax
 import numpy as np
 
-from actspec_jax.solvers._gl_diagnostics import diagnose
-from actspec_jax.solvers._gl_run import SearchRun
-from actspec_jax.solvers._gl_settings import TAG_REFIT, Progress
-from actspec_jax.solvers.degree_profile import attach_degree_profile
-from actspec_jax.solvers.residual import ResidualProblem, run_passes
+from actspec_jax.solvers.common.degree_profile import attach_degree_profile
+from actspec_jax.solvers.common.residual import ResidualProblem, run_passes
+from actspec_jax.solvers.gl.diagnostics import diagnose
+from actspec_jax.solvers.gl.run import SearchRun
+from actspec_jax.solvers.gl.settings import TAG_REFIT, Progress
 from actspec_jax.spectrum import Spectrum
 
 __all__ = ["ResidualProblem", "SearchPasses", "residual_passes"]
@@ -79,7 +79,7 @@ class SearchPasses:
         return [s for s, k in zip(subsets, keep) if k], used, {"redundancy": redundancy}
 
     def finish(self, spectrum: Spectrum) -> Spectrum:
-        """Diagnostics (:func:`~actspec_jax.solvers._gl_diagnostics.diagnose`) and the degree profile."""
+        """Diagnostics (:func:`~actspec_jax.solvers.gl.diagnostics.diagnose`) and the degree profile."""
         spectrum = diagnose(spectrum, self.first.cfg)
         if self.profile_key is None:
             return spectrum

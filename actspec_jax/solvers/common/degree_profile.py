@@ -74,9 +74,9 @@ import numpy as np
 from actspec_jax.diagnostics import flag_additive_output
 from actspec_jax.errors import ActSpecError, NonFiniteOutputError
 from actspec_jax.problems.base import Problem
-from actspec_jax.solvers._memory import chunk_size_for_budget, default_memory_budget, evaluate_in_chunks
-from actspec_jax.solvers._profile_stats import pair_sums
-from actspec_jax.solvers._validate import check_key
+from actspec_jax.solvers.common.memory import chunk_size_for_budget, default_memory_budget, evaluate_in_chunks
+from actspec_jax.solvers.common.profile_stats import pair_sums
+from actspec_jax.solvers.common.validate import check_key
 
 __all__ = [
     "DEFAULT_EVALUATIONS",

@@ -5,7 +5,7 @@ weights, the base key's data) plus the fixed result of the pre-passes (:class:`S
 coordinate order, centring constant, norm, thresholds). A checkpoint is one ``.npz`` file
 (``np.savez``, no pickles) holding both and a JSON ``meta`` string (format tag, version, a
 fingerprint of problem + settings + key, per-level statistics, removal records, counters).
-Written and read by :mod:`actspec_jax.solvers._checkpoint` (atomic rename; format, version
+Written and read by :mod:`actspec_jax.solvers.common.checkpoint` (atomic rename; format, version
 and fingerprint checked).
 """
 
@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from actspec_jax.solvers._checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from actspec_jax.solvers.common.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 
 __all__ = ["CheckpointError", "SearchSetup", "SearchState", "load_checkpoint", "save_checkpoint"]
 

@@ -16,7 +16,7 @@ sampling error (or a full beam) drops it.
 points ``y`` per ``z`` (``r = 2`` is the classical triple ``(y, y', z)``); ``f`` is evaluated on
 the ``m·r`` hybrid masks in one jitted, chunked batch, and every child's estimate is the
 U-statistic over pairs ``a ≠ b`` of ``F_a χ(y_a) F_b χ(y_b)`` — one batched matrix product for
-all live buckets (:func:`actspec_jax.solvers._gl_kernels.child_stats`). ``r`` prefix draws
+all live buckets (:func:`actspec_jax.solvers.gl.kernels.child_stats`). ``r`` prefix draws
 cost ``r`` evaluations and give ``r(r−1)/2`` pairs: when most of ``f``'s energy lies outside
 the bucket (the usual case — the noise comes from the other terms, given ``z``) the variance
 per evaluation falls like ``1/(r − 1)``; only the part due to ``z`` (large only for heavy
@@ -63,28 +63,28 @@ large. After a search, later passes search the residual ``f − f̃`` (``f̃`` t
 first pass's absolute threshold: the terms already found no longer add variance, which is
 what lets the smaller ones clear it. All subsets found are then refitted together on fresh
 masks (least squares, sandwich errors). Each pass costs about as much as the first. The loop
-is :func:`actspec_jax.solvers.residual.run_passes`, shared with
+is :func:`actspec_jax.solvers.common.residual.run_passes`, shared with
 :class:`~actspec_jax.ResidualPasses` (``ResidualPasses(GoldreichLevin(), passes=k)`` gives the
 same result as ``GoldreichLevin(passes=k)``); GL's hooks are in
-:mod:`~actspec_jax.solvers._gl_residual`.
+:mod:`~actspec_jax.solvers.gl.residual`.
 
 **Estimators.** What is drawn and how it is evaluated is a strategy object handed to the
-search (:mod:`actspec_jax.solvers.estimators`): :class:`UniformMasks` (``estimator='mask'``,
+search (:mod:`actspec_jax.solvers.gl.estimators`): :class:`UniformMasks` (``estimator='mask'``,
 the default; everything above) or :class:`PaperHybrids` (``estimator='paper'``): hybrids of
-real data rows as in the authors' prototype; see :mod:`actspec_jax.solvers.paper` for the
+real data rows as in the authors' prototype; see :mod:`actspec_jax.solvers.gl.paper` for the
 semantics and how they differ. ``GoldreichLevin(estimator=PaperHybrids(gamma=0.3))`` passes
 one with its own settings; a new estimator is one subclass of :class:`Estimator`.
 
 **Modules.** This one holds the public :class:`GoldreichLevin`; the driver of one search is
-:mod:`~actspec_jax.solvers._gl_run`, its settings :mod:`~actspec_jax.solvers._gl_settings`, the
-leaves :mod:`~actspec_jax.solvers._gl_leaves`, residual passes
-:mod:`~actspec_jax.solvers._gl_residual` (hooks of :mod:`~actspec_jax.solvers.residual`), the jitted kernels
-:mod:`~actspec_jax.solvers._gl_kernels`; a problem with several outputs goes to the batched
-search :mod:`~actspec_jax.solvers._gl_batched` (a subclass of the driver).
+:mod:`~actspec_jax.solvers.gl.run`, its settings :mod:`~actspec_jax.solvers.gl.settings`, the
+leaves :mod:`~actspec_jax.solvers.gl.leaves`, residual passes
+:mod:`~actspec_jax.solvers.gl.residual` (hooks of :mod:`~actspec_jax.solvers.common.residual`),
+the jitted kernels :mod:`~actspec_jax.solvers.gl.kernels`; a problem with several outputs goes to the batched
+search :mod:`~actspec_jax.solvers.gl.batched` (a subclass of the driver).
 
-**Non-redundancy** (``redundancy=``): :mod:`actspec_jax.solvers.redundancy`.
+**Non-redundancy** (``redundancy=``): :mod:`actspec_jax.solvers.gl.redundancy`.
 
-**Stop and resume.** The state is a pytree (:class:`~actspec_jax.solvers._gl_state.SearchState`).
+**Stop and resume.** The state is a pytree (:class:`~actspec_jax.solvers.gl.state.SearchState`).
 Level ``l`` draws from ``fold_in(fold_in(key, 0), l)`` (round ``q`` of the adaptive rule from
 ``fold_in`` of that with ``q``; a round's draws are made in one call, so chunking never changes
 them), so a search resumed from a checkpoint draws exactly what an uninterrupted one would:
@@ -115,9 +115,29 @@ import jax
 from actspec_jax.diagnostics import IncompleteResultWarning, report_diagnostic
 from actspec_jax.errors import ActSpecError
 from actspec_jax.problems.base import Problem
-from actspec_jax.solvers._gl_residual import SearchPasses
-from actspec_jax.solvers._gl_run import SearchRun
-from actspec_jax.solvers._gl_settings import (  # noqa: F401  (re-exported: former home of these names)
+from actspec_jax.solvers.common.degree_profile import SOLVER_EVALUATIONS, wants_degree_profile
+from actspec_jax.solvers.common.residual import ResidualProblem, run_passes
+from actspec_jax.solvers.common.settings import (
+    Bytes,
+    Choice,
+    Devices,
+    Flag,
+    Indices,
+    Real,
+    Whole,
+    check_settings,
+)
+from actspec_jax.solvers.common.validate import TRACER_ERRORS, check_key
+from actspec_jax.solvers.gl.estimators import (  # noqa: F401  (MASK_DEFAULTS: re-exported)
+    MASK_DEFAULTS,
+    Estimator,
+    PaperHybrids,
+    UniformMasks,
+    as_estimator,
+)
+from actspec_jax.solvers.gl.residual import SearchPasses
+from actspec_jax.solvers.gl.run import SearchRun
+from actspec_jax.solvers.gl.settings import (  # noqa: F401  (re-exported: former home of these names)
     LEVEL_STATS,
     MAX_RECORDS,
     TAG_INFLUENCE,
@@ -132,20 +152,8 @@ from actspec_jax.solvers._gl_settings import (  # noqa: F401  (re-exported: form
     resolve_constraints,
     resolve_settings,
 )
-from actspec_jax.solvers._gl_settings import key_data as _key_data  # noqa: F401
-from actspec_jax.solvers._gl_state import CheckpointError
-from actspec_jax.solvers._settings import Bytes, Choice, Devices, Flag, Indices, Real, Whole, check_settings
-from actspec_jax.solvers._validate import check_key
-from actspec_jax.solvers.degree_profile import SOLVER_EVALUATIONS, wants_degree_profile
-from actspec_jax.solvers.estimators import (  # noqa: F401  (MASK_DEFAULTS: re-exported)
-    MASK_DEFAULTS,
-    Estimator,
-    PaperHybrids,
-    UniformMasks,
-    as_estimator,
-)
-from actspec_jax.solvers.functional import TRACER_ERRORS
-from actspec_jax.solvers.residual import ResidualProblem, run_passes
+from actspec_jax.solvers.gl.settings import key_data as _key_data  # noqa: F401
+from actspec_jax.solvers.gl.state import CheckpointError
 from actspec_jax.spectrum import Spectrum, SpectrumBatch
 
 __all__ = [
@@ -213,24 +221,24 @@ class GoldreichLevin:
       center: subtract the estimated mean of ``f`` (mask mode).
       passes: searches in all (2 | 1); passes after the first search the residual of the fit
         so far (see "Residual passes" above) and stop early when one finds nothing new.
-      estimator: an :class:`~actspec_jax.solvers.estimators.Estimator` —
-        :class:`~actspec_jax.solvers.estimators.UniformMasks` (``'mask'``) or
-        :class:`~actspec_jax.solvers.estimators.PaperHybrids` (``'paper'``, data hybrids) — or
-        its name; a new estimator is one subclass (:mod:`actspec_jax.solvers.estimators`).
+      estimator: an :class:`~actspec_jax.solvers.gl.estimators.Estimator` —
+        :class:`~actspec_jax.solvers.gl.estimators.UniformMasks` (``'mask'``) or
+        :class:`~actspec_jax.solvers.gl.estimators.PaperHybrids` (``'paper'``, data hybrids) — or
+        its name; a new estimator is one subclass (:mod:`actspec_jax.solvers.gl.estimators`).
       redundancy: ``None`` (mode default: none | (a)+(b)), ``'none'``, ``'paper'``, or a sequence
         of :class:`Prescreen` / :class:`PostCheck` / :class:`SpectralAliasing`.
       binarize_threshold: activation above which a neuron counts as active (+1).
       memory_budget: bytes per evaluation chunk (default: the device's, at most 512 MiB).
       max_evaluations: budget of mask evaluations (mask mode), never exceeded: the settings
         are re-planned before the run so that the worst case fits
-        (:mod:`actspec_jax.solvers.gl_budget`); ``solver['max_evaluations']`` records it.
+        (:mod:`actspec_jax.solvers.gl.budget`); ``solver['max_evaluations']`` records it.
       devices: devices the mask evaluations are split over — ``None`` (every device JAX sees,
         rounded down to a power of two), an int, a device list or a
-        :class:`jax.sharding.Mesh` with an axis ``"masks"`` (see :mod:`actspec_jax.solvers.sharding`).
+        :class:`jax.sharding.Mesh` with an axis ``"masks"`` (see :mod:`actspec_jax.solvers.common.sharding`).
         The chunks of each level's hybrid masks go to the devices in order; results equal
         the one-device results for the same key.
       degree_profile: attach the whole spectrum's degree profile ``W^0…W^3`` and tail with
-        intervals (:func:`~actspec_jax.solvers.degree_profile.estimate_degree_profile`) as
+        intervals (:func:`~actspec_jax.solvers.common.degree_profile.estimate_degree_profile`) as
         ``solver['degree_profile']``: ``None`` = for mask mode with ``n > 24`` (not under
         ``max_evaluations``, which the profile would exceed); ``False`` = off.
       profile_evaluations: its uniform masks (8192), counted apart from ``solver['evaluations']``.
@@ -298,7 +306,7 @@ class GoldreichLevin:
         """Search ``problem`` and return its heavy coefficients as a :class:`~actspec_jax.Spectrum`
         (one output) or a :class:`~actspec_jax.SpectrumBatch` (``output_shape != ()``: every
         output searched together on shared evaluations, mask mode; see
-        :mod:`actspec_jax.solvers._gl_batched`).
+        :mod:`actspec_jax.solvers.gl.batched`).
 
         Args:
           problem: a problem with one output (``output_shape == ()``) or several.
@@ -328,9 +336,9 @@ class GoldreichLevin:
         progress: Progress | None = None,
         checkpoint_path: str | Path | None = None,
     ) -> SearchPasses:
-        """The residual-pass protocol (:mod:`actspec_jax.solvers.residual`): validate, run the first
+        """The residual-pass protocol (:mod:`actspec_jax.solvers.common.residual`): validate, run the first
         pass of ``GoldreichLevin(passes=passes)`` and return its hooks. The rest is the same
-        :func:`~actspec_jax.solvers.residual.run_passes` loop as ``passes=k`` runs."""
+        :func:`~actspec_jax.solvers.common.residual.run_passes` loop as ``passes=k`` runs."""
         started = time.perf_counter()
         if max_evaluations is not None or self.max_evaluations is not None:
             raise ActSpecError(
@@ -371,8 +379,8 @@ class GoldreichLevin:
         checkpoint_path: str | Path | None,
         started: float,
     ) -> Spectrum | SpectrumBatch:
-        if problem.output_shape != ():  # many outputs, one search: actspec_jax.solvers._gl_batched
-            from actspec_jax.solvers._gl_batched import check_batchable, search_batched
+        if problem.output_shape != ():  # many outputs, one search: actspec_jax.solvers.gl.batched
+            from actspec_jax.solvers.gl.batched import check_batchable, search_batched
 
             check_batchable(self, problem, cfg)
             self._check_order(problem, cfg)
@@ -418,7 +426,7 @@ class GoldreichLevin:
         self, problem: Problem, estimator: Estimator, cfg: dict[str, Any], key: Any, progress: Any, path: Any
     ) -> Spectrum | SpectrumBatch:
         """Run under ``max_evaluations`` (mask mode): re-plan, run, verify the count."""
-        from actspec_jax.solvers.gl_budget import plan_gl_budget, worst_case_evaluations
+        from actspec_jax.solvers.gl.budget import plan_gl_budget, worst_case_evaluations
 
         budget = int(self.max_evaluations)
         if self.degree_profile:

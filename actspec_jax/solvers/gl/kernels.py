@@ -11,7 +11,7 @@ up front per round (``uint32`` words of 32 signs, or data-row numbers), so it do
 depend on how the work is chunked.
 
 What is drawn, how draws become ``±1`` patterns and how hybrids are evaluated is the
-``estimator``'s (:mod:`actspec_jax.solvers.estimators`), a static argument of every kernel
+``estimator``'s (:mod:`actspec_jax.solvers.gl.estimators`), a static argument of every kernel
 that needs it; ``patterns`` is the estimator's per-problem data (``None`` for uniform masks).
 The former spelling ``mode="mask" | "paper"`` (with ``rows=`` for the paper's draws) is still
 accepted and converted to the estimator object on entry (:func:`_estimator_kw`).
@@ -31,15 +31,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from actspec_jax.solvers.estimators import (
+from actspec_jax.solvers.common.sharding import sharded_map
+from actspec_jax.solvers.gl.estimators import (
     Estimator,
     as_estimator,
     random_signs,
     random_words,
     signs_from_words,
 )
-from actspec_jax.solvers.redundancy import predictability
-from actspec_jax.solvers.sharding import sharded_map
+from actspec_jax.solvers.gl.redundancy import predictability
 
 __all__ = [
     "block_characters",
@@ -64,7 +64,7 @@ __all__ = [
 
 def _estimator_kw(kernel: Callable) -> Callable:
     """Accept ``mode="mask" | "paper"`` (and ``rows=``), the kernels' former spelling, for
-    ``estimator=``: converted once, here, by :func:`~actspec_jax.solvers.estimators.as_estimator`."""
+    ``estimator=``: converted once, here, by :func:`~actspec_jax.solvers.gl.estimators.as_estimator`."""
 
     @functools.wraps(kernel)
     def call(*args: Any, mode: str | None = None, rows: int | None = None, **kwargs: Any) -> Any:
@@ -137,7 +137,7 @@ def evaluate_round(
     prefix draw ``a`` and all others from base draw ``j`` (column 0), as
     :meth:`Estimator.hybrid_values` builds them. Evaluated in chunks of ``c`` base draws
     (``c·r`` masks or hybrid rows per call of the problem); with a ``mesh`` the chunks are split
-    over its devices (:func:`actspec_jax.solvers.sharding.sharded_map`), giving the same values.
+    over its devices (:func:`actspec_jax.solvers.common.sharding.sharded_map`), giving the same values.
     """
     m, r = draws.shape[0], draws.shape[1] - 1
     prefix = rank < (level + 1) * b

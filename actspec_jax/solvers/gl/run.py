@@ -2,12 +2,12 @@
 
 :class:`SearchRun` holds what one call of :class:`~actspec_jax.GoldreichLevin` needs besides
 its frozen settings — the problem, the key, the estimator bound to the problem
-(:mod:`actspec_jax.solvers.estimators`), chunk sizes, device mesh, checkpoint path — and runs
+(:mod:`actspec_jax.solvers.gl.estimators`), chunk sizes, device mesh, checkpoint path — and runs
 the norm pass, the influence pre-pass and prescreen (:meth:`SearchRun.prepare`), one level at a
 time (:meth:`SearchRun._level`, resumable from a checkpoint) and the leaves
-(:func:`~actspec_jax.solvers._gl_leaves.leaf_stage`). The search never asks which estimator it
+(:func:`~actspec_jax.solvers.gl.leaves.leaf_stage`). The search never asks which estimator it
 runs: draws, patterns, hybrid and design evaluations, design sizes and costs are the
-estimator's. The algorithm is described in :mod:`actspec_jax.solvers.goldreich_levin`.
+estimator's. The algorithm is described in :mod:`actspec_jax.solvers.gl.search`.
 """
 
 from __future__ import annotations
@@ -24,11 +24,15 @@ import numpy as np
 
 from actspec_jax.errors import NonFiniteOutputError
 from actspec_jax.problems.base import Problem
-from actspec_jax.solvers import _gl_kernels as K
-from actspec_jax.solvers._checkpoint import fingerprint, problem_digest
-from actspec_jax.solvers._gl_diagnostics import report_full_beam
-from actspec_jax.solvers._gl_leaves import LeafFit, leaf_stage
-from actspec_jax.solvers._gl_settings import (
+from actspec_jax.solvers.common.checkpoint import fingerprint, problem_digest
+from actspec_jax.solvers.common.memory import bytes_per_mask, default_block_size, default_memory_budget
+from actspec_jax.solvers.common.sharding import mask_mesh, mesh_size
+from actspec_jax.solvers.gl import kernels as K
+from actspec_jax.solvers.gl.diagnostics import report_full_beam
+from actspec_jax.solvers.gl.estimators import Estimator
+from actspec_jax.solvers.gl.leaves import LeafFit, leaf_stage
+from actspec_jax.solvers.gl.redundancy import patterns_from_problem
+from actspec_jax.solvers.gl.settings import (
     LEVEL_STATS,
     MAX_RECORDS,
     TAG_INFLUENCE,
@@ -40,15 +44,11 @@ from actspec_jax.solvers._gl_settings import (
     resolve_constraints,
     wants_info,
 )
-from actspec_jax.solvers._gl_state import SearchSetup, SearchState, load_checkpoint, save_checkpoint
-from actspec_jax.solvers._memory import bytes_per_mask, default_block_size, default_memory_budget
-from actspec_jax.solvers.estimators import Estimator
-from actspec_jax.solvers.redundancy import patterns_from_problem
-from actspec_jax.solvers.sharding import mask_mesh, mesh_size
+from actspec_jax.solvers.gl.state import SearchSetup, SearchState, load_checkpoint, save_checkpoint
 from actspec_jax.spectrum import Spectrum
 
 if TYPE_CHECKING:
-    from actspec_jax.solvers.goldreich_levin import GoldreichLevin
+    from actspec_jax.solvers.gl.search import GoldreichLevin
 
 __all__ = ["SearchRun"]
 
@@ -95,7 +95,7 @@ class SearchRun:
         """Chunk sizes (they change speed and memory, never the draws).
 
         Problem evaluations run in chunks whose intermediates fit the memory budget, and on CPU
-        in cache-sized blocks (:func:`~actspec_jax.solvers._memory.default_block_size`), which
+        in cache-sized blocks (:func:`~actspec_jax.solvers.common.memory.default_block_size`), which
         keeps the masked activations out of DRAM.
         """
         budget = self.solver.memory_budget or min(default_memory_budget(), 512 << 20)
@@ -300,7 +300,7 @@ class SearchRun:
     _leaves = leaf_stage
 
     def _report_full_beam(self, solver_info: dict[str, Any], stats: dict[str, list]) -> None:
-        """:func:`~actspec_jax.solvers._gl_diagnostics.report_full_beam` for this run's beam and pass."""
+        """:func:`~actspec_jax.solvers.gl.diagnostics.report_full_beam` for this run's beam and pass."""
         report_full_beam(solver_info, stats, self.beam, self.pass_index)
 
     def fit_subsets(

@@ -8,8 +8,8 @@ transform, and one chunk of evaluations sized by the memory budget.
 Two evaluation paths (:func:`exact_value_table`): *direct* (every mask through the whole
 head, in cache-sized blocks on CPU) and *incremental* (when the head starts with a
 projection: a subset-sum table over the masked neurons' contributions to the projection's
-output, then only the rest of the head per mask; see :mod:`actspec_jax.solvers.incremental`).
-With several devices the table is split over a 1-D mesh (:mod:`actspec_jax.solvers.sharding`):
+output, then only the rest of the head per mask; see :mod:`actspec_jax.solvers.exact.incremental`).
+With several devices the table is split over a 1-D mesh (:mod:`actspec_jax.solvers.common.sharding`):
 each device fills its own contiguous block of masks and the transform combines the blocks
 with collectives.
 """
@@ -33,11 +33,28 @@ from actspec_jax.errors import (
     format_bytes,
 )
 from actspec_jax.problems.base import Problem
-from actspec_jax.solvers._memory import (
+from actspec_jax.solvers.common.memory import (
     available_memory,
 )
-from actspec_jax.solvers._settings import Bytes, Choice, Devices, DType, Flag, Real, Whole, check_settings
-from actspec_jax.solvers.exact_table import (  # noqa: F401  (old import path of the table functions)
+from actspec_jax.solvers.common.settings import (
+    Bytes,
+    Choice,
+    Devices,
+    DType,
+    Flag,
+    Real,
+    Whole,
+    check_settings,
+)
+from actspec_jax.solvers.common.sharding import (
+    MASK_AXIS,
+    DeviceSpec,
+    fwht_sharded,
+    gather_to_host,
+    mesh_size,
+)
+from actspec_jax.solvers.common.validate import TRACER_ERRORS
+from actspec_jax.solvers.exact.table import (  # noqa: F401  (old import path of the table functions)
     Progress,
     _resolve_mesh,
     _spectrum_from_table,
@@ -45,14 +62,6 @@ from actspec_jax.solvers.exact_table import (  # noqa: F401  (old import path of
     evaluation_plan,
     exact_value_table,
     is_traced,
-)
-from actspec_jax.solvers.functional import TRACER_ERRORS
-from actspec_jax.solvers.sharding import (
-    MASK_AXIS,
-    DeviceSpec,
-    fwht_sharded,
-    gather_to_host,
-    mesh_size,
 )
 from actspec_jax.spectrum import Spectrum, SpectrumBatch
 from actspec_jax.transforms.indexing import subsets_from_indices
@@ -154,11 +163,11 @@ class ExactSolver:
       keep_dense: attach the full dense spectrum ``float[2^n]`` to each result.
       incremental: ``None`` (automatic) evaluates through a subset-sum table when the head
         starts with a projection (dense, attention, convolution; see
-        :mod:`actspec_jax.solvers.incremental`), ``True`` requires it, ``False`` disables it.
+        :mod:`actspec_jax.solvers.exact.incremental`), ``True`` requires it, ``False`` disables it.
       devices: devices to split the mask table over — ``None`` (default: every device JAX
         sees, rounded down to a power of two), an int, a device list, or a
         :class:`jax.sharding.Mesh` with an axis ``"masks"``. More devices than exist raise
-        :class:`~actspec_jax.solvers.sharding.DeviceCountError`. Results equal the one-device ones
+        :class:`~actspec_jax.solvers.common.sharding.DeviceCountError`. Results equal the one-device ones
         (mask values bitwise; the transform to float rounding).
       wht_block_bits: bits per Kronecker factor of the transform (default 5 on CPU, 7 on
         GPU/TPU; see :func:`actspec_jax.transforms.fwht`).

@@ -25,7 +25,7 @@ its own residual passes (an output whose pass finds nothing new stops refitting,
 search would stop) and its own diagnostics (``beam_full``, ``adaptive_cap``, ``degree_cap``,
 ``tiny_variance``), recorded in its spectrum and warned with its output label. The statistics
 are the single-output kernels mapped over the output axis
-(:mod:`actspec_jax.solvers._gl_multi_kernels`).
+(:mod:`actspec_jax.solvers.gl.multi_kernels`).
 
 **Why a shared order is sound.** An exact search keeps every bucket of weight ``≥ τ²/2``, and
 an ``S`` with ``|f̂(S)| ≥ τ`` keeps every ancestor at weight ``≥ τ²`` *whatever the order* in
@@ -81,11 +81,12 @@ import numpy as np
 from actspec_jax.diagnostics import IncompleteResultWarning
 from actspec_jax.errors import ActSpecError, NonFiniteOutputError
 from actspec_jax.problems.base import Problem
-from actspec_jax.solvers import _gl_multi_kernels as MK
-from actspec_jax.solvers._gl_diagnostics import diagnose
-from actspec_jax.solvers._gl_leaves import LeafFit, fit_and_trim
-from actspec_jax.solvers._gl_run import SearchRun
-from actspec_jax.solvers._gl_settings import (
+from actspec_jax.solvers.common.memory import default_block_size, default_memory_budget
+from actspec_jax.solvers.gl import multi_kernels as MK
+from actspec_jax.solvers.gl.diagnostics import diagnose
+from actspec_jax.solvers.gl.leaves import LeafFit, fit_and_trim
+from actspec_jax.solvers.gl.run import SearchRun
+from actspec_jax.solvers.gl.settings import (
     LEVEL_STATS,
     TAG_INFLUENCE,
     TAG_LEAVES,
@@ -93,8 +94,7 @@ from actspec_jax.solvers._gl_settings import (
     TAG_NORM,
     key_data,
 )
-from actspec_jax.solvers._gl_state import SearchSetup, SearchState
-from actspec_jax.solvers._memory import default_block_size, default_memory_budget
+from actspec_jax.solvers.gl.state import SearchSetup, SearchState
 from actspec_jax.spectrum import Spectrum, SpectrumBatch
 
 __all__ = ["BatchedRun", "check_batchable", "search_batched"]
@@ -171,7 +171,7 @@ class BatchedRun(SearchRun):
         self.c_stats = int(max(1, min(self.cfg["num_samples"], budget // per_draw, block)))
 
     def fingerprint(self) -> str:
-        from actspec_jax.solvers._checkpoint import fingerprint, problem_digest
+        from actspec_jax.solvers.common.checkpoint import fingerprint, problem_digest
 
         tau = None if self.tau_override is None else [float(t) for t in self.tau_override]
         doc = {
@@ -437,7 +437,7 @@ class BatchedRun(SearchRun):
         call_start: float,
         resumed_from: int | None,
     ) -> list[Spectrum]:
-        from actspec_jax.solvers.sharding import mesh_size
+        from actspec_jax.solvers.common.sharding import mesh_size
 
         cfg, n = self.cfg, self.n
         draws, values_dev, values = self._design_multi(TAG_LEAVES)
@@ -539,7 +539,7 @@ def search_batched(
     run = BatchedRun(solver, cfg, problem, key, progress, checkpoint_path)
     spectra = run.execute(started)
     if cfg["passes"] > 1 and not all(s.solver["constant_function"] for s in spectra):
-        from actspec_jax.solvers._gl_batched_passes import residual_passes
+        from actspec_jax.solvers.gl.batched_passes import residual_passes
 
         spectra = residual_passes(solver, run, spectra, progress, checkpoint_path, started)
     spectra = [_labelled(s.output_label, diagnose, s, cfg) for s in spectra]

@@ -1,6 +1,6 @@
 """Estimators of the Goldreich–Levin search: strategy objects handed to the search.
 
-The search (:mod:`actspec_jax.solvers.goldreich_levin`) is the same whatever is sampled: each
+The search (:mod:`actspec_jax.solvers.gl.search`) is the same whatever is sampled: each
 level draws ``m`` base draws ``z`` and ``r`` prefix draws ``y`` per base draw, evaluates ``f``
 on the hybrids (prefix neurons from ``y``, the rest from ``z``) and reads every bucket's
 character ``χ_S`` from the ``±1`` pattern of ``y``; the leaves are fitted on one *design* of
@@ -18,7 +18,7 @@ draws. An estimator says how:
   constraints, and the checks of the problem it needs.
 
 Estimators are frozen dataclasses: hashable, so the jitted kernels
-(:mod:`actspec_jax.solvers._gl_kernels`) take one as a *static* argument and compile once per
+(:mod:`actspec_jax.solvers.gl.kernels`) take one as a *static* argument and compile once per
 estimator. Arrays an estimator needs from the problem (the paper estimator's binarised data
 rows) are not fields: :meth:`Estimator.data` returns them once per search and they travel to
 the kernels as an ordinary (traced) argument; :meth:`Estimator.bind` returns the estimator
@@ -28,7 +28,7 @@ A new estimator (a ``p``-biased mask sampler, a token-position sampler, …) is 
 of :class:`Estimator`; see ``tests/solvers/test_estimators.py`` for one in a dozen lines.
 
 Shipped: :class:`UniformMasks` (``estimator="mask"``, the default) and :class:`PaperHybrids`
-(``estimator="paper"``, the authors' data hybrids; semantics in :mod:`actspec_jax.solvers.paper`).
+(``estimator="paper"``, the authors' data hybrids; semantics in :mod:`actspec_jax.solvers.gl.paper`).
 """
 
 from __future__ import annotations
@@ -40,14 +40,14 @@ import jax
 import jax.numpy as jnp
 
 from actspec_jax.errors import ActSpecError
-from actspec_jax.solvers.paper import (
+from actspec_jax.solvers.gl.paper import (
     PAPER_DEFAULTS,
     check_paper_problem,
     paper_patterns,
     paper_rows,
     paper_values,
 )
-from actspec_jax.solvers.redundancy import paper_constraints
+from actspec_jax.solvers.gl.redundancy import paper_constraints
 
 __all__ = [
     "ESTIMATORS",
@@ -107,7 +107,7 @@ class Estimator:
     centred by its mean before the search) and ``masks`` (whether ``f`` is the problem's
     function of ``±1`` masks: then residual passes, the influence order, ``max_evaluations``
     and the degree profile apply). ``multi_output``: whether the batched search of a problem
-    with several outputs (:mod:`actspec_jax.solvers._gl_batched`, whose kernels decode uniform
+    with several outputs (:mod:`actspec_jax.solvers.gl.batched`, whose kernels decode uniform
     mask words) may use it — only :class:`UniformMasks`.
     """
 
@@ -191,7 +191,7 @@ class UniformMasks(Estimator):
     """Uniform ``±1`` masks (``estimator="mask"``): draws are ``uint32[*shape, ⌈n/32⌉]`` words of
     32 signs each; the characters are the masks' own, orthonormal, so the coefficients are the
     genuine Fourier coefficients of ``f`` (module docstring of
-    :mod:`actspec_jax.solvers.goldreich_levin`)."""
+    :mod:`actspec_jax.solvers.gl.search`)."""
 
     name: ClassVar[str] = "mask"
     multi_output: ClassVar[bool] = True
@@ -217,7 +217,7 @@ class UniformMasks(Estimator):
 
 @dataclasses.dataclass(frozen=True)
 class PaperHybrids(Estimator):
-    """The paper's hybrids of real data rows (``estimator="paper"``; :mod:`actspec_jax.solvers.paper`).
+    """The paper's hybrids of real data rows (``estimator="paper"``; :mod:`actspec_jax.solvers.gl.paper`).
 
     Draws are ``int32[*shape]`` data-row numbers (32 random bits modulo ``rows``: a bias below
     ``rows / 2³²``, negligible next to the sampling error); the characters are read from the
@@ -299,7 +299,7 @@ def as_estimator(spec: str | Estimator, rows: int | None = None) -> Estimator:
     if not isinstance(spec, str) or spec not in ESTIMATORS:
         raise ActSpecError(
             f"estimator must be one of {tuple(ESTIMATORS)} or an Estimator object (e.g. "
-            f"actspec_jax.solvers.estimators.PaperHybrids()), got {spec!r}."
+            f"actspec_jax.solvers.gl.estimators.PaperHybrids()), got {spec!r}."
         )
     estimator = ESTIMATORS[spec]()
     return dataclasses.replace(estimator, rows=rows) if rows and hasattr(estimator, "rows") else estimator

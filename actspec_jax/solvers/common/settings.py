@@ -170,7 +170,7 @@ class Indices(Rule):
 @dataclasses.dataclass(frozen=True)
 class Devices(Rule):
     """``None``/``'all'``, a device count ``>= 1``, a non-empty sequence of devices, or a mesh
-    (checked further by :func:`~actspec_jax.solvers.sharding.mask_mesh`)."""
+    (checked further by :func:`~actspec_jax.solvers.common.sharding.mask_mesh`)."""
 
     optional: bool = True
 

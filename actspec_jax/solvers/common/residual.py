@@ -22,7 +22,7 @@ fresh uniform masks), ``postprocess`` (or ``None``) and ``finish`` (the solver's
 step: diagnostics, degree profile). :class:`~actspec_jax.GoldreichLevin` and
 :class:`~actspec_jax.CompressiveSolver` implement it; ``GoldreichLevin(passes=k)`` runs the
 same loop (:func:`run_passes`). The batched GL search keeps its own loop (per-output active
-flags on shared evaluations, :mod:`~actspec_jax.solvers._gl_batched_passes`) built from this
+flags on shared evaluations, :mod:`~actspec_jax.solvers.gl.batched_passes`) built from this
 module's helpers.
 """
 
@@ -46,7 +46,7 @@ __all__ = ["ResidualPasses", "ResidualProblem", "ResidualRun", "run_passes"]
 PROTOCOL_HINT = (
     "a solver under ResidualPasses implements start_passes(problem, *, key, passes, max_evaluations, "
     "progress, checkpoint_path) returning a run with search_residual, fit_subsets, postprocess and "
-    "finish (see actspec_jax.solvers.residual); GoldreichLevin and CompressiveSolver do."
+    "finish (see actspec_jax.solvers.common.residual); GoldreichLevin and CompressiveSolver do."
 )
 
 

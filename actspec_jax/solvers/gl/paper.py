@@ -26,8 +26,8 @@ one base row ``r₃`` (the U-statistic over all pairs; 2 = the prototype).
   uniform nor a product measure: ``E[χ_S]`` need not be 0, characters of correlated neurons
   overlap, and "coefficients" are data correlations ``E_data[f(a) χ_S(x(a))]``. That is why the
   prototype adds non-redundancy constraints (near-constant and near-duplicate neurons break
-  orthogonality) — on by default here: :class:`~actspec_jax.solvers.redundancy.Prescreen` and
-  :class:`~actspec_jax.solvers.redundancy.PostCheck` with ``γ = δ = 0.2``.
+  orthogonality) — on by default here: :class:`~actspec_jax.solvers.gl.redundancy.Prescreen` and
+  :class:`~actspec_jax.solvers.gl.redundancy.PostCheck` with ``γ = δ = 0.2``.
 * *Values of f.* Mask mode evaluates ``f`` = the problem's output aggregated over all its
   inputs for one mask; paper mode evaluates the problem's output selector on *one* hybrid
   row at a time (``aggregate`` and ``fill`` are ignored). The paper used the ±1 class
@@ -53,7 +53,7 @@ import jax
 import jax.numpy as jnp
 
 from actspec_jax.errors import ActSpecError
-from actspec_jax.solvers.redundancy import patterns_from_problem
+from actspec_jax.solvers.gl.redundancy import patterns_from_problem
 
 __all__ = ["PAPER_DEFAULTS", "check_paper_problem", "paper_patterns", "paper_rows", "paper_values"]
 

@@ -2,7 +2,7 @@
 estimator, validation, and the non-redundancy constraints in effect.
 
 :func:`resolve_settings` turns a :class:`~actspec_jax.GoldreichLevin` and its estimator
-(:mod:`actspec_jax.solvers.estimators`) into the JSON-ready dict ``cfg`` that the search reads,
+(:mod:`actspec_jax.solvers.gl.estimators`) into the JSON-ready dict ``cfg`` that the search reads,
 that ``spectrum.solver`` records and that a checkpoint's fingerprint hashes.
 """
 
@@ -18,9 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from actspec_jax.errors import ActSpecError
-from actspec_jax.solvers.estimators import Estimator
-from actspec_jax.solvers.paper import PAPER_DEFAULTS
-from actspec_jax.solvers.redundancy import PostCheck, Prescreen, SpectralAliasing, paper_constraints
+from actspec_jax.solvers.gl.estimators import Estimator
+from actspec_jax.solvers.gl.paper import PAPER_DEFAULTS
+from actspec_jax.solvers.gl.redundancy import PostCheck, Prescreen, SpectralAliasing, paper_constraints
 
 __all__ = [
     "LEVEL_STATS",

@@ -1,7 +1,7 @@
 """Argument checks shared by the solvers' entry points (private).
 
 Each names the argument, what it got and the fix, instead of a deep ``AttributeError``
-(``key=0``). The solvers' settings are checked when a solver is built (:mod:`._settings`).
+(``key=0``). The solvers' settings are checked when a solver is built (:mod:`.settings`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,14 @@ import numpy as np
 
 from actspec_jax.errors import ActSpecError
 
-__all__ = ["check_key"]
+__all__ = ["TRACER_ERRORS", "check_key"]
+
+#: Errors JAX raises when host-side code meets a traced value (a solver object used inside jit).
+TRACER_ERRORS = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerArrayConversionError,
+    jax.errors.TracerIntegerConversionError,
+)
 
 
 def check_key(key: Any, solver: str) -> None:

@@ -18,11 +18,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from actspec_jax.solvers import _gl_kernels as K
-from actspec_jax.solvers._gl_diagnostics import report_full_beam
-from actspec_jax.solvers._gl_settings import TAG_LEAVES, key_data
-from actspec_jax.solvers._gl_state import SearchSetup, SearchState
-from actspec_jax.solvers.sharding import mesh_size
+from actspec_jax.solvers.common.sharding import mesh_size
+from actspec_jax.solvers.gl import kernels as K
+from actspec_jax.solvers.gl.diagnostics import report_full_beam
+from actspec_jax.solvers.gl.settings import TAG_LEAVES, key_data
+from actspec_jax.solvers.gl.state import SearchSetup, SearchState
 from actspec_jax.spectrum import Spectrum
 
 __all__ = ["LeafFit", "leaf_stage"]
@@ -112,7 +112,7 @@ def leaf_stage(
 ) -> Spectrum:
     """The leaves of a finished search (module docstring) and the result: coefficients of the
     surviving subsets and ``∅`` on one fresh design, the ``|f̂(S)| ≥ τ/√2`` cut, spectral
-    aliasing, and ``spectrum.solver`` (``run``: the :class:`~actspec_jax.solvers._gl_run.SearchRun`)."""
+    aliasing, and ``spectrum.solver`` (``run``: the :class:`~actspec_jax.solvers.gl.run.SearchRun`)."""
     cfg, n = run.cfg, run.n
     center, mean, second, tau_abs = (float(v) for v in setup.scalars)
     valid = np.asarray(state.valid)

@@ -3,9 +3,9 @@
 :func:`exact_value_table` fills ``float[B, 2^n]`` by one of two paths — *direct* (every mask
 through the whole head, in cache-sized blocks on CPU) or *incremental* (a subset-sum table
 over the masked neurons' contributions to the head's first projection; see
-:mod:`actspec_jax.solvers.incremental`) — on one device or split over a 1-D mesh
-(:mod:`actspec_jax.solvers.sharding`); :func:`evaluation_plan` says which path and chunk size a
-problem gets. :class:`~actspec_jax.solvers.exact.ExactSolver` transforms the table.
+:mod:`actspec_jax.solvers.exact.incremental`) — on one device or split over a 1-D mesh
+(:mod:`actspec_jax.solvers.common.sharding`); :func:`evaluation_plan` says which path and chunk size a
+problem gets. :class:`~actspec_jax.solvers.exact.solver.ExactSolver` transforms the table.
 """
 
 from __future__ import annotations
@@ -27,21 +27,20 @@ from actspec_jax.errors import (
     NonFiniteOutputError,
 )
 from actspec_jax.problems.base import Problem
-from actspec_jax.solvers import incremental as _inc
-from actspec_jax.solvers._checkpoint import (
+from actspec_jax.solvers.common.checkpoint import (
     CheckpointError,
     fingerprint,
     problem_digest,
     read_checkpoint,
     write_checkpoint,
 )
-from actspec_jax.solvers._memory import (
+from actspec_jax.solvers.common.memory import (
     bytes_per_mask,
     chunk_size_for_budget,
     default_block_size,
     default_memory_budget,
 )
-from actspec_jax.solvers.sharding import (
+from actspec_jax.solvers.common.sharding import (
     MASK_AXIS,
     DeviceSpec,
     gather_to_host,
@@ -49,6 +48,7 @@ from actspec_jax.solvers.sharding import (
     mesh_size,
     table_sharding,
 )
+from actspec_jax.solvers.exact import incremental as _inc
 from actspec_jax.transforms.indexing import enumerate_masks, index_to_subset
 from actspec_jax.transforms.wht import fwht_consuming
 
@@ -339,11 +339,11 @@ def exact_value_table(
 
     Args:
       incremental: ``None`` (default) uses the subset-sum table when the head starts with a
-        projection (:func:`actspec_jax.solvers.incremental.supports_incremental`), ``True``
+        projection (:func:`actspec_jax.solvers.exact.incremental.supports_incremental`), ``True``
         requires it, ``False`` evaluates every mask through the whole head.
       devices: ``1`` (default here) — one device; ``None``/``"all"``, an int, a device list
         or a :class:`~jax.sharding.Mesh` — split the table over that many devices (the
-        result is then sharded on its last axis; see :mod:`actspec_jax.solvers.sharding`).
+        result is then sharded on its last axis; see :mod:`actspec_jax.solvers.common.sharding`).
       checkpoint_path: ``.npz`` file for the partly filled table: written atomically every
         ``checkpoint_every_s`` seconds and when the run is interrupted (an exception, Ctrl-C);
         a rerun with the same file resumes where it stopped and gives the same table bit for
