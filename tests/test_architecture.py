@@ -86,14 +86,18 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def _imports(module: str, path: Path) -> list[tuple[str, bool]]:
-    """``[(imported module, local)]`` of one module; ``local`` = inside a function."""
+def _imports(module: str, path: Path, *, annotations: bool = False) -> list[tuple[str, bool]]:
+    """``[(imported module, local)]`` of one module; ``local`` = inside a function.
+    ``annotations``: also the imports under ``if TYPE_CHECKING:`` (counted as local)."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     edges: list[tuple[str, bool]] = []
 
     def visit(node: ast.AST, local: bool) -> None:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.If) and _is_type_checking(child):
+                if annotations:
+                    for inside in child.body:
+                        visit(ast.Module(body=[inside], type_ignores=[]), True)
                 for other in child.orelse:
                     visit(other, local)
                 continue
@@ -119,6 +123,8 @@ def _imports(module: str, path: Path) -> list[tuple[str, bool]]:
 
 
 GRAPH = {module: _imports(module, path) for module, path in MODULES.items()}
+#: The same graph with the annotation-only imports (``if TYPE_CHECKING:``) as local edges.
+TYPED_GRAPH = {module: _imports(module, path, annotations=True) for module, path in MODULES.items()}
 
 
 def _layer(module: str) -> str:
@@ -128,9 +134,11 @@ def _layer(module: str) -> str:
     raise AssertionError(f"{module} is in no layer: add it to LAYERS (and to docs/architecture.md).")
 
 
-def _cycles(include_local: bool) -> list[list[str]]:
+def _cycles(include_local: bool, edges_of: dict[str, list[tuple[str, bool]]] = GRAPH) -> list[list[str]]:
     """Strongly connected components of more than one module (Tarjan's algorithm)."""
-    graph = {m: sorted({t for t, local in edges if include_local or not local}) for m, edges in GRAPH.items()}
+    graph = {
+        m: sorted({t for t, local in edges if include_local or not local}) for m, edges in edges_of.items()
+    }
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -253,3 +261,66 @@ def test_architecture_page_names_real_paths_and_is_linked():
     missing = sorted(p for p in paths if not (repo / p).exists())
     assert missing == []
     assert "(docs/architecture.md)" in (repo / "README.md").read_text(encoding="utf-8")
+
+
+def _room(module: str) -> str:
+    """The sub-package a module lives in: ``actspec_jax.solvers.gl``, ``actspec_jax.problems``, …"""
+    parts = module.split(".")
+    depth = 3 if parts[:2] == ["actspec_jax", "solvers"] and len(parts) > 3 else 2
+    return ".".join(parts[:depth])
+
+
+def test_no_circle_between_sub_packages_even_in_annotations():
+    """Annotation-only imports never run, but a circle through them still ties two rooms together."""
+    crossing = [c for c in _cycles(True, TYPED_GRAPH) if len({_room(m) for m in c}) > 1]
+    assert crossing == []
+
+
+SOLVER_ROOMS = {"common", "compressive", "exact", "gl"}
+
+
+def test_every_solver_lives_in_its_sub_package():
+    solvers = ROOT / "solvers"
+    loose = sorted(p.stem for p in solvers.glob("*.py"))
+    assert loose == ["__init__", "functional"], loose  # the face and the functional core
+    rooms = {p.name for p in solvers.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert rooms == SOLVER_ROOMS
+    private = sorted(str(p.relative_to(ROOT)) for p in solvers.rglob("_*.py") if p.name != "__init__.py")
+    assert private == [], "inside a sub-package a module's name says what it holds, without '_'"
+
+
+def test_no_alias_modules():
+    """A module that only re-exports another (a former path kept alive) is an alias: none remain."""
+    aliases = []
+    for module, path in MODULES.items():
+        if path.name == "__init__.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        body = [n for n in tree.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+        kinds = {type(n) for n in body}
+        if (
+            body
+            and kinds <= {ast.ImportFrom, ast.Import, ast.Assign}
+            and any(isinstance(n, ast.ImportFrom) for n in body)
+        ):
+            aliases.append(module)
+    assert aliases == []
+
+
+def test_solver_rooms_share_only_through_common():
+    """A solver room imports ``solvers/common/`` (and the functional core), never another solver's
+    room; ``common/`` imports no solver room."""
+    crossing = []
+    for module, edges in TYPED_GRAPH.items():
+        here = _room(module)
+        if not here.startswith("actspec_jax.solvers."):
+            continue
+        for target, _ in edges:
+            there = _room(target)
+            if there == here or not there.startswith("actspec_jax.solvers"):
+                continue
+            shared = there == "actspec_jax.solvers.common"
+            if shared or (there == "actspec_jax.solvers" and here != "actspec_jax.solvers.common"):
+                continue
+            crossing.append(f"{module} -> {target}")
+    assert crossing == []
