@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from marks import incomplete_expected
 
 import actspec_jax as asj
 from actspec_jax.problems import synthetic
@@ -96,6 +97,7 @@ def _planted(n: int = 32):
     return synthetic.sparse_polynomial(n, terms)
 
 
+@incomplete_expected  # the driver warns where the functional core cannot
 def test_gl_levels_under_jit_and_vmap_find_planted_terms_and_match_the_driver():
     planted = _planted()
     problem, n = planted.problem, planted.problem.n

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from marks import incomplete_expected
 
 import actspec_jax as asj
 from actspec_jax.diagnostics import IncompleteResultWarning
@@ -56,6 +57,7 @@ def test_batched_search_matches_the_exact_spectrum_of_every_output() -> None:
     assert {s.solver["searched_neurons"] for s in batch} == {batch[0].solver["searched_neurons"]}
 
 
+@incomplete_expected  # tight beam shared by single and batched searches
 def test_index_order_batched_output_is_the_single_search() -> None:
     """Same key, same (index) order → the same draws and decisions as K single searches."""
     solver = asj.GoldreichLevin(**SMALL, order="index")
@@ -94,6 +96,7 @@ def test_output_shape_with_several_axes_and_a_constant_output() -> None:
     assert set(batch[3].to_dict()) == {(), (1,), (2,)}
 
 
+@incomplete_expected  # tight beam; the result is compared bitwise
 def test_checkpoint_resume_of_a_batched_search(tmp_path) -> None:
     solver = asj.GoldreichLevin(**SMALL, order="index")
     problem = asj.FunctionProblem(polynomial, N)
@@ -120,6 +123,7 @@ def test_checkpoint_resume_of_a_batched_search(tmp_path) -> None:
         solver(asj.FunctionProblem(single(0), N), key=key, checkpoint_path=path)
 
 
+@incomplete_expected  # the budget cuts the settings by design
 def test_max_evaluations_is_planned_for_the_shared_search() -> None:
     budget = 40_000
     batch = asj.GoldreichLevin(tau=0.1, max_evaluations=budget)(
@@ -139,6 +143,7 @@ def test_full_beam_is_reported_per_output_with_its_label() -> None:
     assert all("beam_full" in c for c in codes)
 
 
+@incomplete_expected  # a small max_samples is the point
 def test_adaptive_rule_draws_while_any_output_is_undecided() -> None:
     solver = asj.GoldreichLevin(**SMALL, order="index", adaptive=True, max_samples=256, passes=1)
     batch = solver(asj.FunctionProblem(polynomial, N), key=jax.random.key(2))

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from marks import incomplete_expected
 
 import actspec_jax as asj
 from actspec_jax.problems import synthetic
@@ -41,6 +42,7 @@ def recovery(n: int, seed: int, solver: asj.GoldreichLevin) -> tuple[int, list, 
     return hits, false, spec
 
 
+@incomplete_expected  # degree cap of 16 meets planted parities on purpose
 @pytest.mark.parametrize("seed", range(5))
 def test_planted_recovery_512(seed: int) -> None:
     # Recall only: the degree profile (tested in test_degree_profile.py) is turned off here.
@@ -173,6 +175,7 @@ def test_constant_function_gives_only_the_constant() -> None:
         assert spec.solver["constant_function"] and spec.solver["num_levels"] == 0
 
 
+@incomplete_expected  # the adaptive rule may hit its cap
 def test_adaptive_samples_grow_until_decided() -> None:
     planted = synthetic.sparse_polynomial(12, {(0, 1): 1.0, (4,): 0.5, (5, 6): 0.12})
     solver = asj.GoldreichLevin(
@@ -186,6 +189,7 @@ def test_adaptive_samples_grow_until_decided() -> None:
     assert set(spec.to_dict()) >= {(0, 1), (4,)}
 
 
+@incomplete_expected  # the degree cap is what it tests
 def test_max_degree_and_explicit_order() -> None:
     planted = synthetic.sparse_polynomial(12, {(0, 2, 4, 6, 8): 1.0, (1,): 0.8})
     capped = asj.GoldreichLevin(tau=0.1, max_degree=3, order="index")(planted.problem, key=jax.random.key(0))
@@ -284,6 +288,7 @@ def test_interrupt_and_resume_gives_the_same_spectrum(tmp_path, small: synthetic
     np.testing.assert_array_equal(again.coefficients, straight.coefficients)
 
 
+@incomplete_expected  # tight settings; the result is compared bitwise
 def test_interrupt_in_a_residual_pass_resumes_to_the_same_spectrum(tmp_path) -> None:
     planted = synthetic.random_sparse_polynomial(jax.random.key(0), 100, 20, max_degree=4)
     solver = asj.GoldreichLevin(tau=0.05, passes=2)
@@ -304,6 +309,7 @@ def test_interrupt_in_a_residual_pass_resumes_to_the_same_spectrum(tmp_path) -> 
     np.testing.assert_array_equal(resumed.coefficients, straight.coefficients)
 
 
+@incomplete_expected  # a small beam fills: the residual pass is what recovers
 def test_residual_pass_recovers_terms_a_single_search_misses() -> None:
     # 20 planted terms, |c| in [0.3, 1] against ‖f‖₂ ≈ 3.1: with one search the bucket estimates
     # are too noisy for the term (26, 88) = 0.36; the residual pass finds it (key and data fixed).

