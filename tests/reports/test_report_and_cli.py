@@ -207,6 +207,14 @@ def test_help_and_version_do_not_import_jax():
         [sys.executable, "-m", "actspec_jax.cli", "--version"], capture_output=True, text=True, timeout=120
     )
     assert shown.returncode == 0 and shown.stdout.strip() == f"actspec_jax {version}"
+    timed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "actspec_jax.cli", "--help"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert timed.returncode == 0 and "actspec" in timed.stdout
+    rows = [line.split("|")[-1].strip() for line in timed.stderr.splitlines() if "|" in line]
+    imported = {name.split(".")[0] for name in rows}
+    assert "actspec_jax" in imported and not imported & {"jax", "jaxlib", "matplotlib", "flax"}, imported
 
 
 def test_command_help_is_plain_text_not_restructuredtext(capsys):
