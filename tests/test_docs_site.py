@@ -83,3 +83,16 @@ def test_public_callables_list_their_options():
 def test_every_public_face_has_a_reference_page(package):
     faces = {module_name for _, _, module_name, _ in _conf().REFERENCE_PAGES}
     assert f"actspec_jax.{package}" in faces
+
+
+def test_solver_options_are_keyword_only():
+    """Options come by name, as in optax and equinox: ``CompressiveSolver(max_evaluations=B)``."""
+    import actspec_jax as asj
+
+    for solver in (asj.ExactSolver, asj.GoldreichLevin, asj.CompressiveSolver):
+        kinds = {p.kind for p in inspect.signature(solver).parameters.values()}
+        assert kinds == {inspect.Parameter.KEYWORD_ONLY}, solver.__name__
+    first, *rest = inspect.signature(asj.ResidualPasses).parameters.values()
+    assert first.name == "solver" and {p.kind for p in rest} == {inspect.Parameter.KEYWORD_ONLY}
+    with pytest.raises(TypeError):
+        asj.CompressiveSolver(4)

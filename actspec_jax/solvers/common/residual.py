@@ -225,6 +225,7 @@ class ResidualPasses:
     """
 
     solver: Any
+    _: dataclasses.KW_ONLY
     passes: int = 2
     max_evaluations: int | None = None
 

@@ -126,7 +126,7 @@ CHASE_DEPTH = 6
 DECODE_THREADS = max(1, min(8, os.cpu_count() or 1))
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class CompressiveSolver:
     """Sparse Walsh spectrum from structured subsampling (see the module docstring).
 

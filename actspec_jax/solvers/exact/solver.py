@@ -145,7 +145,7 @@ EXACT_RULES = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ExactSolver:
     """Exact Fourier spectrum by enumerating every mask and one fast WHT.
 

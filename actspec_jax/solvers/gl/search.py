@@ -195,7 +195,7 @@ GL_RULES = {  # types and sanity bounds; ranges with their reasons: resolve_sett
 }
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class GoldreichLevin:
     """Goldreich–Levin search for heavy Fourier coefficients (see the module docstring).
 
