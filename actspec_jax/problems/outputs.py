@@ -369,6 +369,24 @@ def parse_output(spec: Any) -> OutputSelector:
             return LogitDiff(int(a), int(b))
     except ValueError:
         pass
-    raise ActSpecError(
-        f"cannot parse output {spec!r}. Use one of {known}, e.g. 'indicator:7', 'logit_diff:1-0', 'logits'."
-    )
+    raise ActSpecError(f"cannot parse output {spec!r}.{_output_hint(name, arg, known)} Use one of {known}, "
+                       "e.g. 'indicator:7', 'logit_diff:1-0', 'logits'.")  # fmt: skip
+
+
+def _output_hint(name: str, arg: str, known: list[str]) -> str:
+    """' Did you mean …?' for a near-miss output name, or what the named output takes."""
+    import difflib
+
+    if name in _ALL:
+        return f" '{name}' takes no class (it is every class); for one class use '{name[:-1]}:{arg}'."
+    if name == "logit_diff":
+        return " 'logit_diff' takes two classes: 'logit_diff:1-0'."
+    if name in _SINGLE:
+        return f" '{name}' takes one class: '{name}:7'."
+    stem = name.rstrip("0123456789")
+    if stem != name and not arg:  # 'log_prob1'
+        name, arg = stem, name[len(stem) :]
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if not close:
+        return ""
+    return f" Did you mean '{close[0]}{':' + arg if arg and close[0] not in _ALL else ''}'?"

@@ -128,7 +128,10 @@ def _normalise(axis: Any, rank: int, shape: tuple, names: tuple[str, ...] | None
             a = names.index(a)
         a = int(a)
         if not -rank <= a < rank:
-            raise AxisError(f"{what} {a} is out of range for a layer of shape {list(shape)}.")
+            raise AxisError(
+                f"{what} {a} is out of range for a layer of shape {list(shape)}: axes are counted with "
+                f"the input batch axis as 0, so the unit axis is one of 1..{rank - 1} (or -1..-{rank - 1})."
+            )
         a %= rank
         if a == 0:
             raise AxisError(

@@ -181,6 +181,12 @@ def add_spectrum_sections(
     """The standard sections for one spectrum: top terms, distributedness, figures."""
     from actspec_jax.reports import plots
 
+    if isinstance(spectrum, SpectrumBatch):
+        raise ActSpecError(
+            f"add_spectrum_sections takes one Spectrum; this is a SpectrumBatch of {len(spectrum)} outputs "
+            f"{list(spectrum.output_labels)[:3]}…: add the sections of each output, e.g. "
+            "add_spectrum_sections(report, batch[i]) under report.heading(batch.output_labels[i])."
+        )
     report.heading("Top subsets")
     report.code(spectrum.summary(top))
     add_joint_section(report, spectrum, top=top)

@@ -1,5 +1,7 @@
 import json
+import re
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -225,6 +227,24 @@ def test_command_help_is_plain_text_not_restructuredtext(capsys):
             main([command, "--help"])
         text = capsys.readouterr().out
         assert "``" not in text and ":mod:" not in text and ":class:" not in text, command
+
+
+def test_a_batch_given_for_one_spectrum_is_refused_before_anything_is_written(tmp_path):
+    batch = asj.ExactSolver()(asj.FunctionProblem(lambda x: jnp.stack([x[:, 0], x[:, 1]], axis=1), 3))
+    report = Report(tmp_path / "r", "two outputs")
+    with pytest.raises(asj.ActSpecError, match=r"batch\[i\]"):
+        add_spectrum_sections(report, batch)
+    add_spectrum_sections(report, batch[1])
+    assert report.write().read_text().count("Top subsets") == 1
+
+
+def test_output_typos_get_the_near_miss_and_what_each_output_takes():
+    from actspec_jax.problems.outputs import parse_output
+
+    for typo, hint in [("logprob:1", "Did you mean 'log_prob:1'"), ("log_prob1", "Did you mean 'log_prob:1'"),
+                       ("log_probs:1", "takes no class"), ("logit_diff:3", "takes two classes")]:  # fmt: skip
+        with pytest.raises(asj.ActSpecError, match=re.escape(hint)):
+            parse_output(typo)
 
 
 def test_pair_matrix_places_each_listed_pair_and_marks_the_sure_ones():

@@ -209,8 +209,9 @@ class ExactSolver:
             mesh = _resolve_mesh(self.devices, n)
             need //= 1 if mesh is None else mesh_size(mesh)
         hint = (
-            "Use the Goldreich–Levin search for large layers (actspec_jax.GoldreichLevin(tau=0.1)), "
-            "or mask a subset of the neurons (units=[...])."
+            "Use the compressive solver for large layers (actspec_jax.CompressiveSolver("
+            "max_evaluations=20_000), key=…), the Goldreich–Levin threshold search "
+            "(actspec_jax.GoldreichLevin(tau=0.1)), or mask a subset of the neurons (units=[...])."
         )
         if n > self.max_n:
             raise ProblemTooLargeError(
