@@ -451,6 +451,13 @@ class SpectrumBatch(Sequence):
     def output_labels(self) -> tuple[str | None, ...]:
         return tuple(s.output_label for s in self.spectra)
 
+    def r2(self, problem: Any, *, key: jax.Array, num_masks: int = 2048) -> np.ndarray:
+        """``float64[K]``: each output's held-out R² against the ``K``-output ``problem`` it was
+        computed from, on one set of fresh uniform masks (the model is evaluated once)."""
+        from actspec_jax.solvers.common.heldout import faithfulness_r2_batch
+
+        return faithfulness_r2_batch(self.spectra, problem, key=key, num_masks=num_masks)
+
     @property
     def dense(self) -> np.ndarray | None:
         if any(s.dense is None for s in self.spectra):

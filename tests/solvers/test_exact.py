@@ -165,3 +165,17 @@ def test_value_table_column_order_matches_enumeration():
     problem = asj.FunctionProblem(lambda x: x @ jnp.arange(1.0, 4.0), 3)
     table = np.asarray(exact_value_table(problem))[0]
     np.testing.assert_allclose(table, all_masks(3) @ np.arange(1.0, 4.0))
+
+
+def test_a_batch_r2_scores_every_output_on_one_set_of_masks():
+    problem = asj.FunctionProblem(
+        lambda x: jnp.stack([x[:, 0] * x[:, 1], x[:, 2] - 0.5 * x[:, 0]], axis=1), 4
+    )
+    batch = asj.ExactSolver()(problem)
+    scores = batch.r2(problem, key=jax.random.key(0), num_masks=256)
+    assert scores.shape == (2,) and np.allclose(scores, 1.0)
+    lone = asj.ExactSolver()(asj.FunctionProblem(lambda x: x[:, 3], 4))
+    mixed = asj.SpectrumBatch((batch[0], lone), (2,))  # output 1 is explained by the wrong function
+    assert mixed.r2(problem, key=jax.random.key(0), num_masks=256)[1] < 0.5
+    with pytest.raises(asj.ActSpecError, match="3 spectra but the problem has 2 outputs"):
+        asj.SpectrumBatch((batch[0], batch[1], lone), (3,)).r2(problem, key=jax.random.key(0))

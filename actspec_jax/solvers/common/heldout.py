@@ -60,3 +60,26 @@ def faithfulness_r2(spectrum: Any, problem: Any, *, key: jax.Array, num_masks: i
             "probability)."
         )
     return r2_score(values[:, column], spectrum.evaluate(masks))
+
+
+def faithfulness_r2_batch(spectra: Any, problem: Any, *, key: jax.Array, num_masks: int = 2048) -> np.ndarray:
+    """``float64[K]``: the R² of each of ``K`` spectra against output ``k`` of one ``K``-output
+    problem, on the same ``num_masks`` held-out uniform masks (the model is evaluated once)."""
+    spectra = list(spectra)
+    if any(s.n != problem.n for s in spectra):
+        raise ValueError(
+            f"the spectra have n={sorted({s.n for s in spectra})} but the problem has n={problem.n}."
+        )
+    masks = uniform_masks(key, num_masks, problem.n)
+    values = np.asarray(problem.evaluate_unchecked(masks)).reshape(num_masks, -1)
+    if values.shape[1] != len(spectra):
+        raise ActSpecError(
+            f"{len(spectra)} spectra but the problem has {values.shape[1]} outputs; pass the problem the "
+            "batch was computed from."
+        )
+    if not np.isfinite(values).all():
+        raise NonFiniteOutputError(
+            "the problem's outputs are NaN/inf on some held-out masks, so the R² is undefined; check the "
+            "fill values and the output selector."
+        )
+    return np.array([r2_score(values[:, k], s.evaluate(masks)) for k, s in enumerate(spectra)])
