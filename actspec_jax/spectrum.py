@@ -71,6 +71,12 @@ def _atomic_write(path: Path, write: Any, mode: str, *, label: str = "results") 
     atomic_write(path, write, mode, label=label)
 
 
+def _joint_share(degrees: np.ndarray, weights: np.ndarray) -> float:
+    """``Σ_{|S|≥2} w / Σ_{|S|≥1} w`` (0 without non-constant weight)."""
+    energy = float(weights[degrees > 0].sum())
+    return float(weights[degrees >= 2].sum() / energy) if energy > 0 else 0.0
+
+
 def share_percent(share: float) -> str:
     """How every share is printed: a percentage with one decimal, e.g. ``0.0876 → '8.8 %'``."""
     return f"{100 * float(share):.1f} %"
@@ -252,8 +258,8 @@ class Spectrum:
 
     def interaction_share(self) -> float:  # printed everywhere with share_percent
         """The share of the **listed terms'** non-constant energy in joint subsets:
-        ``Σ_{|S|≥2} f̂(S)² / Σ_{|S|≥1} f̂(S)²`` over the terms this spectrum lists (0 when it lists
-        no non-constant term).
+        ``Σ_{|S|≥2} f̂(S)² / Σ_{|S|≥1} f̂(S)²`` over the terms this spectrum holds (all ``2^n`` for an
+        exact one that kept its dense array; 0 when it holds no non-constant term).
 
         This is the one definition of "share in interactions" for listed terms; the whole
         spectrum's (terms listed or not) is :meth:`DegreeProfile.interaction_share
@@ -261,8 +267,7 @@ class Spectrum:
         coefficients. The two differ when the list misses many small terms.
         """
         degrees, weights, _ = self._weights_by_term()
-        energy = float(weights[degrees > 0].sum())
-        return float(weights[degrees >= 2].sum() / energy) if energy > 0 else 0.0
+        return _joint_share(degrees, weights)
 
     def distributedness(self) -> dict[str, float]:
         """How distributed the code is, from the non-constant energy ``E = Σ_{|S|≥1} f̂(S)²``.
@@ -278,7 +283,7 @@ class Spectrum:
         nonconst = weights[degrees > 0]
         energy = float(nonconst.sum())
         listed = float((np.asarray(self.coefficients, np.float64) ** 2).sum())
-        share = self.interaction_share()
+        share = _joint_share(degrees, weights)
         if energy <= 0:
             mean_deg = eff = 0.0
         else:

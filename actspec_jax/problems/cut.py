@@ -382,6 +382,17 @@ _FALLBACK = (
 )
 
 
+def _options(family: str, given: dict[str, Any], *allowed: str) -> dict[str, Any]:
+    """``given`` if every option in it belongs to ``family``'s cutter, else a ``TypeError`` naming it."""
+    stray = sorted(set(given) - set(allowed))
+    if stray:
+        raise TypeError(
+            f"cut_model: {', '.join(stray)} is not an option of a {family} cut "
+            f"(it takes {', '.join(allowed)})."
+        )
+    return given
+
+
 def cut_model(
     model: Any,
     params: Params,
@@ -390,8 +401,8 @@ def cut_model(
     method: str | Callable | None = None,
     apply_kwargs: Mapping[str, Any] | None = None,
     call: Callable[..., Any] | None = None,
-    batched: bool = False,
-    input_axes: Sequence[str] = ("batch", "seq"),
+    batched: bool | None = None,
+    input_axes: Sequence[str] | None = None,
     batch_axis: str | None = None,
     side_inputs: dict[str, Any] | None = None,
 ) -> CutModel:
@@ -404,40 +415,29 @@ def cut_model(
       ``batch_axis``, ``side_inputs``);
     * anything else: a :class:`TypeError` naming the two-function fallback :func:`cut_functions`.
 
-    An option of another family (``call=`` for a linen module, …) is refused by name.
+    An option left at ``None`` takes that cutter's default; an option of another family
+    (``call=`` for a linen module, …) is refused by name.
     """
     from actspec_jax.problems.cut_pytree import cut_equinox, cut_penzai, is_equinox, is_penzai
 
     given = {
-        "method": method is not None,
-        "apply_kwargs": apply_kwargs is not None,
-        "call": call is not None,
-        "batched": batched is not False,
-        "input_axes": tuple(input_axes) != ("batch", "seq"),
-        "batch_axis": batch_axis is not None,
-        "side_inputs": side_inputs is not None,
-    }
-
-    def only(family: str, *allowed: str) -> None:
-        stray = [name for name, set_ in given.items() if set_ and name not in allowed]
-        if stray:
-            raise TypeError(
-                f"cut_model: {', '.join(stray)} is not an option of a {family} cut "
-                f"(it takes {', '.join(allowed) or 'none'})."
-            )
-
+        name: value
+        for name, value in dict(
+            method=method, apply_kwargs=apply_kwargs, call=call, batched=batched,
+            input_axes=input_axes, batch_axis=batch_axis, side_inputs=side_inputs,
+        ).items()
+        if value is not None
+    }  # fmt: skip
     if isinstance(model, nn.Module):
-        only("Flax linen", "method", "apply_kwargs")
-        return cut_linen(model, params, layer, method=method, apply_kwargs=apply_kwargs)
+        return cut_linen(model, params, layer, **_options("Flax linen", given, "method", "apply_kwargs"))
     if isinstance(model, nnx.Module):
-        only("Flax nnx", "call")
-        return cut_nnx(model, layer, call=call)
+        return cut_nnx(model, layer, **_options("Flax nnx", given, "call"))
     if is_penzai(model):
-        only("penzai", "input_axes", "batch_axis", "side_inputs")
-        return cut_penzai(model, layer, input_axes=input_axes, batch_axis=batch_axis, side_inputs=side_inputs)
+        return cut_penzai(
+            model, layer, **_options("penzai", given, "input_axes", "batch_axis", "side_inputs")
+        )
     if is_equinox(model):
-        only("Equinox", "call", "batched")
-        return cut_equinox(model, layer, call=call, batched=batched)
+        return cut_equinox(model, layer, **_options("Equinox", given, "call", "batched"))
     raise TypeError(
         f"cut_model recognises Flax linen, Flax nnx, Equinox and penzai models; got a "
         f"{type(model).__module__}.{type(model).__name__}. {_FALLBACK[0].upper()}{_FALLBACK[1:]}."

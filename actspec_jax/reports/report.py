@@ -285,7 +285,7 @@ def add_joint_section(report: Report, spectrum: Spectrum, *, top: int = 20) -> N
         "Largest joint subsets; positive = keeping the units together raises the output beyond their "
         "single effects.",
     )
-    if any(len(s) == 2 for s in spectrum.subset_tuples()):
+    if np.any(spectrum.degrees == 2):
         report.figure(
             plots.plot_pair_matrix(spectrum),
             "pair_matrix",

@@ -329,10 +329,12 @@ def gl_search(
     survivors are ``state.members[state.valid]``.
     """
     levels = gl_num_levels(state, block_size)
-    settings = {"block_size": block_size, "num_samples": num_samples, "draws_per_z": draws_per_z}
 
     def body(_: jax.Array, s: GLState) -> GLState:
-        return gl_update(s, evaluate, **settings, chunk_size=chunk_size)
+        return gl_update(
+            s, evaluate, block_size=block_size, num_samples=num_samples, draws_per_z=draws_per_z,
+            chunk_size=chunk_size,
+        )  # fmt: skip
 
     return jax.lax.fori_loop(0, levels, body, state)
 

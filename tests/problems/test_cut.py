@@ -130,3 +130,15 @@ def test_plain_functions_with_two_or_three_argument_heads():
 def test_cut_model_rejects_other_objects():
     with pytest.raises(TypeError, match="cut_functions"):
         asj.cut_model(lambda x: x, None, "a")
+
+
+def test_cut_model_passes_its_family_options_and_refuses_another_familys(linen_model):
+    module, variables, x = linen_model
+    cut = asj.cut_model(module, variables, "fc1", apply_kwargs={})
+    np.testing.assert_allclose(cut.outputs(cut.activations(x), x), module.apply(variables, x), rtol=1e-6)
+    with pytest.raises(TypeError, match=r"batched, call is not an option of a Flax linen cut"):
+        asj.cut_model(module, variables, "fc1", call=lambda m, v: m(v), batched=True)
+    nnx_model = TinyNnx(nnx.Rngs(0))
+    with pytest.raises(TypeError, match=r"method is not an option of a Flax nnx cut \(it takes call\)"):
+        asj.cut_model(nnx_model, None, "fc1", method="__call__")
+    assert asj.cut_model(nnx_model, None, "fc1").layer == "fc1"

@@ -35,6 +35,23 @@ def r2_score(truth: Any, approx: Any) -> float:
     return 1.0 - sse / sst
 
 
+def _held_out_values(problem: Any, key: jax.Array, num_masks: int) -> tuple[jax.Array, np.ndarray]:
+    """``num_masks`` fresh uniform masks and the problem's values there, ``[num_masks, K]``."""
+    masks = uniform_masks(key, num_masks, problem.n)
+    return masks, np.asarray(problem.evaluate_unchecked(masks)).reshape(num_masks, -1)
+
+
+def _refuse_non_finite(values: np.ndarray) -> None:
+    """The R² is undefined where the compared values hold NaN/inf: say where and why."""
+    bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    if bad.any():
+        raise NonFiniteOutputError(
+            f"the problem's output is NaN/inf on {int(bad.sum())} of {len(values)} held-out masks, so the "
+            "R² is undefined; check the fill values and the output selector (e.g. log of a zero "
+            "probability)."
+        )
+
+
 def faithfulness_r2(spectrum: Any, problem: Any, *, key: jax.Array, num_masks: int = 2048) -> float:
     """R² of ``spectrum.evaluate`` against ``problem`` on ``num_masks`` held-out uniform masks.
 
@@ -44,21 +61,14 @@ def faithfulness_r2(spectrum: Any, problem: Any, *, key: jax.Array, num_masks: i
     """
     if spectrum.n != problem.n:
         raise ValueError(f"spectrum has n={spectrum.n} but the problem has n={problem.n}.")
-    masks = uniform_masks(key, num_masks, problem.n)
-    values = np.asarray(problem.evaluate_unchecked(masks)).reshape(num_masks, -1)
+    masks, values = _held_out_values(problem, key, num_masks)
     column = (spectrum.output_index or 0) if values.shape[1] > 1 else 0
     if column >= values.shape[1]:
         raise ActSpecError(
             f"the spectrum explains output {column}, but the problem has {values.shape[1]} outputs; pass the "
             "problem the spectrum was computed from."
         )
-    bad = ~np.isfinite(values[:, column])
-    if bad.any():
-        raise NonFiniteOutputError(
-            f"the problem's output is NaN/inf on {int(bad.sum())} of {num_masks} held-out masks, so the "
-            "R² is undefined; check the fill values and the output selector (e.g. log of a zero "
-            "probability)."
-        )
+    _refuse_non_finite(values[:, column])
     return r2_score(values[:, column], spectrum.evaluate(masks))
 
 
@@ -67,19 +77,13 @@ def faithfulness_r2_batch(spectra: Any, problem: Any, *, key: jax.Array, num_mas
     problem, on the same ``num_masks`` held-out uniform masks (the model is evaluated once)."""
     spectra = list(spectra)
     if any(s.n != problem.n for s in spectra):
-        raise ValueError(
-            f"the spectra have n={sorted({s.n for s in spectra})} but the problem has n={problem.n}."
-        )
-    masks = uniform_masks(key, num_masks, problem.n)
-    values = np.asarray(problem.evaluate_unchecked(masks)).reshape(num_masks, -1)
+        sizes = sorted({s.n for s in spectra})
+        raise ValueError(f"the spectra have n={sizes} but the problem has n={problem.n}.")
+    masks, values = _held_out_values(problem, key, num_masks)
     if values.shape[1] != len(spectra):
         raise ActSpecError(
             f"{len(spectra)} spectra but the problem has {values.shape[1]} outputs; pass the problem the "
             "batch was computed from."
         )
-    if not np.isfinite(values).all():
-        raise NonFiniteOutputError(
-            "the problem's outputs are NaN/inf on some held-out masks, so the R² is undefined; check the "
-            "fill values and the output selector."
-        )
+    _refuse_non_finite(values)
     return np.array([r2_score(values[:, k], s.evaluate(masks)) for k, s in enumerate(spectra)])
