@@ -9,6 +9,7 @@ from actspec_jax.problems.cut import (
     cut_nnx,
     list_layers,
 )
+from actspec_jax.problems.cut_haiku import cut_haiku
 from actspec_jax.problems.cut_pytree import cut_equinox, cut_penzai
 from actspec_jax.problems.masked import FILLS, MaskedProblem, masked_problem
 from actspec_jax.problems.multi import MultiLayerProblem, multi_layer_problem
@@ -49,6 +50,7 @@ __all__ = [
     "check_masks",
     "cut_equinox",
     "cut_functions",
+    "cut_haiku",
     "cut_linen",
     "cut_model",
     "cut_nnx",

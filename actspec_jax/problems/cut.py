@@ -405,6 +405,7 @@ def cut_model(
     input_axes: Sequence[str] | None = None,
     batch_axis: str | None = None,
     side_inputs: dict[str, Any] | None = None,
+    state: Mapping[str, Any] | None = None,
 ) -> CutModel:
     """Cut a model at ``layer`` (a name or a :class:`~actspec_jax.Site`), recognising its family.
 
@@ -413,18 +414,21 @@ def cut_model(
     * Equinox module (``params=None``) → :func:`~actspec_jax.cut_equinox` (``call``, ``batched``);
     * penzai layer (``params=None``) → :func:`~actspec_jax.cut_penzai` (``input_axes``,
       ``batch_axis``, ``side_inputs``);
+    * dm-haiku ``hk.transform`` / ``hk.transform_with_state`` + its params →
+      :func:`~actspec_jax.cut_haiku` (``state``, ``apply_kwargs``);
     * anything else: a :class:`TypeError` naming the two-function fallback :func:`cut_functions`.
 
     An option left at ``None`` takes that cutter's default; an option of another family
     (``call=`` for a linen module, …) is refused by name.
     """
+    from actspec_jax.problems.cut_haiku import cut_haiku, is_haiku
     from actspec_jax.problems.cut_pytree import cut_equinox, cut_penzai, is_equinox, is_penzai
 
     given = {
         name: value
         for name, value in dict(
             method=method, apply_kwargs=apply_kwargs, call=call, batched=batched,
-            input_axes=input_axes, batch_axis=batch_axis, side_inputs=side_inputs,
+            input_axes=input_axes, batch_axis=batch_axis, side_inputs=side_inputs, state=state,
         ).items()
         if value is not None
     }  # fmt: skip
@@ -438,8 +442,10 @@ def cut_model(
         )
     if is_equinox(model):
         return cut_equinox(model, layer, **_options("Equinox", given, "call", "batched"))
+    if is_haiku(model):
+        return cut_haiku(model, params, layer, **_options("dm-haiku", given, "state", "apply_kwargs"))
     raise TypeError(
-        f"cut_model recognises Flax linen, Flax nnx, Equinox and penzai models; got a "
+        f"cut_model recognises Flax linen, Flax nnx, Equinox, penzai and dm-haiku models; got a "
         f"{type(model).__module__}.{type(model).__name__}. {_FALLBACK[0].upper()}{_FALLBACK[1:]}."
     )
 
@@ -451,10 +457,11 @@ def list_layers(
     *,
     method: str | Callable | None = None,
     apply_kwargs: Mapping[str, Any] | None = None,
+    state: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Layers a model can be cut at. linen: ``{path: output shape}`` (needs example ``inputs``;
-    ``method``/``apply_kwargs`` as for :func:`cut_linen`); nnx, Equinox, penzai:
-    ``{path: module type}``."""
+    """Layers a model can be cut at. linen and dm-haiku: ``{path: output shape}`` (needs example
+    ``inputs``; ``method``/``apply_kwargs`` as for :func:`cut_linen`, ``state``/``apply_kwargs``
+    as for :func:`~actspec_jax.cut_haiku`); nnx, Equinox, penzai: ``{path: module type}``."""
     if isinstance(model, nn.Module):
         if inputs is None:
             raise ValueError("listing linen layers needs example inputs to trace the model.")
@@ -463,11 +470,16 @@ def list_layers(
         return {
             "/".join(str(p) for p in path): type(m).__name__ for path, m in nnx.iter_modules(model) if path
         }
+    from actspec_jax.problems.cut_haiku import haiku_layers, is_haiku
     from actspec_jax.problems.cut_pytree import is_equinox, is_penzai, list_pytree_layers
 
     if is_equinox(model) or is_penzai(model):
         return list_pytree_layers(model)
+    if is_haiku(model):
+        if inputs is None:
+            raise ValueError("listing haiku layers needs example inputs to trace the model.")
+        return haiku_layers(model, params, inputs, state=state, apply_kwargs=apply_kwargs)
     raise TypeError(
-        f"list_layers recognises Flax linen, Flax nnx, Equinox and penzai models, got "
+        f"list_layers recognises Flax linen, Flax nnx, Equinox, penzai and dm-haiku models, got "
         f"{type(model).__name__}; {_FALLBACK}."
     )

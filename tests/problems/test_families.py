@@ -238,3 +238,86 @@ def test_penzai_named_axes():
         asj.masked_problem(heads, x, output="logit:0")
     units = asj.cut_penzai(model, "act", input_axes=axes)
     _check(heads, units, x, real, heads_axis="heads", units_axis="neurons")
+
+
+# --------------------------------------------------------------------------- dm-haiku
+
+
+def _haiku_forward(hk, scale_from_state: bool):
+    """The family model in haiku; with state, the attention output is scaled by a state entry
+    (``1`` in the state given to the cut, ``3`` at init: a cut that dropped the state is wrong)."""
+
+    class Tap(hk.Module):
+        def __call__(self, x):
+            return x
+
+    def get(name):
+        return hk.get_parameter(name, P[name].shape, init=lambda shape, dtype, v=P[name]: jnp.asarray(v))
+
+    def forward(x, is_training=False):
+        heads = Tap(name="heads")(fam.heads_of(x, get("wq"), get("wk"), get("wv"), get("bv")))
+        attn = fam.project(heads, get("wo"))
+        if scale_from_state:
+            attn = attn * hk.get_state("scale", [], init=lambda *_: jnp.asarray(3.0))
+        return fam.readout(Tap(name="act")(jax.nn.relu((x + attn) @ get("w1"))))
+
+    return forward
+
+
+def _masked_heads_by_hand(x, keep):
+    """The model with heads ablated (zero fill) by a hand-written forward pass: ``logit_0`` mean."""
+    heads = fam.heads_of(x, *(jnp.asarray(P[k]) for k in ("wq", "wk", "wv", "bv"))) * keep[:, None]
+    return float(fam.readout(jax.nn.relu((x + fam.project(heads, P["wo"])) @ P["w1"]))[:, 0].mean())
+
+
+@pytest.mark.parametrize("with_state", [False, True], ids=["transform", "transform_with_state"])
+def test_haiku_transforms_match_a_hand_written_brute_force(with_state):
+    """``hk.transform`` and ``hk.transform_with_state`` (state kept, not re-initialised): the
+    heads' spectrum equals the float64 transform of a hand-written masked forward pass over all
+    ``2^3`` masks, the planted pair is on top, and the MLP units site works as in every family."""
+    hk = pytest.importorskip("haiku")
+    from tests.brute import all_masks, brute_force_spectrum
+
+    x = fam.inputs()
+    forward = _haiku_forward(hk, with_state)
+    if with_state:
+        model = hk.transform_with_state(forward)
+        params, state = model.init(jax.random.key(0), x)
+        state = jax.tree_util.tree_map(lambda s: jnp.ones_like(s), state)
+        real, _ = model.apply(params, state, None, x)
+        extra = {"state": state}
+    else:
+        model = hk.without_apply_rng(hk.transform(forward))
+        params, extra = model.init(jax.random.key(0), x), {}
+        real = model.apply(params, x)
+    layers = asj.list_layers(model, params, x, **extra)
+    assert layers["heads"] == (6, fam.T, fam.H, fam.DH) and "act" in layers, layers
+    heads = asj.cut_model(model, params, "heads", apply_kwargs={"is_training": False}, **extra)
+    assert heads.family == "haiku"
+    _check(heads, asj.cut_haiku(model, params, "act", **extra), x, real)
+
+    problem = asj.masked_problem(heads, x, output="logit:0", site=asj.site(axis=2))
+    spectrum = asj.ExactSolver()(problem).to_dict()
+    values = np.array([_masked_heads_by_hand(x, jnp.asarray(m > 0)) for m in all_masks(fam.H)])
+    for subset, coef in brute_force_spectrum(values, fam.H).items():
+        np.testing.assert_allclose(spectrum.get(subset, 0.0), coef, atol=2e-6)
+
+
+def test_haiku_refusals_name_the_fix():
+    hk = pytest.importorskip("haiku")
+    x = fam.inputs()
+    stateful = hk.transform_with_state(_haiku_forward(hk, True))
+    params, state = stateful.init(jax.random.key(0), x)
+    with pytest.raises(asj.ActSpecError, match=r"state=state"):
+        asj.cut_model(stateful, params, "heads")
+    with pytest.raises(TypeError, match=r"call is not an option of a dm-haiku cut"):
+        asj.cut_model(stateful, params, "heads", state=state, call=lambda m, v: m(v))
+    with pytest.raises(asj.UnknownLayerError, match=r"'act \[6, 5, 4\]'.*'heads \[6, 5, 3, 2\]'"):
+        asj.masked_problem(asj.cut_model(stateful, params, "hedas", state=state), x, output="logit:0")
+
+    def noisy(v):
+        return hk.dropout(hk.next_rng_key(), 0.5, _haiku_forward(hk, False)(v))
+
+    plain = hk.transform(noisy)
+    with pytest.raises(asj.ActSpecError, match=r"draws random numbers.*is_training"):
+        asj.masked_problem(asj.cut_model(plain, plain.init(jax.random.key(0), x), "act"), x, output="logit:0")
