@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -55,7 +55,14 @@ _ACTIVATIONS = {"relu": nn.relu, "gelu": nn.gelu}
 
 
 class Tap(nn.Module):
-    """Identity module: a named point where an analysis can read or replace activations."""
+    """Identity module: a named point where an analysis can read or replace activations.
+
+    Every tap of this model carries its units on the last axis (the heads are laid out
+    ``[m, T, d_head, H]`` for that), and says so with ``features_last``, so a plain layer name
+    masks them (:func:`~actspec_jax.problems.sites.features_last_layer`).
+    """
+
+    features_last: ClassVar[bool] = True
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:

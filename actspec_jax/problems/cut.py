@@ -183,6 +183,21 @@ def cut_linen(
             )
         return out
 
+    def layer_type(inputs: Inputs) -> nn.Module | None:
+        found: list[nn.Module] = []
+
+        def interceptor(next_fun, args, kw, context):
+            if matches(context) and not found:
+                found.append(context.module)
+            return next_fun(*args, **kw)
+
+        def run(v: Any, x: Inputs) -> Any:
+            with nn.intercept_methods(interceptor), jax.disable_jit(), _training_mode_explained():
+                return module.apply(v, x, method=method, **kwargs)
+
+        jax.eval_shape(run, variables, inputs)
+        return found[0] if found else None
+
     return CutModel(
         features=features,
         head=head,
@@ -191,6 +206,7 @@ def cut_linen(
         feature_axis=-1,
         site=the_site,
         family="linen",
+        layer_type=layer_type,
     )
 
 
@@ -287,8 +303,16 @@ def cut_nnx(
         _nnx_swap(copy, path, lambda orig: _NnxPatch(orig, lambda compute: activations))
         return run(copy, inputs)
 
+    module = next(m for p, m in nnx.iter_modules(model) if p == path)
     return CutModel(
-        features=features, head=head, params=state, layer=layer, feature_axis=-1, site=the_site, family="nnx"
+        features=features,
+        head=head,
+        params=state,
+        layer=layer,
+        feature_axis=-1,
+        site=the_site,
+        family="nnx",
+        layer_type=lambda inputs: module,
     )
 
 

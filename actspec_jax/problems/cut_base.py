@@ -42,6 +42,10 @@ class CutModel:
       family: the model family, for messages (``'linen'``, ``'nnx'``, ``'functions'``, …).
       axis_names: optional ``inputs -> names`` of the layer's axes (penzai's named axes),
         so a site may give ``axis='heads'``.
+      layer_type: optional ``inputs -> module`` at the cut (Flax, haiku), found when needed: a
+        layer of rank ≥ 4 is taken features-last without asking only when it is one of the
+        family's dense, convolution or normalisation layers
+        (:func:`~actspec_jax.problems.sites.features_last_layer`).
     """
 
     features: Callable[[Params, Inputs], jax.Array]
@@ -53,6 +57,7 @@ class CutModel:
     site: Site | None = None
     family: str = "functions"
     axis_names: Callable[[Inputs], tuple[str, ...]] | None = None
+    layer_type: Callable[[Inputs], Any] | None = None
 
     def __repr__(self) -> str:
         """One line: the layer, the family, the site and the size of the parameters (not their values)."""

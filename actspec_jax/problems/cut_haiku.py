@@ -170,14 +170,31 @@ def cut_haiku(
         _once(name, len(calls))
         return out
 
+    def layer_type(inputs: Any) -> Any:
+        found: list[Any] = []
+
+        def interceptor(next_fun, args, kwargs, context):
+            if matches(context) and not found:
+                found.append(context.module)
+            return next_fun(*args, **kwargs)
+
+        def run(b: dict[str, Any], x: Any) -> Any:
+            with hk.intercept_methods(interceptor):
+                return call(b, x)
+
+        jax.eval_shape(run, bundle, inputs)
+        return found[0] if found else None
+
+    bundle = {"params": params, "state": state}
     return CutModel(
         features=features,
         head=head,
-        params={"params": params, "state": state},
+        params=bundle,
         layer=name,
         feature_axis=-1,
         site=the_site,
         family="haiku",
+        layer_type=layer_type,
     )
 
 

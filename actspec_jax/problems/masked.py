@@ -271,6 +271,7 @@ class MaskedProblem(SelectedOutputProblem):
             feature_axis=cut.feature_axis,
             strict=cut.strict_axes,
             names=None if cut.axis_names is None else tuple(cut.axis_names(inputs)),
+            module=None if cut.layer_type is None else (lambda: cut.layer_type(inputs)),
         )
         cut, inputs, activations = view.apply(cut, inputs, raw)
         num_neurons = activations.shape[-1]

@@ -29,15 +29,17 @@ Choosing the axis — never a silent guess. The axis is resolved from the layer'
 
 1. ``axis=`` given: used (out-of-range or batch axis → :class:`AxisError`).
 2. rank 2 ``[m, N]``: unambiguous, axis 1.
-3. the cut marks its feature axis (``CutModel.feature_axis``): Flax linen and nnx cuts mark
-   the last axis, because every Flax layer is features-last (``Dense``, ``Conv`` is NHWC,
-   attention projections); this is what the shipped models and their tests rely on.
+3. the cut marks its feature axis (``CutModel.feature_axis``): Flax linen, nnx and dm-haiku cuts
+   mark the last axis, because their layers are features-last (``Dense``, ``Conv`` is NHWC). It
+   is taken for rank 3 ``[m, T, N]``; for rank ≥ 4 only when the module at the cut is one of
+   the family's dense, convolution or normalisation layers (:func:`features_last_layer`) — a
+   ``[m, T, heads, head_dim]`` output of any other module (a tap, an attention block) is rule 5.
 4. rank 3 ``[m, T, N]`` on a cut that is not strict (plain functions): the last axis, the
    sequence layout of every JAX framework (kept for backward compatibility and documented).
-5. otherwise — rank ≥ 4 from plain functions, or rank ≥ 3 from a strict cut (Equinox is
-   channels-first for convolutions, penzai names its axes) — :class:`AxisError` showing the
-   layer's shape and asking for ``axis=``. An NCHW layer is therefore never silently masked
-   along its width.
+5. otherwise — rank ≥ 4 from plain functions or from a Flax/haiku module of another kind, or
+   rank ≥ 3 from a strict cut (Equinox is channels-first for convolutions, penzai names its
+   axes) — :class:`AxisError` showing the layer's shape and asking for ``axis=``. An NCHW layer
+   is therefore never silently masked along its width, nor attention heads along ``head_dim``.
 """
 
 from __future__ import annotations
@@ -58,6 +60,28 @@ from actspec_jax.problems.cut_base import CutModel
 __all__ = ["AxisError", "Site", "SiteView", "resolve_site", "site"]
 
 AxisSpec = int | str | Sequence[int | str] | None
+
+#: Module classes (Flax linen/nnx, dm-haiku) whose output is features-last at any rank by the
+#: family's own convention: their last axis is taken for a plain layer name.
+FEATURES_LAST_LAYERS = frozenset(
+    {
+        "Dense", "Linear",
+        "Conv", "ConvTranspose", "ConvLocal", "Conv1D", "Conv2D", "Conv3D",
+        "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
+        "BatchNorm", "LayerNorm", "GroupNorm", "RMSNorm", "InstanceNorm",
+    }
+)  # fmt: skip
+
+
+def features_last_layer(module: Any) -> bool:
+    """``True`` when ``module`` is a dense, convolution or normalisation layer of Flax or haiku
+    with its channels last (a haiku convolution built with ``data_format='NCHW'`` is not), or
+    declares its layout itself with a true ``features_last`` attribute (as the zoo's taps do)."""
+    if module is None:
+        return False
+    if getattr(module, "features_last", None) is True:
+        return True
+    return type(module).__name__ in FEATURES_LAST_LAYERS and getattr(module, "channel_index", -1) == -1
 
 
 class AxisError(ActSpecError):
@@ -152,8 +176,11 @@ def resolve_axes(
     feature_axis: int | None,
     strict: bool,
     names: tuple[str, ...] | None = None,
+    module: Callable[[], Any] | None = None,
 ) -> tuple[int, ...]:
-    """The variable axes of ``s`` for a layer of ``shape`` (rules in the module docstring)."""
+    """The variable axes of ``s`` for a layer of ``shape`` (rules in the module docstring);
+    ``module()`` gives the module at the cut when rule 3 needs it for a layer of rank ≥ 4 (without
+    it, a feature axis the cut marks is taken: ``cut_functions(feature_axis=…)`` states it)."""
     rank = len(shape)
     if rank < 2:
         raise AxisError(
@@ -164,15 +191,20 @@ def resolve_axes(
         return _normalise(s.axis, rank, shape, names, "axis")
     if rank == 2:
         return (1,)
+    kind = ""
     if feature_axis is not None:
-        return _normalise(feature_axis, rank, shape, names, "the cut's feature axis")
+        found = None if rank == 3 or module is None else module()
+        if rank == 3 or module is None or features_last_layer(found):  # None: the user's own axis
+            return _normalise(feature_axis, rank, shape, names, "the cut's feature axis")
+        kind = f" (a {type(found).__name__})" if found is not None else ""
     if rank == 3 and not strict:
         return (2,)
     hint = f" (named {list(names)})" if names else ""
     raise AxisError(
-        f"layer {layer!r} has shape {list(shape)}{hint}: which axis carries the variables? Pass "
-        f"axis=…, e.g. site({layer!r}, axis=1) for channels-first [m, C, H, W] or axis={rank - 1} for "
-        "features-last; the last axis is never assumed for this layer."
+        f"layer {layer!r}{kind} has shape {list(shape)}{hint}: which axis carries the variables? Pass "
+        f"axis=…, e.g. site({layer!r}, axis=2) for attention heads [m, T, heads, head_dim], axis=1 "
+        f"for channels-first [m, C, H, W], or axis={rank - 1} for features-last; the last axis is "
+        "assumed at this rank only for the family's dense, convolution and normalisation layers."
     )
 
 
@@ -371,10 +403,13 @@ def resolve_site(
     feature_axis: int | None = None,
     strict: bool = False,
     names: tuple[str, ...] | None = None,
+    module: Callable[[], Any] | None = None,
 ) -> SiteView:
     """Resolve ``s`` against a layer output of ``shape`` (see the module docstring)."""
     shape = tuple(int(z) for z in shape)
-    axes = resolve_axes(s, shape, layer=layer, feature_axis=feature_axis, strict=strict, names=names)
+    axes = resolve_axes(
+        s, shape, layer=layer, feature_axis=feature_axis, strict=strict, names=names, module=module
+    )
     dictionary = None
     if s.basis is not None:
         dictionary = jnp.asarray(s.basis)

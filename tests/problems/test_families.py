@@ -321,3 +321,62 @@ def test_haiku_refusals_name_the_fix():
     plain = hk.transform(noisy)
     with pytest.raises(asj.ActSpecError, match=r"draws random numbers.*is_training"):
         asj.masked_problem(asj.cut_model(plain, plain.init(jax.random.key(0), x), "act"), x, output="logit:0")
+
+
+# --------------------------------------------------------------------------- rank ≥ 4 by plain name
+
+
+def test_rank_four_by_plain_name_is_asked_unless_the_layer_is_features_last_by_convention():
+    """``[m, T, heads, head_dim]`` from a tap is never masked along ``head_dim`` by a plain name
+    (linen, nnx, haiku): the error names the module and ``axis=2``. A Flax convolution's NHWC
+    output and a module declaring ``features_last`` are taken on their last axis; a haiku NCHW
+    convolution is asked for."""
+    x = fam.inputs()
+    module = LinenModel()
+    variables = module.init(jax.random.key(0), x)
+    ask = r"'attn/heads' \(a LinenTap\) has shape \[6, 5, 3, 2\].*axis=2\) for attention heads"
+    with pytest.raises(asj.AxisError, match=ask):
+        asj.masked_problem(asj.cut_model(module, variables, "attn/heads"), x, output="logit:0")
+    model = NnxModel(nnx.Rngs(0, dropout=1))
+    model.eval()
+    with pytest.raises(asj.AxisError, match=r"'heads' \(a NnxTap\).*axis=2"):
+        asj.masked_problem(asj.cut_model(model, None, "heads"), x, output="logit:0")
+
+    class Declared(nn.Module):
+        features_last = True
+
+        @nn.compact
+        def __call__(self, v):
+            return v
+
+    class ConvNet(nn.Module):
+        @nn.compact
+        def __call__(self, images):
+            h = nn.relu(nn.Conv(3, (3, 3), name="conv")(images))
+            h = Declared(name="declared")(h)
+            return nn.Dense(2, name="out")(h.mean(axis=(1, 2)))
+
+    images = jax.random.normal(jax.random.key(3), (4, 6, 6, 2))
+    net = ConvNet()
+    params = net.init(jax.random.key(0), images)
+    for layer in ("conv", "declared"):
+        problem = asj.masked_problem(asj.cut_model(net, params, layer), images, output="logit:1")
+        assert problem.n == 3 and problem.labels[0] == f"{layer}[0]"
+
+    hk = pytest.importorskip("haiku")
+
+    def forward(images, data_format):
+        h = hk.Conv2D(3, 3, data_format=data_format, name="conv")(images)
+        return hk.Linear(2, name="out")(jax.nn.relu(h).mean(axis=(1, 2)))
+
+    for data_format, shape in (("NHWC", (4, 6, 6, 2)), ("NCHW", (4, 2, 6, 6))):
+        model = hk.without_apply_rng(hk.transform(lambda v, f=data_format: forward(v, f)))
+        batch = jax.random.normal(jax.random.key(3), shape)
+        params = model.init(jax.random.key(0), batch)
+        cut = asj.cut_model(model, params, "conv")
+        if data_format == "NHWC":
+            assert asj.masked_problem(cut, batch, output="logit:1").n == 3
+        else:
+            with pytest.raises(asj.AxisError, match=r"\(a Conv2D\).*axis=1 for channels-first"):
+                asj.masked_problem(cut, batch, output="logit:1")
+            assert asj.masked_problem(cut, batch, output="logit:1", site=asj.site(axis=1)).n == 3
