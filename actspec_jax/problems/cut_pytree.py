@@ -37,7 +37,15 @@ from actspec_jax.errors import ActSpecError, UnknownLayerError
 from actspec_jax.problems.cut_base import CutModel, _check_array_output
 from actspec_jax.problems.sites import Site, as_site
 
-__all__ = ["cut_equinox", "cut_penzai", "is_equinox", "is_penzai", "list_pytree_layers"]
+__all__ = [
+    "cut_equinox",
+    "cut_penzai",
+    "is_equinox",
+    "is_penzai",
+    "list_pytree_layers",
+    "penzai_named_inputs",
+    "penzai_positional",
+]
 
 
 def is_equinox(model: Any) -> bool:
@@ -252,27 +260,11 @@ def cut_penzai(
     layout: dict[str, tuple[str, ...]] = {}
 
     def named_inputs(x: Any) -> Any:
-        if isinstance(x, pz.nx.NamedArray) or not hasattr(x, "ndim"):
-            raise ActSpecError(
-                "cut_penzai takes positional input arrays [m, ...] named by input_axes="
-                f"{names}; pass x.unwrap(*input_axes) instead of a NamedArray."
-            )
-        if x.ndim != len(names):
-            raise ActSpecError(f"inputs of shape {list(x.shape)} do not match input_axes={names}.")
-        return pz.nx.wrap(x).tag(*names)
+        return penzai_named_inputs(x, names)
 
     def positional(value: Any, what: str) -> jax.Array:
-        if not isinstance(value, pz.nx.NamedArray):
-            raise ActSpecError(f"penzai {what} is a {type(value).__name__}, not a named array.")
-        order = tuple(value.named_shape)
-        if batch not in order or value.positional_shape:
-            raise ActSpecError(
-                f"penzai {what} has axes {dict(value.named_shape)} (positional {value.positional_shape}); "
-                f"it needs the batch axis {batch!r} and only named axes."
-            )
-        rest = tuple(a for a in order if a != batch)
-        layout[what] = rest
-        return value.unwrap(batch, *rest)
+        array, layout[what] = penzai_positional(value, batch, what)
+        return array
 
     def features(p: list, x: Any) -> jax.Array:
         def capture(compute):
@@ -308,3 +300,33 @@ def cut_penzai(
         family="penzai",
         axis_names=axis_names,
     )
+
+
+def penzai_named_inputs(x: Any, names: tuple[str, ...]) -> Any:
+    """Positional inputs ``[m, ...]`` as a penzai named array with axes ``names``."""
+    from penzai import pz
+
+    if isinstance(x, pz.nx.NamedArray) or not hasattr(x, "ndim"):
+        raise ActSpecError(
+            "cut_penzai takes positional input arrays [m, ...] named by input_axes="
+            f"{names}; pass x.unwrap(*input_axes) instead of a NamedArray."
+        )
+    if x.ndim != len(names):
+        raise ActSpecError(f"inputs of shape {list(x.shape)} do not match input_axes={names}.")
+    return pz.nx.wrap(x).tag(*names)
+
+
+def penzai_positional(value: Any, batch: str, what: str) -> tuple[jax.Array, tuple[str, ...]]:
+    """A named array as ``[batch, *rest]`` positional, with ``rest`` (its other axes in order)."""
+    from penzai import pz
+
+    if not isinstance(value, pz.nx.NamedArray):
+        raise ActSpecError(f"penzai {what} is a {type(value).__name__}, not a named array.")
+    order = tuple(value.named_shape)
+    if batch not in order or value.positional_shape:
+        raise ActSpecError(
+            f"penzai {what} has axes {dict(value.named_shape)} (positional {value.positional_shape}); "
+            f"it needs the batch axis {batch!r} and only named axes."
+        )
+    rest = tuple(a for a in order if a != batch)
+    return value.unwrap(batch, *rest), rest

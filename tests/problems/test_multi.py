@@ -210,6 +210,14 @@ def test_bad_input(mlp, tiny_transformer):
     sv = shared.init(jax.random.key(0), jnp.ones((2, 4)))
     with pytest.raises(ActSpecError, match="called 2 times"):
         asj.MultiLayerProblem.from_linen(shared, sv, ["twice"], jnp.ones((2, 4)), output="logit:0")
+    from tests.problems.test_families import LinenModel, fam
+
+    heads_model = LinenModel()
+    heads_vars = heads_model.init(jax.random.key(0), fam.inputs())
+    with pytest.raises(asj.AxisError, match=r"'attn/heads' \(a LinenTap\) has shape \[6, 5, 3, 2\]"):
+        asj.MultiLayerProblem.from_linen(
+            heads_model, heads_vars, ["attn/heads"], fam.inputs(), output="logit:0"
+        )
     problem = asj.MultiLayerProblem.from_linen(module, variables, ["h1"], x, output="logit:0")
     with pytest.raises(asj.MaskError):
         problem.evaluate(jnp.ones((2, 4)))
