@@ -19,18 +19,16 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import numbers
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import flax
 import flax.linen as nn
 import jax
-import numpy as np
 from flax import nnx
 
 from actspec_jax.errors import ActSpecError, UnknownLayerError
-from actspec_jax.problems.cut_base import CutModel, _check_array_output
+from actspec_jax.problems.cut_base import CutModel, _check_array_output, split_static_leaves
 from actspec_jax.problems.sites import Site, as_site
 
 __all__ = ["CutModel", "cut_functions", "cut_linen", "cut_model", "cut_nnx", "list_layers"]
@@ -354,39 +352,6 @@ def cut_functions(
         feature_axis=feature_axis,
         site=the_site,
         family="functions",
-    )
-
-
-def _is_array_leaf(leaf: Any) -> bool:
-    return isinstance(leaf, (jax.Array, np.ndarray, np.generic, numbers.Number))
-
-
-def split_static_leaves(
-    params: Params, features: Callable, head: Callable
-) -> tuple[Params, Callable, Callable]:
-    """``params`` with its non-array leaves (an Equinox module's activation functions, shapes,
-    names) set to ``None`` and kept in the closures of ``features`` and ``head``, which see the
-    whole tree again — the ``eqx.partition``/``eqx.combine`` split, so nothing static reaches
-    ``jax.jit``. Trees of arrays only are returned unchanged."""
-    leaves, treedef = jax.tree_util.tree_flatten(params)
-    if all(_is_array_leaf(leaf) for leaf in leaves):
-        return params, features, head
-    static = [None if _is_array_leaf(leaf) else leaf for leaf in leaves]
-    arrays = treedef.unflatten([leaf if _is_array_leaf(leaf) else None for leaf in leaves])
-
-    def combine(p: Params) -> Params:
-        got = jax.tree_util.tree_flatten(p, is_leaf=lambda x: x is None)[0]
-        if len(got) != len(static):
-            raise ActSpecError(
-                "cut_functions: the parameters passed in have another structure than the cut's params "
-                f"({len(got)} leaves, expected {len(static)})."
-            )
-        return treedef.unflatten([s if s is not None else g for g, s in zip(got, static)])
-
-    return (
-        arrays,
-        lambda p, x: features(combine(p), x),
-        lambda p, a, x: head(combine(p), a, x),
     )
 
 

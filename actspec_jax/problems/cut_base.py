@@ -1,18 +1,21 @@
 """The :class:`CutModel` type: a model split at one layer into ``features`` and ``head``.
 
 Every model family's cut (:mod:`actspec_jax.problems.cut` for Flax and plain functions,
-:mod:`actspec_jax.problems.cut_pytree` for Equinox and penzai) returns one; sites
-(:mod:`actspec_jax.problems.sites`) rewrap it. It lives in its own module so that those three
-import it without importing each other.
+:mod:`actspec_jax.problems.cut_pytree` for Equinox and penzai, :mod:`actspec_jax.problems.cut_haiku`)
+returns one; sites (:mod:`actspec_jax.problems.sites`) rewrap it. It lives in its own module so
+that those import it without importing each other, with what they share: the output check and
+:func:`split_static_leaves` (the array/static split of a parameter tree).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import jax
+import numpy as np
 
 from actspec_jax.errors import ActSpecError
 
@@ -87,3 +90,36 @@ def _check_array_output(value: Any, layer: str) -> jax.Array:
     if value.ndim < 1:
         raise ActSpecError(f"layer {layer!r} returns a scalar; it has no neuron axis to mask.")
     return value
+
+
+def _is_array_leaf(leaf: Any) -> bool:
+    return isinstance(leaf, (jax.Array, np.ndarray, np.generic, numbers.Number))
+
+
+def split_static_leaves(
+    params: Params, features: Callable, head: Callable
+) -> tuple[Params, Callable, Callable]:
+    """``params`` with its non-array leaves (an Equinox module's activation functions, shapes,
+    names) set to ``None`` and kept in the closures of ``features`` and ``head``, which see the
+    whole tree again — the ``eqx.partition``/``eqx.combine`` split, so nothing static reaches
+    ``jax.jit``. Trees of arrays only are returned unchanged."""
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    if all(_is_array_leaf(leaf) for leaf in leaves):
+        return params, features, head
+    static = [None if _is_array_leaf(leaf) else leaf for leaf in leaves]
+    arrays = treedef.unflatten([leaf if _is_array_leaf(leaf) else None for leaf in leaves])
+
+    def combine(p: Params) -> Params:
+        got = jax.tree_util.tree_flatten(p, is_leaf=lambda x: x is None)[0]
+        if len(got) != len(static):
+            raise ActSpecError(
+                "cut_functions: the parameters passed in have another structure than the cut's params "
+                f"({len(got)} leaves, expected {len(static)})."
+            )
+        return treedef.unflatten([s if s is not None else g for g, s in zip(got, static)])
+
+    return (
+        arrays,
+        lambda p, x: features(combine(p), x),
+        lambda p, a, x: head(combine(p), a, x),
+    )
