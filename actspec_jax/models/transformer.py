@@ -70,7 +70,8 @@ class Tap(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention over the non-padding positions; heads exposed at ``heads``."""
+    """Multi-head self-attention; heads exposed at ``heads``. ``keep`` is ``bool[m, S]`` (the keys
+    every query may read: the non-padding positions) or ``bool[m, T, S]`` (per query, e.g. causal)."""
 
     num_heads: int
 
@@ -81,7 +82,8 @@ class SelfAttention(nn.Module):
         qkv = nn.DenseGeneral((3, self.num_heads, d_head), name="qkv")(x)  # [m, T, 3, H, d]
         q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
         scores = jnp.einsum("mthd,mshd->mhts", q, k) / np.sqrt(d_head).astype(x.dtype)
-        scores = jnp.where(keep[:, None, None, :], scores, jnp.finfo(scores.dtype).min)
+        allowed = keep[:, None, None, :] if keep.ndim == 2 else keep[:, None, :, :]  # [m, S] or [m, T, S]
+        scores = jnp.where(allowed, scores, jnp.finfo(scores.dtype).min)
         probs = jax.nn.softmax(scores, axis=-1)
         heads = jnp.einsum("mhts,mshd->mtdh", probs, v)  # [m, T, d_head, H]: heads last
         heads = Tap(name="heads")(heads)

@@ -2,8 +2,8 @@
 
 Each entry is ``<name>.msgpack`` (Flax msgpack variables) plus ``<name>.json`` (the
 architecture, recipe, test accuracy and the weights' sha256, verified on load).
-Reproduce them with ``scripts/train_mnist_mlp.py`` and
-``scripts/train_sentiment_transformer.py``.
+Reproduce them with ``scripts/train_mnist_mlp.py``, ``scripts/train_sentiment_transformer.py``
+and ``scripts/train_movie_lm.py`` (the language model and its sparse autoencoder).
 """
 
 from __future__ import annotations
@@ -30,16 +30,19 @@ MODEL_SPECS: dict[str, Callable[[], nn.Module]] = {
 
 
 class Pretrained(NamedTuple):
-    """A shipped model: the linen ``module``, its ``variables``, the sidecar ``info`` and, for
-    text models, the ``tokenizer`` that turns reviews into the model's input."""
+    """A shipped model: the linen ``module``, its ``variables``, the sidecar ``info``, for text
+    models the ``tokenizer`` that turns reviews into the model's input, and for the language
+    model the sparse autoencoder ``sae`` on its ``info['sae']['layer']`` residual stream."""
 
     module: nn.Module
     variables: Any
     info: dict[str, Any]
     tokenizer: Any = None
+    sae: Any = None
 
 
-TEXT_MODELS = ("sentiment_transformer",)
+#: The shipped models that read token ids (loaded with their tokenizer).
+TEXT_MODELS = ("sentiment_transformer", "movie_lm")
 
 
 def available_models() -> list[str]:
@@ -70,5 +73,10 @@ def load_pretrained(name: str) -> Pretrained:
 
         module, variables, tokenizer, info = load_sentiment_transformer(path.parent)
         return Pretrained(module, variables, info, tokenizer)
+    if name == "movie_lm":
+        from actspec_jax.models.language_model import load_movie_lm
+
+        lm = load_movie_lm(path.parent)
+        return Pretrained(lm.module, lm.variables, lm.info, lm.tokenizer, lm.sae)
     variables, info = load_variables(path)
     return Pretrained(MODEL_SPECS[name](), variables, info)

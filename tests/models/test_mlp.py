@@ -73,7 +73,7 @@ def test_tiny_mlp_learns_digits() -> None:
 
 
 def test_unknown_model_lists_available() -> None:
-    assert available_models() == ["mnist_mlp", "mnist_mlp_deep", "sentiment_transformer"]
+    assert available_models() == ["mnist_mlp", "mnist_mlp_deep", "movie_lm", "sentiment_transformer"]
     with pytest.raises(ActSpecError, match="Available models: mnist_mlp, mnist_mlp_deep"):
         load_pretrained("resnet50")
 
