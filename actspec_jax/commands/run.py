@@ -5,6 +5,7 @@ Examples::
     actspec run --preset mnist-mask --target 3              # GL, mask mode, class 3
     actspec run --preset mnist-paper --target 7             # the paper's estimator
     actspec run --preset sentiment-heads                    # 4 heads of block 0, exact
+    actspec run --preset lm-sae                             # 1,024 SAE latents of the language model
     actspec run --model mnist_mlp --layer relu_0 --classes 7 --count 64 \\
         --output log_prob:7 --units top:16 --solver exact --out my_report
     actspec run --model sentiment_transformer --layer block_0/attn/heads \\
@@ -69,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), help="start from a documented experiment")
     parser.add_argument("--target", type=int, help="class substituted into a preset's output/classes")
     g = parser.add_argument_group("model and layer")
-    g.add_argument("--model", help="zoo model: mnist_mlp, mnist_mlp_deep, sentiment_transformer")
+    g.add_argument("--model", help="zoo model: mnist_mlp, mnist_mlp_deep, sentiment_transformer, movie_lm")
     g.add_argument(
         "--layer",
         action="append",
@@ -86,10 +87,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--context", type=int, help="tokens per review (≤ the model's context); longer reviews are truncated"
     )
+    g.add_argument(
+        "--next-token", help="language model: windows followed by this word (default 'movie'), its log-prob"
+    )
     g = parser.add_argument_group("function")
     g.add_argument("--output", help="logit:c, logit_diff:a-b, log_prob:c, prob:c or indicator:c")
     g.add_argument("--fill", choices=["zero", "mean", "resample"], help="value of ablated neurons")
     g.add_argument("--units", help="mask only these units: 'top:K' (by attribution) or '3,17,42'")
+    g.add_argument(
+        "--sae",
+        action=argparse.BooleanOptionalAction,
+        help="language model: mask the latents of its sparse autoencoder on the layer (error kept)",
+    )
     g = parser.add_argument_group("solver")
     g.add_argument(
         "--solver",

@@ -49,6 +49,17 @@ _SENTIMENT_INPUTS = {
     "fill": "zero",
 }
 
+_LM = {
+    "model": "movie_lm",
+    "source": "imdb",
+    "split": "test",
+    "next_token": "movie",
+    "count": 8,
+    "fill": "zero",
+    "solver": "compressive",
+    "max_evaluations": 20_000,
+}
+
 #: name -> (description, settings). ``{target}`` is replaced by ``RunConfig.target``.
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "mnist-mask": (
@@ -137,6 +148,23 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
             "firing": True,
         },
     ),
+    "lm-heads": (
+        "Language model (movie_lm), the 4 + 4 heads of both blocks in one mask, log-prob of the next "
+        "token 'movie' at the last position of 8 IMDB test windows followed by it, compressive solver "
+        "under 20,000 evaluations",
+        {**_LM, "layers": ("block_0/attn/heads", "block_1/attn/heads")},
+    ),
+    "lm-sae": (
+        "Language model (movie_lm), all 1,024 latents of its sparse autoencoder on block_0/resid (the "
+        "SAE's error kept), log-prob of 'movie' at the last position of 8 IMDB test windows, compressive "
+        "solver under 20,000 evaluations",
+        {**_LM, "layers": ("block_0/resid",), "sae": True},
+    ),
+    "lm-mlp": (
+        "Language model (movie_lm), the 512 MLP units of block 1, log-prob of 'movie' at the last "
+        "position of 8 IMDB test windows, compressive solver under 20,000 evaluations",
+        {**_LM, "layers": ("block_1/mlp/act",)},
+    ),
 }
 
 
@@ -155,6 +183,10 @@ class RunConfig:
       max_review_tokens: keep only reviews of at most this many tokens (text models).
       context: tokens per review given to the model (default and maximum: the model's context);
         longer reviews are truncated, and the truncation is counted and reported.
+      next_token: language model: the inputs are windows of reviews (the model's training recipe)
+        followed by this token, and the default output is its log-probability at the last position.
+      sae: language model: mask the latents of its sparse autoencoder on the layer (the SAE's
+        error kept) instead of the layer's units.
       output: what to explain, e.g. ``'log_prob:7'``, ``'logit_diff:1-0'``, ``'indicator:7'``
         (default: ``log_prob:7`` for MNIST, ``logit_diff:1-0`` for sentiment).
       fill: value of ablated neurons: ``'zero'``, ``'mean'`` or ``'resample'``.
@@ -194,6 +226,8 @@ class RunConfig:
     source: str = "imdb"
     max_review_tokens: int | None = None
     context: int | None = None
+    next_token: str | None = None
+    sae: bool = False
     output: str | None = None
     fill: str = "zero"
     units: str | tuple[int, ...] | None = None

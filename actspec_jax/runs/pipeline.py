@@ -107,7 +107,10 @@ def _solve(problem: Any, cfg: RunConfig, progress: bool) -> Any:
 
 
 def _accuracy(model: Any, inputs: Inputs) -> float:
+    """Top-1 accuracy on the inputs (a language model: of the next token at the last position)."""
     logits = jax.jit(model.module.apply)(model.variables, inputs.data)
+    if logits.ndim == 3:
+        logits = logits[:, -1]
     return float(np.mean(np.asarray(jnp.argmax(logits, axis=-1)) == inputs.labels))
 
 
@@ -199,11 +202,18 @@ def _run(cfg: RunConfig, *, progress: bool, echo: Callable[[str], None] | None) 
             f"{info['encoded_length']} tokens (model context {info['model_context']}); truncated "
             f"{info['truncated']} review(s), {info['tokens_dropped']} token(s) dropped"
         )
+    elif "next_token" in inputs.info:
+        info = inputs.info
+        say(
+            f"inputs: {info['count']} {cfg.source} {info['split']} windows of {info['window_tokens']} tokens "
+            f"followed by {info['next_token']!r}"
+        )
     else:
         say(f"inputs: {inputs.info['count']} MNIST {inputs.info['split']} images")
     problem, built, full = _build(model, inputs, cfg)
+    what = "SAE latents" if cfg.sae else "neurons"
     say(
-        f"problem: n = {problem.n} neurons of {' + '.join(cfg.layers)}, output {built['output']}, "
+        f"problem: n = {problem.n} {what} of {' + '.join(cfg.layers)}, output {built['output']}, "
         f"fill {cfg.fill}, solver {cfg.solver}"
     )
     spectrum = _solve(problem, cfg, progress)

@@ -80,7 +80,11 @@ def _write_report(
         ["layer(s)", ", ".join(cfg.layers)],
         ["neurons masked n", problem.n],
         ["inputs", f"{inputs.info['count']} from {inputs.info['dataset']}, split {inputs.info['split']}"],
-        ["class filter", inputs.info["classes"]],
+        *(
+            [["next token", f"{inputs.info['next_token']!r} (id {inputs.info['next_token_id']})"]]
+            if "next_token" in inputs.info
+            else [["class filter", inputs.info["classes"]]]
+        ),
         ["output", output],
         ["fill", cfg.fill],
         ["solver", cfg.solver],

@@ -126,9 +126,32 @@ def test_transformer_heads_run_counts_and_reports_truncation(tmp_path, capsys):
     assert "<mark>" in (out / "report.html").read_text()
 
 
+def test_language_model_sae_preset_runs_end_to_end(tmp_path, capsys):
+    """``lm-sae`` at a small budget: the SAE's 1,024 latents, windows followed by 'movie', its
+    log-probability at the last position, a report with the held-out R²."""
+    out = tmp_path / "lm"
+    argv = ["--preset", "lm-sae", "--count", "2", "--max-evaluations", "2500", "--r2-masks", "256"]
+    code, printed, _ = _run([*argv, "--out", str(out)], capsys)
+    assert code == 0, printed
+    assert "2 imdb test windows of 32 tokens followed by 'movie'" in printed
+    assert "n = 1024 SAE latents of block_0/resid" in printed
+    record = json.loads((out / "run.json").read_text())
+    assert record["problem"]["sae"] == {"layer": "block_0/resid", "latents": 1024}
+    assert record["problem"]["output"] == f"log_prob:{record['inputs']['next_token_id']}@last"
+    assert record["metrics"]["r2_heldout_masks"] > 0.8
+    assert "'movie' (id" in (out / "summary.md").read_text()
+    for name in ("lm-heads", "lm-mlp"):
+        assert config_from_preset(name).model == "movie_lm"
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
+        (["--preset", "lm-mlp", "--next-token", "zzzq"], "not in the language model's vocabulary"),
+        (["--preset", "lm-mlp", "--classes", "1"], "takes windows followed by next_token"),
+        (["--preset", "lm-sae", "--layer", "block_1/resid"], "SAE reads 'block_0/resid'"),
+        (["--preset", "lm-mlp", "--count", "100000"], "windows are followed by 'movie'; asked for 100000"),
+        (["--model", "mnist_mlp", "--sae"], "next_token and sae are for the language model"),
         (
             [
                 "--model",
