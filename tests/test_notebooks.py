@@ -26,6 +26,7 @@ EXPECTED_OUTPUT = {
     ],
     "05_concepts_and_layers": ["all concepts kept", "reference 0.55761", "NegativeActivationError"],
     "06_benchmarks_colab": ["tiny mode: True", "| benchmark | ours | baseline (same run) |"],
+    "07_language_model": ["n = 1024 latents; all kept", "largest difference from the exact spectrum"],
 }
 
 
