@@ -73,13 +73,31 @@ def summary_section() -> list[str]:
         f"* **Faithfulness**: spectral subsets beat single-unit rankings where units interact (the heads); on "
         f"MNIST and the MLP units they do not (MNIST, k = 8: best spectral {spectral8:.3f} vs best single-unit "
         f"{single8:.3f} nats) — the honest curves are below.",
+        *language_model_summary(),
         "",
+    ]
+
+
+def language_model_summary() -> list[str]:
+    """One bullet from ``benchmarks/bench_language_model.py``'s results (details: language_model.md)."""
+    path = ROOT / "benchmarks" / "results" / "bench_language_model.json"
+    if not path.is_file():
+        return []
+    cases = {c["case"]: c for c in json.loads(path.read_text())["cases"]}
+    heads, latents, mlp = cases["lm-heads"], cases["lm-sae"], cases["lm-mlp"]
+    return [
+        f"* **Language model** (`movie_lm`, log p(`movie`) at the last position; compressive, "
+        f"{heads['evaluations']:,} evaluations): over the 8 heads of both blocks "
+        f"{heads['interaction_share_percent']} of the listed energy is joint, led by two overlapping heads "
+        f"of block 0; over all {latents['n']:,} SAE latents {latents['interaction_share_percent']} (R² "
+        f"{latents['held_out_r2']:.3f}); the last MLP is additive ({mlp['interaction_share_percent']}). "
+        "Details: [the language model and its SAE](language_model.md)."
     ]
 
 
 def model_section() -> list[str]:
     info = {}
-    for name in ("mnist_mlp", "mnist_mlp_deep", "sentiment_transformer"):
+    for name in ("mnist_mlp", "mnist_mlp_deep", "sentiment_transformer", "movie_lm"):
         info[name] = json.loads((ROOT / "actspec_jax" / "models" / "weights" / f"{name}.json").read_text())
     tr = info["sentiment_transformer"]
     acc = tr["accuracy"]
@@ -97,6 +115,10 @@ def model_section() -> list[str]:
         f"{100 * acc['imdb/test']:.1f} % on the held-out IMDB test split ({trunc['texts']:,} reviews; "
         f"{trunc['truncated']} longer than 256 tokens, truncated); {100 * acc['rotten_tomatoes/test']:.1f} % on "
         "Rotten Tomatoes test sentences (not trained on) |",
+        f"| `movie_lm` | causal, 2 blocks, width 128, 4 heads, context 32, 2,048 words; SAE of "
+        f"{info['movie_lm']['sae']['latents']:,} latents on `{info['movie_lm']['sae']['layer']}` | held-out "
+        f"perplexity {info['movie_lm']['perplexity']['model']:.1f} (bigram {info['movie_lm']['perplexity']['bigram']:.1f}); "
+        f"SAE explained variance {info['movie_lm']['sae']['explained_variance']:.3f}, L0 {info['movie_lm']['sae']['l0']:.1f} |",
         "",
     ]
 
