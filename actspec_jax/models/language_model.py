@@ -39,7 +39,7 @@ import numpy as np
 from actspec_jax.data.text import PAD_ID, Tokenizer
 from actspec_jax.errors import ActSpecError
 from actspec_jax.models.io import load_variables
-from actspec_jax.models.transformer import WEIGHTS_DIR, Block
+from actspec_jax.models.transformer import WEIGHTS_DIR, Block, block_cut_points, module_config
 
 __all__ = [
     "LM_WEIGHTS",
@@ -113,12 +113,7 @@ class MovieLM(nn.Module):
 
     def cut_points(self) -> dict[str, int]:
         """``{path: n}`` for every block's heads, MLP units and residual stream."""
-        points: dict[str, int] = {}
-        for i in range(self.depth):
-            points[f"block_{i}/attn/heads"] = self.num_heads
-            points[f"block_{i}/mlp/act"] = self.mlp_ratio * self.width
-            points[f"block_{i}/resid"] = self.width
-        return points
+        return block_cut_points(self.depth, self.num_heads, self.mlp_ratio * self.width, self.width)
 
     def head_layers(self) -> list[str]:
         """Paths of every block's head tap (all heads of all layers in one problem)."""
@@ -126,11 +121,7 @@ class MovieLM(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments, JSON-serialisable."""
-        return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if f.name not in ("parent", "name")
-        }
+        return module_config(self)
 
 
 @jax.tree_util.register_dataclass

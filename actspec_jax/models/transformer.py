@@ -179,13 +179,10 @@ class SentimentTransformer(nn.Module):
 
     def cut_points(self) -> dict[str, int]:
         """The analysis targets: ``{path: n}`` for every block's heads, MLP units and residual."""
-        points: dict[str, int] = {}
-        for i in range(self.depth):
-            points[f"block_{i}/attn/heads"] = self.num_heads
-            points[f"block_{i}/mlp/act"] = self.mlp_ratio * self.width
-            points[f"block_{i}/resid"] = self.width
-        points["pooled"] = self.width
-        return points
+        return {
+            **block_cut_points(self.depth, self.num_heads, self.mlp_ratio * self.width, self.width),
+            "pooled": self.width,
+        }
 
     def head_layers(self) -> list[str]:
         """Paths of every block's head tap (for the all-heads :class:`MultiLayerProblem`)."""
@@ -193,11 +190,26 @@ class SentimentTransformer(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments, JSON-serialisable."""
-        return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if f.name not in ("parent", "name")
-        }
+        return module_config(self)
+
+
+def block_cut_points(depth: int, num_heads: int, hidden: int, width: int) -> dict[str, int]:
+    """``{path: n}`` of the taps of ``depth`` :class:`Block` s: heads, MLP units, residual stream."""
+    points: dict[str, int] = {}
+    for i in range(depth):
+        points[f"block_{i}/attn/heads"] = num_heads
+        points[f"block_{i}/mlp/act"] = hidden
+        points[f"block_{i}/resid"] = width
+    return points
+
+
+def module_config(module: nn.Module) -> dict[str, Any]:
+    """A linen module's constructor arguments (its dataclass fields but ``parent`` and ``name``)."""
+    return {
+        f.name: getattr(module, f.name)
+        for f in dataclasses.fields(module)
+        if f.name not in ("parent", "name")
+    }
 
 
 def load_sentiment_transformer(
