@@ -91,7 +91,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--next-token", help="language model: windows followed by this word (default 'movie'), its log-prob"
     )
     g = parser.add_argument_group("function")
-    g.add_argument("--output", help="logit:c, logit_diff:a-b, log_prob:c, prob:c or indicator:c")
+    g.add_argument(
+        "--output",
+        help="logit:c, logit_diff:a-b, log_prob:c, prob:c or indicator:c; for sequence outputs add the "
+        "position, e.g. log_prob:21@last",
+    )
     g.add_argument("--fill", choices=["zero", "mean", "resample"], help="value of ablated neurons")
     g.add_argument("--units", help="mask only these units: 'top:K' (by attribution) or '3,17,42'")
     g.add_argument(

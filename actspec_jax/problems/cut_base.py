@@ -47,7 +47,7 @@ class CutModel:
         so a site may give ``axis='heads'``.
       layer_type: optional ``inputs -> module`` at the cut (Flax, haiku), found when needed: a
         layer of rank ≥ 4 is taken features-last without asking only when it is one of the
-        family's dense, convolution or normalisation layers
+        family's dense or convolution layers
         (:func:`~actspec_jax.problems.sites.features_last_layer`).
     """
 

@@ -33,9 +33,9 @@ __all__ = ["cut_haiku", "haiku_layers", "is_haiku"]
 
 #: What the listing and the errors say about naming a haiku layer.
 HAIKU_HINT = (
-    "Haiku layers are modules' full names (hk.Module(name=…) inside their parents, joined by "
-    "'/~/'); an activation applied inline (jax.nn.relu(x)) is not one: wrap it in a module or cut "
-    "at the module that feeds it."
+    "Haiku layers are modules' full names as list_layers shows them ('mlp/~/linear_0' for a "
+    "sub-module made in __init__, 'block/attn' for one made in __call__); an activation applied "
+    "inline (jax.nn.relu(x)) is not one: wrap it in a module or cut at the module that feeds it."
 )
 
 
@@ -67,6 +67,14 @@ def _caller(model: Any, state: Mapping | None, apply_kwargs: Mapping[str, Any]) 
                 out, _ = model.apply(bundle["params"], bundle["state"], *lead, inputs, **apply_kwargs)
                 return out
             return model.apply(bundle["params"], *lead, inputs, **apply_kwargs)
+        except TypeError as err:
+            if "required" not in str(err) or "argument" not in str(err):
+                raise
+            raise ActSpecError(
+                "the haiku model's function needs an argument that was not given "
+                f"({str(err).splitlines()[0]}): pass it through apply_kwargs, "
+                "e.g. apply_kwargs={'is_training': False}."
+            ) from err
         except ValueError as err:
             if "PRNGKey" not in str(err):
                 raise

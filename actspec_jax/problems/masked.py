@@ -251,6 +251,12 @@ class MaskedProblem(SelectedOutputProblem):
             )
         try:
             raw = jnp.asarray(jax.jit(cut.features)(cut.params, inputs))
+        except jax.errors.UnexpectedTracerError as err:
+            raise ActSpecError(
+                f"layer {cut.layer!r} could not be read out of the model: it runs inside a transform of the "
+                "model itself (remat/checkpoint, scan, a layer stack), which does not let its value out. Cut "
+                "at a module outside that transform."
+            ) from err
         except (TypeError, IndexError) as err:
             raise ActSpecError(
                 f"layer {cut.layer!r} could not be computed on the inputs ({_describe_inputs(inputs)}): "

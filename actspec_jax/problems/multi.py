@@ -82,7 +82,7 @@ def _capture(module: nn.Module, variables: Any, inputs: Any, layers: Sequence[st
             raise AxisError(
                 f"layer {name!r} (a {type(modules[name]).__name__}) has shape {list(out.shape)}: a "
                 "multi-layer problem gates each layer's last axis, which is taken at rank 4 or more only "
-                "for Flax's dense, convolution and normalisation layers or a module declaring "
+                "for Flax's dense and convolution layers or a module declaring "
                 "features_last = True. Cut at a module whose last axis holds the units (e.g. a tap "
                 "after moving the heads last)."
             )
@@ -314,7 +314,7 @@ class MultiLayerProblem(SelectedOutputProblem):
                 values, fill_name = _fill_values(moved, f, key)
                 values = jnp.moveaxis(jnp.broadcast_to(values, moved.shape), -1, axis)
             else:
-                values, fill_name = jnp.broadcast_to(jnp.asarray(f, acts.dtype), acts.shape), "array"
+                values, fill_name = _array_fill(f, acts, axis, name), "array"
             gates_for.append((axis, acts.ndim, size, chosen))
             fill_values.append(values)
             fill_names.append(fill_name)
@@ -421,6 +421,26 @@ class MultiLayerProblem(SelectedOutputProblem):
             info=info,
             out_labels=out_labels,
         )
+
+
+def _array_fill(fill: Any, acts: jax.Array, axis: int, layer: str) -> jax.Array:
+    """An array fill as the layer's shape: one value per variable (``[N]``, placed on the site's
+    axis, as :func:`~actspec_jax.masked_problem` takes it) or an array of the layer's own rank."""
+    values = jnp.asarray(fill, acts.dtype)
+    size = int(acts.shape[axis])
+    if values.shape == (size,):
+        shape = [1] * acts.ndim
+        shape[axis] = size
+        return jnp.broadcast_to(values.reshape(shape), acts.shape)
+    if values.ndim == acts.ndim:
+        try:
+            return jnp.broadcast_to(values, acts.shape)
+        except ValueError:
+            pass
+    raise ActSpecError(
+        f"a fill array for layer {layer!r} gives one value per variable (shape [{size}], on axis {axis}) "
+        f"or has the layer's shape {list(acts.shape)} (broadcastable); got {list(values.shape)}."
+    )
 
 
 def _one_axis(axes: tuple[int, ...], layer: str) -> tuple[int]:

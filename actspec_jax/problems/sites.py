@@ -32,7 +32,7 @@ Choosing the axis — never a silent guess. The axis is resolved from the layer'
 3. the cut marks its feature axis (``CutModel.feature_axis``): Flax linen, nnx and dm-haiku cuts
    mark the last axis, because their layers are features-last (``Dense``, ``Conv`` is NHWC). It
    is taken for rank 3 ``[m, T, N]``; for rank ≥ 4 only when the module at the cut is one of
-   the family's dense, convolution or normalisation layers (:func:`features_last_layer`) — a
+   the family's dense or convolution layers (:func:`features_last_layer`) — a
    ``[m, T, heads, head_dim]`` output of any other module (a tap, an attention block) is rule 5.
 4. rank 3 ``[m, T, N]`` on a cut that is not strict (plain functions): the last axis, the
    sequence layout of every JAX framework (kept for backward compatibility and documented).
@@ -62,21 +62,21 @@ __all__ = ["AxisError", "Site", "SiteView", "resolve_site", "site"]
 AxisSpec = int | str | Sequence[int | str] | None
 
 #: Module classes (Flax linen/nnx, dm-haiku) whose output is features-last at any rank by the
-#: family's own convention: their last axis is taken for a plain layer name.
+#: family's own convention: their last axis is taken for a plain layer name. Normalisation layers
+#: are not among them: they keep their input's layout (a QK-norm on ``[m, T, H, E]``, an NCHW norm).
 FEATURES_LAST_LAYERS = frozenset(
     {
         "Dense", "Linear",
         "Conv", "ConvTranspose", "ConvLocal", "Conv1D", "Conv2D", "Conv3D",
         "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
-        "BatchNorm", "LayerNorm", "GroupNorm", "RMSNorm", "InstanceNorm",
     }
 )  # fmt: skip
 
 
 def features_last_layer(module: Any) -> bool:
-    """``True`` when ``module`` is a dense, convolution or normalisation layer of Flax or haiku
-    with its channels last (a haiku convolution built with ``data_format='NCHW'`` is not), or
-    declares its layout itself with a true ``features_last`` attribute (as the zoo's taps do)."""
+    """``True`` when ``module`` is a dense or convolution layer of Flax or haiku with its
+    channels last (a haiku convolution built with ``data_format='NCHW'`` is not), or declares its
+    layout itself with a true ``features_last`` attribute (as the zoo's taps do)."""
     if module is None:
         return False
     if getattr(module, "features_last", None) is True:
@@ -204,7 +204,7 @@ def resolve_axes(
         f"layer {layer!r}{kind} has shape {list(shape)}{hint}: which axis carries the variables? Pass "
         f"axis=…, e.g. site({layer!r}, axis=2) for attention heads [m, T, heads, head_dim], axis=1 "
         f"for channels-first [m, C, H, W], or axis={rank - 1} for features-last; the last axis is "
-        "assumed at this rank only for the family's dense, convolution and normalisation layers."
+        "assumed at this rank only for the family's dense and convolution layers."
     )
 
 

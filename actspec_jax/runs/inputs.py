@@ -58,15 +58,17 @@ def _windows(model: Any, cfg: RunConfig, split: str) -> Inputs:
 
     if cfg.classes is not None or cfg.per_class is not None or cfg.max_review_tokens is not None:
         raise ActSpecError(
-            "classes, per_class and max_review_tokens select reviews of a classifier; the language model "
-            "takes windows followed by next_token (and count)."
+            "classes, per_class and max_review_tokens (--classes, --per-class, --max-review-tokens) select "
+            "reviews of a classifier; the language model takes windows followed by next_token (--next-token) "
+            "and their count (--count)."
         )
     token = cfg.next_token or "movie"
-    target = model.tokenizer.token_id(token)
+    ids = model.tokenizer.ids(token)  # normalised as the reviews are (lower case)
+    target = ids[0] if len(ids) == 1 else UNK_ID
     if target == UNK_ID:
         raise ActSpecError(
-            f"next_token {token!r} is not in the language model's vocabulary of {model.tokenizer.vocab_size} "
-            "words; pick a frequent word (e.g. 'movie', 'film', 'good')."
+            f"next_token (--next-token) {token!r} is not one word of the language model's vocabulary of "
+            f"{model.tokenizer.vocab_size} words; pick a frequent word (e.g. 'movie', 'film', 'good')."
         )
     recipe = model.info["recipe"]["windows"]
     windows = review_windows(
@@ -77,7 +79,7 @@ def _windows(model: Any, cfg: RunConfig, split: str) -> Inputs:
     if count < 1 or len(chosen) < count:
         raise ActSpecError(
             f"{len(chosen)} {cfg.source} {split} windows are followed by {token!r}; asked for {cfg.count}. "
-            "Ask for fewer (count=…) or another next_token."
+            "Ask for fewer (count, --count) or another next_token (--next-token)."
         )
     chosen = chosen[:count]
     info = {
@@ -133,7 +135,10 @@ def load_inputs(model: Any, cfg: RunConfig, *, split: str | None = None) -> Inpu
     if is_language_model(model):
         return _windows(model, cfg, split)
     if cfg.next_token is not None or cfg.sae:
-        raise ActSpecError(f"next_token and sae are for the language model (movie_lm), not {cfg.model}.")
+        raise ActSpecError(
+            "next_token and sae (--next-token, --sae) are for the language model (movie_lm), not "
+            f"{cfg.model}."
+        )
     num_classes = _num_classes(model)
     if model.tokenizer is None:
         from actspec_jax.data import load_mnist
@@ -305,7 +310,8 @@ def _sae_problem(
     layer = model.info["sae"]["layer"]
     if tuple(cfg.layers) != (layer,) or cfg.units is not None:
         raise ActSpecError(
-            f"the language model's SAE reads {layer!r}: pass that one layer (and no units) with sae=True."
+            f"the language model's SAE reads {layer!r}: pass that one layer (--layer {layer}) and no units "
+            "with sae=True (--sae)."
         )
     sae_site = site(layer, basis=model.sae.w_dec, encoder=model.sae.encode, kind="latent")
     cut = cut_model(model.module, model.variables, sae_site)

@@ -16,7 +16,7 @@ from typing import Any
 
 from actspec_jax.errors import ActSpecError
 from actspec_jax.runs.config import RunConfig
-from actspec_jax.runs.inputs import Inputs, default_output
+from actspec_jax.runs.inputs import Inputs
 
 __all__ = ["heatmap_shape", "load_run"]
 
@@ -35,8 +35,8 @@ def heatmap_shape(problem: Any) -> tuple[int, int]:
     return 1, n
 
 
-def _default_title(cfg: RunConfig) -> str:
-    return f"actspec run — {cfg.model}, {' + '.join(cfg.layers)}, {default_output(cfg)}, {cfg.solver}"
+def _default_title(cfg: RunConfig, output: str) -> str:
+    return f"actspec run — {cfg.model}, {' + '.join(cfg.layers)}, {output}, {cfg.solver}"
 
 
 def _write_report(
@@ -56,7 +56,7 @@ def _write_report(
         add_spectrum_sections,
     )
 
-    report = Report(Path(cfg.out), cfg.title or _default_title(cfg))
+    report = Report(Path(cfg.out), cfg.title or _default_title(cfg, record["problem"]["output"]))
     report.save_spectrum(spectrum)  # first: the result is on disk before any figure
     output = record["problem"]["output"]
     accuracy = record["model"]["test_accuracy"]

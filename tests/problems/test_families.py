@@ -380,3 +380,37 @@ def test_rank_four_by_plain_name_is_asked_unless_the_layer_is_features_last_by_c
             with pytest.raises(asj.AxisError, match=r"\(a Conv2D\).*axis=1 for channels-first"):
                 asj.masked_problem(cut, batch, output="logit:1")
             assert asj.masked_problem(cut, batch, output="logit:1", site=asj.site(axis=1)).n == 3
+
+
+def test_haiku_models_that_cannot_be_cut_say_why():
+    """A module inside ``hk.remat`` cannot hand its value out; a function argument left out of
+    ``apply_kwargs`` is named with the fix; a LayerNorm at rank 4 is not taken as features-last."""
+    hk = pytest.importorskip("haiku")
+    x = fam.inputs()
+
+    def remat_forward(v):
+        return fam.readout(hk.remat(hk.Linear(fam.U, name="inner"))(v))
+
+    model = hk.without_apply_rng(hk.transform(remat_forward))
+    params = model.init(jax.random.key(0), x)
+    with pytest.raises(asj.ActSpecError, match=r"inside a transform of the model itself"):
+        asj.masked_problem(asj.cut_model(model, params, "inner"), x, output="logit:0")
+
+    def needs_flag(v, is_training):
+        return fam.readout(hk.Linear(fam.U, name="lin")(v) * (0.5 if is_training else 1.0))
+
+    flagged = hk.without_apply_rng(hk.transform(needs_flag))
+    flagged_params = flagged.init(jax.random.key(0), x, is_training=False)
+    with pytest.raises(asj.ActSpecError, match=r"apply_kwargs=\{'is_training': False\}"):
+        asj.masked_problem(asj.cut_model(flagged, flagged_params, "lin"), x, output="logit:0")
+
+    def qk_norm(v):
+        heads = fam.heads_of(v, *(jnp.asarray(P[k]) for k in ("wq", "wk", "wv", "bv")))
+        normed = hk.LayerNorm(axis=-1, create_scale=True, create_offset=True, name="qk_norm")(heads)
+        return fam.readout(jax.nn.relu((v + fam.project(normed, P["wo"])) @ P["w1"]))
+
+    normed = hk.without_apply_rng(hk.transform(qk_norm))
+    with pytest.raises(asj.AxisError, match=r"'qk_norm' \(a LayerNorm\) has shape \[6, 5, 3, 2\]"):
+        asj.masked_problem(
+            asj.cut_model(normed, normed.init(jax.random.key(0), x), "qk_norm"), x, output="logit:0"
+        )

@@ -141,3 +141,18 @@ def test_multi_layer_refusals_name_the_fix():
         asj.MultiLayerProblem.from_model(
             model, variables, [HEADS], x, output="logit:0", call=lambda m, v: m(v)
         )
+
+
+def test_an_array_fill_lies_on_the_site_axis_as_in_masked_problem():
+    """A ``[H]`` fill for a heads site is one value per head in both problems (not broadcast
+    against the layer's last axis); a fill of another shape is refused by name."""
+    x = fam.inputs()
+    model = LinenModel()
+    variables = model.init(jax.random.key(0), x)
+    fill = jnp.asarray([10.0, 20.0, 30.0])
+    multi = asj.MultiLayerProblem.from_model(model, variables, [HEADS], x, output="logit:0", fill=fill)
+    single = asj.masked_problem(asj.cut_model(model, variables, HEADS), x, output="logit:0", fill=fill)
+    masks = jnp.asarray(all_masks(fam.H), jnp.float32)
+    np.testing.assert_allclose(multi.evaluate(masks), single.evaluate(masks), rtol=1e-5, atol=1e-5)
+    with pytest.raises(asj.ActSpecError, match=r"one value per variable \(shape \[3\], on axis 2\)"):
+        asj.MultiLayerProblem.from_model(model, variables, [HEADS], x, output="logit:0", fill=jnp.ones(5))

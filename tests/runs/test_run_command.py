@@ -139,19 +139,29 @@ def test_language_model_sae_preset_runs_end_to_end(tmp_path, capsys):
     assert record["problem"]["sae"] == {"layer": "block_0/resid", "latents": 1024}
     assert record["problem"]["output"] == f"log_prob:{record['inputs']['next_token_id']}@last"
     assert record["metrics"]["r2_heldout_masks"] > 0.8
-    assert "'movie' (id" in (out / "summary.md").read_text()
+    summary = (out / "summary.md").read_text()
+    assert "'movie' (id" in summary and record["problem"]["output"] in summary.splitlines()[0]
     for name in ("lm-heads", "lm-mlp"):
         assert config_from_preset(name).model == "movie_lm"
+    from actspec_jax.models import load_pretrained
+    from actspec_jax.runs.inputs import load_inputs
+
+    lm = load_pretrained("movie_lm")
+    capital = load_inputs(lm, config_from_preset("lm-mlp", next_token="Movie", count=2))
+    assert capital.info["next_token_id"] == lm.tokenizer.token_id("movie")
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--preset", "lm-mlp", "--next-token", "zzzq"], "not in the language model's vocabulary"),
-        (["--preset", "lm-mlp", "--classes", "1"], "takes windows followed by next_token"),
-        (["--preset", "lm-sae", "--layer", "block_1/resid"], "SAE reads 'block_0/resid'"),
+        (["--preset", "lm-mlp", "--next-token", "zzzq"], "not one word of the language model's vocabulary"),
+        (["--preset", "lm-mlp", "--classes", "1"], "takes windows followed by next_token \\(--next-token\\)"),
+        (["--preset", "lm-sae", "--layer", "block_1/resid"], "SAE reads 'block_0/resid'.*--sae"),
         (["--preset", "lm-mlp", "--count", "100000"], "windows are followed by 'movie'; asked for 100000"),
-        (["--model", "mnist_mlp", "--sae"], "next_token and sae are for the language model"),
+        (
+            ["--model", "mnist_mlp", "--sae"],
+            r"next_token and sae \(--next-token, --sae\) are for the language model",
+        ),
         (
             [
                 "--model",
