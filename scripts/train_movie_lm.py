@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from train_sentiment_transformer import make_optimizer  # scripts/ is on the path when run
 
 from actspec_jax.data import load_reviews, reviews_summary
 from actspec_jax.data.text import PAD_ID, Tokenizer
@@ -54,16 +55,6 @@ from actspec_jax.models.transformer import WEIGHTS_DIR
 
 VOCAB_FILE = "movie_lm_vocab.json"
 SAE_LAYER = "block_0/resid"
-
-
-def optimizer(lr: float, steps: int) -> optax.GradientTransformation:
-    schedule = optax.warmup_cosine_decay_schedule(0.0, lr, max(1, steps // 20), steps, 0.0)
-    return optax.chain(
-        optax.clip_by_global_norm(1.0),
-        optax.adamw(
-            schedule, weight_decay=0.01, mask=lambda p: jax.tree_util.tree_map(lambda a: a.ndim >= 2, p)
-        ),
-    )
 
 
 def token_losses(module: MovieLM, variables, batch: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -281,7 +272,7 @@ def main() -> None:
     key = jax.random.key(args.seed)
     variables = module.init(key, jnp.asarray(train[:2, :-1]))
     steps = args.epochs * (len(train) // args.batch)
-    opt = optimizer(args.lr, steps)
+    opt = make_optimizer(args.lr, steps, warmup=0.05, weight_decay=0.01)  # the sentiment recipe's
     opt_state = opt.init(variables)
 
     def loss(v, b):

@@ -142,56 +142,44 @@ def cut_haiku(
     name = str(the_site.layer)
     call = _caller(model, state, dict(apply_kwargs or {}))
 
-    def matches(context: Any) -> bool:
-        return context.method_name == "__call__" and context.module.module_name == name
+    def at_layer(bundle: dict[str, Any], inputs: Any, on_layer: Callable) -> tuple[Any, list[Any]]:
+        """Run the model with ``on_layer(compute, module)`` in place of the layer's ``__call__``;
+        returns the outputs and what ``on_layer`` returned at each call."""
+        seen: list[Any] = []
+
+        def interceptor(next_fun, args, kwargs, context):
+            if context.method_name != "__call__" or context.module.module_name != name:
+                return next_fun(*args, **kwargs)
+            seen.append(on_layer(lambda: next_fun(*args, **kwargs), context.module))
+            return seen[-1][0]
+
+        with hk.intercept_methods(interceptor):
+            return call(bundle, inputs), seen
 
     def features(bundle: dict[str, Any], inputs: Any) -> jax.Array:
-        found: list[Any] = []
-
-        def interceptor(next_fun, args, kwargs, context):
-            out = next_fun(*args, **kwargs)
-            if matches(context):
-                found.append(out)
-            return out
-
-        with hk.intercept_methods(interceptor):
-            call(bundle, inputs)
-        if not found:
+        _, seen = at_layer(bundle, inputs, lambda compute, module: (compute(),))
+        if not seen:
             listing = [f"{n} {list(s)}" for n, s in _layers(call, bundle, inputs).items()]
             raise UnknownLayerError(name, listing, model="haiku model", hint=HAIKU_HINT)
-        _once(name, len(found))
-        return _check_array_output(found[0], name)
+        _once(name, len(seen))
+        return _check_array_output(seen[0][0], name)
 
     def head(bundle: dict[str, Any], activations: jax.Array, inputs: Any) -> jax.Array:
-        calls: list[int] = []
-
-        def interceptor(next_fun, args, kwargs, context):
-            if matches(context):
-                calls.append(1)
-                return activations
-            return next_fun(*args, **kwargs)
-
-        with hk.intercept_methods(interceptor):
-            out = call(bundle, inputs)
-        if not calls:
+        out, seen = at_layer(bundle, inputs, lambda compute, module: (activations,))
+        if not seen:
             raise UnknownLayerError(name, (), model="haiku model", hint=HAIKU_HINT)
-        _once(name, len(calls))
+        _once(name, len(seen))
         return out
 
     def layer_type(inputs: Any) -> Any:
-        found: list[Any] = []
+        modules: list[Any] = []
 
-        def interceptor(next_fun, args, kwargs, context):
-            if matches(context) and not found:
-                found.append(context.module)
-            return next_fun(*args, **kwargs)
+        def note(compute: Callable[[], Any], module: Any) -> tuple[Any]:
+            modules.append(module)
+            return (compute(),)
 
-        def run(b: dict[str, Any], x: Any) -> Any:
-            with hk.intercept_methods(interceptor):
-                return call(b, x)
-
-        jax.eval_shape(run, bundle, inputs)
-        return found[0] if found else None
+        jax.eval_shape(lambda b, x: at_layer(b, x, note)[0], bundle, inputs)
+        return modules[0] if modules else None
 
     bundle = {"params": params, "state": state}
     return CutModel(

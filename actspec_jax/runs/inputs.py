@@ -46,8 +46,11 @@ def _num_classes(model: Any) -> int:
 
 
 def is_language_model(model: Any) -> bool:
-    """A zoo model whose outputs are next-token logits ``[m, T, V]`` (it ships an SAE)."""
-    return model.sae is not None
+    """A zoo model whose outputs are next-token logits ``[m, T, V]``
+    (:class:`~actspec_jax.models.MovieLM`)."""
+    from actspec_jax.models.language_model import MovieLM
+
+    return isinstance(model.module, MovieLM)
 
 
 def _windows(model: Any, cfg: RunConfig, split: str) -> Inputs:
@@ -208,11 +211,14 @@ def load_inputs(model: Any, cfg: RunConfig, *, split: str | None = None) -> Inpu
 
 
 # ---------------------------------------------------------------------------- problems
-def default_output(cfg: RunConfig) -> str:
-    """``cfg.output``, else ``logit_diff:1-0`` (sentiment) or ``log_prob:c`` with ``c`` the single
-    class of the class filter (if it names one class) or ``cfg.target``."""
+def default_output(cfg: RunConfig, inputs: Inputs | None = None) -> str:
+    """``cfg.output``, else the inputs' own (a language model's windows: the log-probability of
+    their next token at the last position), else ``logit_diff:1-0`` (sentiment) or ``log_prob:c``
+    with ``c`` the single class of the class filter (if it names one class) or ``cfg.target``."""
     if cfg.output is not None:
         return cfg.output
+    if inputs is not None and "default_output" in inputs.info:
+        return inputs.info["default_output"]
     if cfg.model.startswith("sentiment"):
         return "logit_diff:1-0"
     single = cfg.classes is not None and len(cfg.classes) == 1
@@ -261,7 +267,7 @@ def _build(
     from actspec_jax.analysis.ablation import attribution_scores, ranking_order
     from actspec_jax.problems import MultiLayerProblem, cut_linen, masked_problem
 
-    output = inputs.info.get("default_output", default_output(cfg)) if cfg.output is None else cfg.output
+    output = default_output(cfg, inputs)
     key = jax.random.fold_in(jax.random.key(cfg.seed), 7) if cfg.fill == "resample" else None
     info: dict[str, Any] = {"output": output, "fill": cfg.fill, "layers": list(cfg.layers)}
     requested = _parse_units(cfg.units) if units == "config" else _parse_units(units)

@@ -26,7 +26,7 @@ import numpy as np
 
 from actspec_jax.errors import ActSpecError
 from actspec_jax.runs.config import SOLVERS, RunConfig
-from actspec_jax.runs.inputs import Inputs, _build, build_problem, default_output, load_inputs
+from actspec_jax.runs.inputs import Inputs, _build, build_problem, load_inputs
 from actspec_jax.runs.report_writer import _write_report
 from actspec_jax.runs.safety import guarded_outputs, rescued_write, resumable
 
@@ -326,7 +326,7 @@ def deletion_curve(
         "spectral: top subsets": order,
         "spectral: greedy": greedy_spectral_order(spectrum, k_max, units=units),
     }
-    if hasattr(full, "activations") and not default_output(cfg).startswith("indicator"):
+    if hasattr(full, "activations") and not str(built["output"]).startswith("indicator"):
         orders["attribution (grad×act)"] = ranking_order(attribution_scores(full))
     orders["leave-one-out"] = ranking_order(single_ablation_drops(full))
     return faithfulness_curve(
