@@ -88,6 +88,26 @@ def test_many_outputs_share_one_evaluation_of_the_plan() -> None:
         assert set(truth.truth) - {()} <= found
 
 
+def test_many_outputs_get_their_own_degree_profiles_from_one_estimate() -> None:
+    """Without a budget (n > 24) every output's spectrum carries its own degree profile, all from
+    one estimate on one set of masks (counted apart), each equal to the single-output solve's."""
+    _, problem = _functions()
+    wrapped, seen = counting(problem)
+    solver = dataclasses.replace(SOLVER, max_evaluations=None)
+    batch = solver(wrapped, key=jax.random.key(0))
+    jax.effects_barrier()
+    assert sum(seen) == solver.plan(N)["total"] + solver.profile_evaluations
+    profiles = [asj.DegreeProfile.from_dict(s.solver["degree_profile"]) for s in batch]
+    assert all(p.evaluations == solver.profile_evaluations for p in profiles)
+    assert not np.allclose(profiles[0].weights, profiles[1].weights)  # each output's own
+    single = solver(
+        asj.FunctionProblem(lambda x: problem.evaluate_unchecked(x)[..., 1], N), key=jax.random.key(0)
+    )
+    alone = asj.DegreeProfile.from_dict(single.solver["degree_profile"])
+    np.testing.assert_allclose(profiles[1].weights, alone.weights, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(profiles[1].shares, alone.shares, rtol=1e-4, atol=1e-6)
+
+
 def test_ledger_resumes_an_interrupted_run_to_the_same_spectrum(tmp_path) -> None:
     """Interrupted inside the evaluation (the progress callback raises KeyboardInterrupt), the
     ledger keeps what was evaluated; the rerun evaluates only the rest and returns the

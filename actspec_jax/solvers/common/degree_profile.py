@@ -65,6 +65,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -84,6 +85,7 @@ __all__ = [
     "DegreeProfile",
     "DegreeProfileError",
     "attach_degree_profile",
+    "attach_degree_profiles",
     "estimate_degree_profile",
     "wants_degree_profile",
 ]
@@ -215,6 +217,19 @@ class DegreeProfile(NamedTuple):
         """Every array field of output ``p`` (flattened outputs), per-degree arrays 1-d."""
         count = int(np.asarray(self.total).size)
         return {name: np.asarray(getattr(self, name)).reshape(count, -1)[p] for name in _ARRAYS}
+
+    def output(self, p: int) -> DegreeProfile:
+        """Output ``p``'s profile (flattened outputs) as a single function's: the same fields with
+        the output axes dropped (0-d totals, 1-d per-degree arrays)."""
+        outputs = np.asarray(self.total).shape
+        count = int(np.prod(outputs))
+        if not 0 <= p < count:
+            raise DegreeProfileError(f"output {p} is out of range for a profile of {count} output(s).")
+        fields = {}
+        for name in _ARRAYS:
+            array = np.asarray(getattr(self, name))
+            fields[name] = array.reshape(count, *array.shape[len(outputs) :])[p]
+        return self._replace(**fields)
 
     def __str__(self) -> str:
         text = self.table()
@@ -448,19 +463,20 @@ SOLVER_EVALUATIONS = 8192
 
 
 def wants_degree_profile(
-    problem: Problem, enabled: bool | None, evaluations: int, *, mask_mode: bool
+    problem: Problem, enabled: bool | None, evaluations: int, *, mask_mode: bool, many_outputs: bool = False
 ) -> bool:
     """Whether a large-n solver attaches a profile; validates its settings before the search runs.
 
-    ``enabled=None`` (default): yes for mask-mode problems with one output and ``n > 24`` (smaller
-    problems have the exact ``energy_by_degree``); ``True`` forces it (mask mode only), ``False``
-    turns it off.
+    ``enabled=None`` (default): yes for mask-mode problems with ``n > 24`` (smaller problems have
+    the exact ``energy_by_degree``) and one output — or several, for a solver that attaches one
+    profile per output from one estimate (``many_outputs``, :func:`attach_degree_profiles`);
+    ``True`` forces it (mask mode only), ``False`` turns it off.
     """
     if enabled is False:
         return False
     if enabled is not None and enabled is not True:
         raise DegreeProfileError(f"degree_profile must be None (auto), True or False, got {enabled!r}.")
-    if not mask_mode or problem.output_shape != ():
+    if not mask_mode or (problem.output_shape != () and not many_outputs):
         if enabled:
             raise DegreeProfileError(
                 "degree_profile=True needs the mask estimator and a single output (the profile is the "
@@ -482,10 +498,26 @@ def attach_degree_profile(
     are *not* counted in ``solver['evaluations']`` (the search's own cost) but in
     ``solver['degree_profile']['evaluations']``. A constant function gets no profile.
     """
+    budget = memory_budget
+    return attach_degree_profiles([spectrum], problem, key, evaluations=evaluations, memory_budget=budget)[0]
+
+
+def attach_degree_profiles(
+    spectra: Sequence[Any],
+    problem: Problem,
+    key: jax.Array,
+    *,
+    evaluations: int,
+    memory_budget: int | None = None,
+) -> list[Any]:
+    """:func:`attach_degree_profile` for the ``K`` outputs of one problem (``spectra[k]`` is output
+    ``k``; one spectrum for a single-output problem): **one** estimate over all outputs (one set of
+    ``evaluations`` masks), each spectrum given its own output's profile (:meth:`DegreeProfile.output`)
+    and the additive-output flag judged on it. Constant outputs get none."""
     import dataclasses
 
-    if spectrum.solver.get("constant_function"):
-        return spectrum
+    if all(s.solver.get("constant_function") for s in spectra):
+        return list(spectra)
     profile = estimate_degree_profile(
         problem,
         key=jax.random.fold_in(key, PROFILE_TAG),
@@ -493,7 +525,15 @@ def attach_degree_profile(
         num_evaluations=evaluations,
         memory_budget=memory_budget,
     )
-    solver = {**spectrum.solver, "degree_profile": profile.to_dict()}
-    if np.asarray(profile.total).size == 1:  # one output: is it additive in the layer?
-        flag_additive_output(solver, profile.interaction_share()[2], float(profile.variance))
-    return dataclasses.replace(spectrum, solver=solver)
+    single = problem.output_shape == ()
+    out = []
+    for k, spectrum in enumerate(spectra):
+        if spectrum.solver.get("constant_function"):
+            out.append(spectrum)
+            continue
+        own = profile if single else profile.output(k)
+        solver = {**spectrum.solver, "degree_profile": own.to_dict()}
+        if np.asarray(own.total).size == 1:  # one output: is it additive in the layer?
+            flag_additive_output(solver, own.interaction_share()[2], float(own.variance))
+        out.append(dataclasses.replace(spectrum, solver=solver))
+    return out

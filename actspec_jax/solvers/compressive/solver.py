@@ -76,7 +76,7 @@ from actspec_jax.problems.base import Problem
 from actspec_jax.solvers.common.checkpoint import problem_digest
 from actspec_jax.solvers.common.degree_profile import (
     SOLVER_EVALUATIONS,
-    attach_degree_profile,
+    attach_degree_profiles,
     wants_degree_profile,
 )
 from actspec_jax.solvers.common.memory import (
@@ -152,6 +152,8 @@ class CompressiveSolver:
       degree_profile: attach the whole spectrum's degree profile as ``solver['degree_profile']``,
         as GoldreichLevin does (``None``: for ``n > 24`` without a budget; never under
         ``max_evaluations``, which it would exceed); its ``profile_evaluations`` are counted apart.
+        A problem with several outputs gets one estimate on one set of masks, and each output's
+        spectrum its own profile.
       memory_budget: bytes of working memory per chunk of evaluated masks (default: half of a
         device's free memory, 1 GiB on a host); the solve's estimated peak (:meth:`memory`) must fit
         the available memory, or it is refused before any evaluation.
@@ -378,10 +380,8 @@ class CompressiveSolver:
         memory = self._check_memory(n)
         multi = problem.output_shape != ()
         outputs = int(np.prod(problem.output_shape)) if multi else 1
-        profile = (
-            not multi
-            and self.max_evaluations is None
-            and wants_degree_profile(problem, self.degree_profile, self.profile_evaluations, mask_mode=True)
+        profile = self.max_evaluations is None and wants_degree_profile(
+            problem, self.degree_profile, self.profile_evaluations, mask_mode=True, many_outputs=True
         )
         mesh = resolve_mask_mesh(self.devices)
         delays, code = self.delays(n)
@@ -451,11 +451,11 @@ class CompressiveSolver:
             dataclasses.replace(s, solver={**info, **s.solver, "host_syncs": host_syncs, "wall_time_s": wall})
             for s in spectra
         ]
+        if profile:  # one estimate for every output (its masks counted apart)
+            spectra = attach_degree_profiles(spectra, problem, key, evaluations=self.profile_evaluations)
         if multi:
             return SpectrumBatch(spectra=tuple(spectra), output_shape=tuple(problem.output_shape))
-        if not profile:
-            return spectra[0]
-        return attach_degree_profile(spectra[0], problem, key, evaluations=self.profile_evaluations)
+        return spectra[0]
 
     def start_passes(self, problem: Problem, *, key: jax.Array | None, passes: int, **options: Any) -> Any:
         """The residual-pass protocol (:class:`~actspec_jax.solvers.common.residual.ResidualPasses`): the
