@@ -78,6 +78,39 @@ def test_compressive_passes_same_key_same_result(compressive_runs: dict) -> None
     _same(two, again)
 
 
+def test_compressive_passes_over_many_outputs_share_each_pass_design() -> None:
+    """Two outputs under ResidualPasses: every pass (and the refit design) is evaluated once for
+    both, and each output's result is its own single-output ResidualPasses result (same key: same
+    designs); the sparse output stops after a pass that finds nothing new while the crowded one
+    goes on, as their single loops do."""
+    import jax.numpy as jnp
+
+    crowded = synthetic.random_sparse_polynomial(jax.random.key(1), 32, 30, max_degree=3)
+    sparse = synthetic.random_sparse_polynomial(jax.random.key(2), 32, 4, max_degree=3, min_abs=0.3)
+    both = asj.FunctionProblem(
+        lambda x: jnp.stack([p.problem.evaluate_unchecked(x) for p in (crowded, sparse)], -1), 32
+    )
+    solver = asj.ResidualPasses(asj.CompressiveSolver(max_degree=3, max_evaluations=BUDGET), passes=3)
+    counted, seen = counting(both)
+    batch = solver(counted, key=jax.random.key(0))
+    jax.effects_barrier()
+    assert isinstance(batch, asj.SpectrumBatch) and len(batch) == 2
+    singles = [solver(p.problem, key=jax.random.key(0)) for p in (crowded, sparse)]
+    for k, (got, alone) in enumerate(zip(batch, singles)):
+        assert got.output_index == k
+        assert got.subset_tuples() == alone.subset_tuples()
+        np.testing.assert_allclose(got.coefficients, alone.coefficients, rtol=1e-4, atol=1e-6)
+        for a, b in zip(got.solver["passes_run"], alone.solver["passes_run"], strict=True):
+            a, b = dict(a), dict(b)
+            norm = "residual_norm_sq_estimate"
+            assert a.pop(norm, 0.0) == pytest.approx(b.pop(norm, 0.0))
+            assert a == b
+        assert got.solver["evaluations"] == sum(seen)  # shared: the call's total
+    ran = [len(s.solver["passes_run"]) for s in singles]
+    assert ran[0] > ran[1] >= 2  # the sparse output stopped first
+    assert sum(seen) == max(s.solver["evaluations"] for s in singles)
+
+
 @pytest.mark.parametrize("passes, budget", [(2, 1200), pytest.param(3, 1500, marks=pytest.mark.slow)])
 def test_compressive_budget_is_split_and_never_exceeded(passes: int, budget: int) -> None:
     planted = synthetic.random_sparse_polynomial(jax.random.key(1), 32, 20, max_degree=3)

@@ -21,27 +21,43 @@ four methods — ``search_residual`` (one later pass), ``fit_subsets`` (joint le
 fresh uniform masks), ``postprocess`` (or ``None``) and ``finish`` (the solver's own last
 step: diagnostics, degree profile). :class:`~actspec_jax.GoldreichLevin` and
 :class:`~actspec_jax.CompressiveSolver` implement it; ``GoldreichLevin(passes=k)`` runs the
-same loop (:func:`run_passes`). The batched GL search keeps its own loop (per-output active
-flags on shared evaluations, :mod:`~actspec_jax.solvers.gl.batched_passes`) built from this
-module's helpers.
+same loop (:func:`run_passes`).
+
+**Many outputs** (a problem with ``output_shape != ()``, one design for all): :func:`run_output_passes`
+applies the rule to every output at once — pass ``p`` searches ``f_k − f̃_k`` for every output
+still active on one set of shared evaluations (:class:`MultiResidualProblem`), every active
+output's subsets are refitted on one shared design, and an output whose pass found nothing new
+stops (its fit is final), exactly when its own single-output loop would stop. The batched GL
+search (:mod:`~actspec_jax.solvers.gl.batched_passes`) and the compressive solver
+(:mod:`~actspec_jax.solvers.compressive.passes`) supply the search and the fit; a compressive run
+whose first pass returned a :class:`~actspec_jax.SpectrumBatch` takes this loop under
+:class:`ResidualPasses`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from actspec_jax.errors import ActSpecError
 from actspec_jax.problems.base import Problem
-from actspec_jax.spectrum import Spectrum
+from actspec_jax.spectrum import Spectrum, SpectrumBatch
 
-__all__ = ["ResidualPasses", "ResidualProblem", "ResidualRun", "run_passes"]
+__all__ = [
+    "MultiResidualProblem",
+    "ResidualPasses",
+    "ResidualProblem",
+    "ResidualRun",
+    "run_output_passes",
+    "run_passes",
+]
 
 PROTOCOL_HINT = (
     "a solver under ResidualPasses implements start_passes(problem, *, key, passes, max_evaluations, "
@@ -205,6 +221,81 @@ def run_passes(run: ResidualRun, checkpoint_path: str | Path | None, started: fl
     return result(spectrum, run.problem, subsets, coef, err, info)
 
 
+Search = Callable[[list[Spectrum], int, np.ndarray], list]
+Fit = Callable[[dict[int, list[tuple[int, ...]]], int], tuple[dict[int, tuple[Any, Any]], int]]
+
+
+def run_output_passes(
+    spectra: Sequence[Spectrum],
+    problem: Problem,
+    *,
+    passes: int,
+    thresholds: np.ndarray,
+    search: Search,
+    fit: Fit,
+    started: float,
+) -> list[Spectrum]:
+    """:func:`run_passes` for ``K`` outputs of one problem at once (module docstring).
+
+    ``spectra``: the first pass's ``K`` spectra; ``thresholds: float[K]``: each output's trim
+    (``∅`` never dropped); ``search(current, index, active) → [K]`` runs pass ``index`` on the
+    residuals ``f_k − current[k]`` of the outputs with ``active[k]`` and returns their spectra
+    (``None`` for the others); ``fit({k: subsets}, tag) → ({k: (coef, stderr)}, evaluations)``
+    refits the given outputs (``tag``: the pass index, 0 for the final refit). Evaluations are
+    shared, so every output's ``solver['evaluations']`` is the call's total.
+    """
+    outputs = len(spectra)
+    active = np.asarray([not s.solver.get("constant_function", False) for s in spectra])
+    found = [{s for s in spec.subset_tuples() if s} for spec in spectra]
+    stages = dict(spectra[0].solver["evaluations_by_stage"], residual_passes=0, refit=0)
+    first_evals = int(spectra[0].solver["evaluations"])
+    history = [[pass_record(1, len(found[k]), first_evals)] for k in range(outputs)]
+    current = list(spectra)
+    diagnostics = [list(s.solver.get("diagnostics", [])) for s in spectra]
+    for index in range(2, passes + 1):
+        if not active.any():
+            break
+        extra = search(current, index, active.copy())
+        used = next(int(e.solver["evaluations"]) for e in extra if e is not None)
+        stages["residual_passes"] += used
+        to_fit: dict[int, list[tuple[int, ...]]] = {}
+        new_any = np.zeros(outputs, bool)
+        for k in np.flatnonzero(active):
+            diagnostics[k].extend(extra[k].solver.get("diagnostics", []))
+            new = {s for s in extra[k].subset_tuples() if s} - found[k]
+            found[k] |= new
+            new_any[k] = bool(new)
+            norm = float(extra[k].solver.get("norm_sq_estimate", extra[k].norm_sq))
+            history[k].append(pass_record(index, len(new), used, norm))
+            to_fit[int(k)] = by_degree(found[k])
+        fits, used_refit = fit(to_fit, index)
+        stages["refit"] += used_refit
+        for k, (coef, err) in fits.items():
+            current[k] = Spectrum.build(int(problem.n), to_fit[k], coef, stderr=err)
+        active &= new_any
+    final: dict[int, list[tuple[int, ...]]] = {}
+    kept: list[list[tuple[int, ...]]] = []
+    for k in range(outputs):
+        subsets = current[k].subset_tuples()
+        keep = trim(subsets, current[k].coefficients, float(thresholds[k]))
+        kept.append([s for s, flag in zip(subsets, keep) if flag])
+        if not all(keep):
+            final[k] = kept[k]
+    fits, used_refit = fit(final, 0)
+    stages["refit"] += used_refit
+    wall = time.perf_counter() - started
+    out = []
+    for k, spec in enumerate(spectra):
+        if k in fits:
+            coef, err = fits[k]
+        else:
+            coef, err = np.asarray(current[k].coefficients), np.asarray(current[k].stderr)
+        total_wall = float(spec.solver["wall_time_s"]) + wall
+        info = passes_info(spec.solver, stages, history[k], total_wall, len(kept[k]), diagnostics[k])
+        out.append(dataclasses.replace(result(spec, problem, kept[k], coef, err, info), output_index=k))
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class ResidualPasses:
     """``passes`` residual passes of ``solver`` and one joint refit (see the module docstring).
@@ -251,8 +342,10 @@ class ResidualPasses:
         key: jax.Array | None = None,
         progress: Any = None,
         checkpoint_path: str | Path | None = None,
-    ) -> Spectrum:
-        """The wrapped solver's result after ``passes`` residual passes (a :class:`Spectrum`)."""
+    ) -> Spectrum | SpectrumBatch:
+        """The wrapped solver's result after ``passes`` residual passes: a :class:`Spectrum`, or a
+        :class:`~actspec_jax.SpectrumBatch` for a problem with several outputs (solvers that
+        decode many outputs from one design: CompressiveSolver)."""
         started = time.perf_counter()
         run = self.solver.start_passes(
             problem,
@@ -264,6 +357,8 @@ class ResidualPasses:
         )
         if not isinstance(run, ResidualRun):
             raise ActSpecError(f"{type(self.solver).__name__}.start_passes returned no run: {PROTOCOL_HINT}")
+        if isinstance(run.spectrum, SpectrumBatch):  # many outputs: the run drives run_output_passes
+            return run.finish_outputs(started)
         return run.finish(run_passes(run, checkpoint_path, started))
 
 
@@ -308,4 +403,69 @@ class ResidualProblem(Problem):
     def tree_unflatten(cls, aux, children):
         out = cls.__new__(cls)
         out.base, out.approximation = children
+        return out
+
+
+@jax.tree_util.register_pytree_node_class
+class MultiResidualProblem(ResidualProblem):
+    """``f_k − f̃_k`` for the outputs ``k ∈ outputs`` of a multi-output problem (default: all), one
+    sparse approximation each: ``float32[m, len(outputs)]`` from one evaluation of the base
+    (same masks and ``n``)."""
+
+    def __init__(
+        self, base: Problem, approximations: Sequence[Spectrum], outputs: Sequence[int] | None = None
+    ) -> None:
+        self.base = base
+        self.approximations = tuple(
+            Spectrum(n=a.n, subsets=a.subsets, coefficients=a.coefficients) for a in approximations
+        )
+        self.outputs = None if outputs is None else tuple(int(k) for k in outputs)
+        if self.outputs is not None and len(self.outputs) != len(self.approximations):
+            raise ActSpecError(
+                f"MultiResidualProblem: {len(self.approximations)} approximations for "
+                f"{len(self.outputs)} outputs."
+            )
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:  # n and labels: the base's, as ResidualProblem
+        return (len(self.approximations),)
+
+    @property
+    def output_labels(self) -> tuple[str, ...]:
+        labels = self.base.output_labels
+        return labels if self.outputs is None else tuple(labels[k] for k in self.outputs)
+
+    def evaluate_unchecked(self, masks: jax.Array) -> jax.Array:
+        """``f(masks) − f̃(masks)``: every output's terms from one character product."""
+        from actspec_jax.transforms.indexing import characters, membership_from_packed
+
+        values = self.base.evaluate_unchecked(masks).reshape(masks.shape[0], -1)
+        if self.outputs is not None:
+            values = values[:, jnp.asarray(self.outputs)]
+        member = jnp.concatenate(
+            [membership_from_packed(jnp.asarray(a.subsets), self.n) for a in self.approximations]
+        )
+        chi = characters(masks, member)  # [m, Σ_k T_k]
+        blocks = [jnp.asarray(a.coefficients, chi.dtype) for a in self.approximations]
+        owner = jnp.concatenate([jnp.full(c.shape, k) for k, c in enumerate(blocks)])
+        coef = jnp.concatenate(blocks)[:, None] * (owner[:, None] == jnp.arange(len(blocks))[None, :])
+        return values - chi @ coef
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "MultiResidualProblem",
+            "n": self.n,
+            "base": self.base.describe(),
+            "terms_subtracted": [a.num_terms for a in self.approximations],
+            **({} if self.outputs is None else {"outputs": list(self.outputs)}),
+        }
+
+    def tree_flatten(self):
+        return (self.base, self.approximations), self.outputs
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        out = cls.__new__(cls)
+        out.base, out.approximations = children
+        out.outputs = aux
         return out

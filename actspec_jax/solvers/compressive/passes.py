@@ -43,11 +43,16 @@ import numpy as np
 from actspec_jax.diagnostics import IncompleteResultWarning
 from actspec_jax.errors import ActSpecError
 from actspec_jax.problems.base import Problem
-from actspec_jax.solvers.common.degree_profile import attach_degree_profile, wants_degree_profile
+from actspec_jax.solvers.common.degree_profile import (
+    attach_degree_profile,
+    attach_degree_profiles,
+    wants_degree_profile,
+)
+from actspec_jax.solvers.common.residual import MultiResidualProblem, pass_key, run_output_passes
 from actspec_jax.solvers.common.validate import check_key
 from actspec_jax.solvers.compressive.refit import predict
 from actspec_jax.solvers.compressive.stream import UniformRows, evaluate_rows
-from actspec_jax.spectrum import Spectrum
+from actspec_jax.spectrum import Spectrum, SpectrumBatch
 
 __all__ = ["CompressivePasses", "start_passes"]
 
@@ -71,12 +76,6 @@ def start_passes(
         raise ActSpecError(
             "ResidualPasses with CompressiveSolver takes no progress or checkpoint_path yet; one "
             "CompressiveSolver(...)(problem, key=..., progress=..., checkpoint_path=...) call takes both."
-        )
-    if problem.output_shape != ():
-        raise ActSpecError(
-            f"ResidualPasses with CompressiveSolver explains one output at a time; this problem has outputs "
-            f"of shape {problem.output_shape}. Choose one (e.g. output='log_prob:7'), or call "
-            "CompressiveSolver(...)(problem, key=...) directly for all outputs from one design."
         )
     if key is None:
         raise ActSpecError("CompressiveSolver samples at random: pass key=jax.random.key(0) (any seed).")
@@ -109,7 +108,7 @@ def start_passes(
         inner = solver
         refit = int(inner.plan(n)["held"])
     profile = inner.max_evaluations is None and wants_degree_profile(
-        problem, solver.degree_profile, solver.profile_evaluations, mask_mode=True
+        problem, solver.degree_profile, solver.profile_evaluations, mask_mode=True, many_outputs=True
     )
     inner = dataclasses.replace(inner, degree_profile=False)  # attached once, by finish
     key = key if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else jax.random.wrap_key_data(key)
@@ -138,12 +137,19 @@ class CompressivePasses:
         self.solver, self.problem, self.key, self.spectrum = solver, problem, key, spectrum
         self.n, self.passes, self.refit = int(problem.n), int(passes), int(refit)
         self.profile_key = profile_key
-        constant = float(spectrum.to_dict().get((), 0.0))
-        self.threshold = ROUND_OFF * float(np.sqrt(max(spectrum.norm_sq - constant**2, 0.0)))
-        self.design: tuple[Any, np.ndarray] | None = None
+        firsts = list(spectrum) if isinstance(spectrum, SpectrumBatch) else [spectrum]
+        #: per output: ``ROUND_OFF · std f_k`` (its first pass's uniform masks)
+        self.thresholds = np.asarray([_round_off(s) for s in firsts])
+        self.threshold = float(self.thresholds[0])
+        self.design: tuple[Any, np.ndarray] | None = None  # masks [R, n], values [R, K]
         self.budget: int | None = None  # ResidualPasses(max_evaluations=): recorded by finish
-        if passes > 1 and self.spectrum.solver.get("diagnostics"):
-            self.spectrum = dataclasses.replace(spectrum, solver=_without_unexplained(spectrum.solver))
+        if passes > 1:
+            firsts = [_without_unexplained_spectrum(s) for s in firsts]
+            self.spectrum = (
+                dataclasses.replace(spectrum, spectra=tuple(firsts))
+                if isinstance(spectrum, SpectrumBatch)
+                else firsts[0]
+            )
 
     def search_residual(
         self, residual: Problem, *, key: jax.Array, index: int, checkpoint_path: Path | None
@@ -151,45 +157,102 @@ class CompressivePasses:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", IncompleteResultWarning)
             extra = self.solver(residual, key=key)
-        # Only the terms above round-off count as found (the loop reads subsets, solver, norm_sq).
-        kept = {s: c for s, c in extra.to_dict().items() if s == () or abs(c) >= self.threshold}
+        return self._kept(extra, self.threshold)
+
+    def _kept(self, extra: Spectrum, threshold: float) -> Spectrum:
+        """Only the terms above round-off count as found (the loop reads subsets, solver, norm_sq)."""
+        kept = {s: c for s, c in extra.to_dict().items() if s == () or abs(c) >= threshold}
         out = Spectrum.build(self.n, list(kept), np.asarray(list(kept.values()), np.float64))
         return dataclasses.replace(out, norm_sq=extra.norm_sq, solver=_without_unexplained(extra.solver))
 
     def fit_subsets(
-        self, subsets: Sequence[tuple[int, ...]], *, tag: int
+        self, subsets: Sequence[tuple[int, ...]], *, tag: int, output: int = 0
     ) -> tuple[np.ndarray, np.ndarray, int]:
-        """Least squares on the call's one refit design (evaluated, and counted, at the first fit)."""
+        """Least squares of output ``output`` on the call's one refit design (evaluated for every
+        output, and counted, at the call's first fit)."""
         used = 0
         if self.design is None:
             rows = UniformRows(jax.random.fold_in(self.key, TAG_REFIT_DESIGN), self.refit, self.n)
-            values = evaluate_rows(self.problem, rows, chunk=self.solver._chunk(self.problem))[:, 0]
-            self.design = (np.asarray(rows.chunk(0, rows.count)), values)
+            outputs = int(np.prod(self.problem.output_shape))
+            chunk = self.solver._chunk(self.problem)
+            values = evaluate_rows(self.problem, rows, chunk=chunk, outputs=outputs)
+            self.design = (np.asarray(rows.chunk(0, rows.count)), values.reshape(rows.count, outputs))
             used = self.refit
-        coef, err = self.solver._fit(*self.design, list(subsets), self.n)
+        masks, values = self.design
+        coef, err = self.solver._fit(masks, values[:, output], list(subsets), self.n)
         return coef, err, used
+
+    # ------------------------------------------------------------ many outputs (one design)
+    def search_outputs(self, current: list[Spectrum], index: int, active: np.ndarray) -> list:
+        """Pass ``index`` of every active output: one compressive call on their residuals (one
+        evaluation of its plan for all of them), terms below each output's round-off dropped."""
+        outputs = [int(k) for k in np.flatnonzero(active)]
+        residual = MultiResidualProblem(self.problem, [current[k] for k in outputs], outputs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", IncompleteResultWarning)
+            batch = self.solver(residual, key=pass_key(self.key, index))
+        found: list = [None] * len(current)
+        for position, k in enumerate(outputs):
+            found[k] = self._kept(batch[position], float(self.thresholds[k]))
+        return found
+
+    def fit_outputs(self, subsets: dict[int, list[tuple[int, ...]]], tag: int) -> tuple[dict, int]:
+        """Every given output's least squares on the call's one refit design."""
+        fits, used = {}, 0
+        for k, chosen in subsets.items():
+            coef, err, spent = self.fit_subsets(chosen, tag=tag, output=k)
+            fits[k], used = (coef, err), used + spent
+        return fits, used
+
+    def finish_outputs(self, started: float) -> SpectrumBatch:
+        """The passes of every output (:func:`~actspec_jax.solvers.common.residual.run_output_passes`),
+        then each output's :meth:`finish`."""
+        batch = self.spectrum
+        spectra = run_output_passes(
+            list(batch), self.problem, passes=self.passes, thresholds=self.thresholds,
+            search=self.search_outputs, fit=self.fit_outputs, started=started,
+        )  # fmt: skip
+        spectra = [self.finish(s, output=k, profile=False) for k, s in enumerate(spectra)]
+        if self.profile_key is not None:  # one estimate for every output
+            spectra = attach_degree_profiles(
+                spectra, self.problem, self.profile_key, evaluations=self.solver.profile_evaluations
+            )
+        return dataclasses.replace(batch, spectra=tuple(spectra))
 
     def postprocess(self, subsets: list[tuple[int, ...]]) -> None:
         return None
 
-    def finish(self, spectrum: Spectrum) -> Spectrum:
+    def finish(self, spectrum: Spectrum, output: int = 0, profile: bool = True) -> Spectrum:
         if self.design is not None:  # passes ran: judge the final fit on the refit design
             info = dict(spectrum.solver)
             info.pop("explained_share", None)
             info = _without_unexplained(info)
             masks, values = self.design
             fitted = predict(masks, spectrum.subset_tuples(), np.asarray(spectrum.coefficients), self.n)
-            self.solver._report_unexplained(info, fitted, values)
+            self.solver._report_unexplained(info, fitted, values[:, output])
             spectrum = dataclasses.replace(spectrum, solver=info)
         if self.budget is not None:  # the call's budget; the passes' own is max_evaluations_per_pass
             per_pass = spectrum.solver["max_evaluations"]
             info = dict(spectrum.solver, max_evaluations=self.budget, max_evaluations_per_pass=per_pass)
             spectrum = dataclasses.replace(spectrum, solver=info)
-        if self.profile_key is None:
+        if self.profile_key is None or not profile:
             return spectrum
         return attach_degree_profile(
             spectrum, self.problem, self.profile_key, evaluations=self.solver.profile_evaluations
         )
+
+
+def _round_off(spectrum: Spectrum) -> float:
+    """``ROUND_OFF · std f`` from a first pass (its norm and constant term)."""
+    constant = float(spectrum.to_dict().get((), 0.0))
+    return ROUND_OFF * float(np.sqrt(max(spectrum.norm_sq - constant**2, 0.0)))
+
+
+def _without_unexplained_spectrum(spectrum: Spectrum) -> Spectrum:
+    """``spectrum`` without ``unexplained`` diagnostics (re-judged on the final fit)."""
+    if not spectrum.solver.get("diagnostics"):
+        return spectrum
+    return dataclasses.replace(spectrum, solver=_without_unexplained(spectrum.solver))
 
 
 def _without_unexplained(info: dict[str, Any]) -> dict[str, Any]:
