@@ -219,7 +219,7 @@ def _run_demo(args: argparse.Namespace, out: Path, checkpoint: Path) -> int:
             solver = asj.ExactSolver(keep_checkpoint=True)
             spectrum = solver(problem, progress=bars, checkpoint_path=checkpoint)
         elif args.solver == "compressive":
-            from actspec_jax.solvers.common.degree_profile import attach_degree_profile
+            from actspec_jax.solvers.common.profile_attach import attach_degree_profile
 
             solver = asj.CompressiveSolver(max_evaluations=args.budget)
             spectrum = solver(problem, key=key, progress=bars, checkpoint_path=checkpoint)

@@ -65,14 +65,12 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from actspec_jax.diagnostics import flag_additive_output
 from actspec_jax.errors import ActSpecError, NonFiniteOutputError
 from actspec_jax.problems.base import Problem
 from actspec_jax.solvers.common.memory import chunk_size_for_budget, default_memory_budget, evaluate_in_chunks
@@ -84,10 +82,7 @@ __all__ = [
     "MIN_EVALUATIONS",
     "DegreeProfile",
     "DegreeProfileError",
-    "attach_degree_profile",
-    "attach_degree_profiles",
     "estimate_degree_profile",
-    "wants_degree_profile",
 ]
 
 DEFAULT_EVALUATIONS = 16384
@@ -295,7 +290,10 @@ def _z(confidence: float) -> float:
     return statistics.NormalDist().inv_cdf(0.5 + confidence / 2.0)
 
 
-def _check(problem: Any, key: Any, max_degree: Any, num_evaluations: Any, confidence: Any) -> tuple[int, int]:
+def check_profile_arguments(
+    problem: Any, key: Any, max_degree: Any, num_evaluations: Any, confidence: Any
+) -> tuple[int, int]:
+    """``(n, max_degree)`` of a valid profile request; a clear error naming the argument otherwise."""
     if not isinstance(problem, Problem):
         raise DegreeProfileError(f"estimate_degree_profile needs a Problem, got {type(problem).__name__}.")
     if key is None:
@@ -390,7 +388,7 @@ def estimate_degree_profile(
     started = time.perf_counter()
     if isinstance(problem, Problem) and max_degree == 3 and problem.n <= 3:
         max_degree = problem.n - 1
-    n, degree = _check(problem, key, max_degree, num_evaluations, confidence)
+    n, degree = check_profile_arguments(problem, key, max_degree, num_evaluations, confidence)
     check_key(key, "estimate_degree_profile")
     count = int(num_evaluations)
     budget = memory_budget if memory_budget is not None else default_memory_budget()
@@ -453,87 +451,3 @@ def estimate_degree_profile(
         control="linear" if linear else "constant",
         wall_time_s=time.perf_counter() - started,
     )
-
-
-# ---------------------------------------------------------------------------- solver attachment
-
-PROFILE_TAG = 0x5052  # fold_in tag of the profile's masks; distinct from every GL stage tag
-ATTACH_ABOVE_N = 24  # below this the exact solver gives energy_by_degree itself
-SOLVER_EVALUATIONS = 8192
-
-
-def wants_degree_profile(
-    problem: Problem, enabled: bool | None, evaluations: int, *, mask_mode: bool, many_outputs: bool = False
-) -> bool:
-    """Whether a large-n solver attaches a profile; validates its settings before the search runs.
-
-    ``enabled=None`` (default): yes for mask-mode problems with ``n > 24`` (smaller problems have
-    the exact ``energy_by_degree``) and one output — or several, for a solver that attaches one
-    profile per output from one estimate (``many_outputs``, :func:`attach_degree_profiles`);
-    ``True`` forces it (mask mode only), ``False`` turns it off.
-    """
-    if enabled is False:
-        return False
-    if enabled is not None and enabled is not True:
-        raise DegreeProfileError(f"degree_profile must be None (auto), True or False, got {enabled!r}.")
-    if not mask_mode or (problem.output_shape != () and not many_outputs):
-        if enabled:
-            raise DegreeProfileError(
-                "degree_profile=True needs the mask estimator and a single output (the profile is the "
-                "spectrum of the mask function under uniform masks)."
-            )
-        return False
-    if enabled is None and problem.n <= ATTACH_ABOVE_N:
-        return False
-    _check(problem, 0, min(3, problem.n - 1), evaluations, 0.95)
-    return True
-
-
-def attach_degree_profile(
-    spectrum: Any, problem: Problem, key: jax.Array, *, evaluations: int, memory_budget: int | None = None
-) -> Any:
-    """``spectrum`` with ``solver['degree_profile']`` (:meth:`DegreeProfile.to_dict`) added.
-
-    The profile uses its own ``evaluations`` masks drawn from ``fold_in(key, PROFILE_TAG)``; they
-    are *not* counted in ``solver['evaluations']`` (the search's own cost) but in
-    ``solver['degree_profile']['evaluations']``. A constant function gets no profile.
-    """
-    budget = memory_budget
-    return attach_degree_profiles([spectrum], problem, key, evaluations=evaluations, memory_budget=budget)[0]
-
-
-def attach_degree_profiles(
-    spectra: Sequence[Any],
-    problem: Problem,
-    key: jax.Array,
-    *,
-    evaluations: int,
-    memory_budget: int | None = None,
-) -> list[Any]:
-    """:func:`attach_degree_profile` for the ``K`` outputs of one problem (``spectra[k]`` is output
-    ``k``; one spectrum for a single-output problem): **one** estimate over all outputs (one set of
-    ``evaluations`` masks), each spectrum given its own output's profile (:meth:`DegreeProfile.output`)
-    and the additive-output flag judged on it. Constant outputs get none."""
-    import dataclasses
-
-    if all(s.solver.get("constant_function") for s in spectra):
-        return list(spectra)
-    profile = estimate_degree_profile(
-        problem,
-        key=jax.random.fold_in(key, PROFILE_TAG),
-        max_degree=min(3, problem.n - 1),
-        num_evaluations=evaluations,
-        memory_budget=memory_budget,
-    )
-    single = problem.output_shape == ()
-    out = []
-    for k, spectrum in enumerate(spectra):
-        if spectrum.solver.get("constant_function"):
-            out.append(spectrum)
-            continue
-        own = profile if single else profile.output(k)
-        solver = {**spectrum.solver, "degree_profile": own.to_dict()}
-        if np.asarray(own.total).size == 1:  # one output: is it additive in the layer?
-            flag_additive_output(solver, own.interaction_share()[2], float(own.variance))
-        out.append(dataclasses.replace(spectrum, solver=solver))
-    return out

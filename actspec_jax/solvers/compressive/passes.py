@@ -43,7 +43,7 @@ import numpy as np
 from actspec_jax.diagnostics import IncompleteResultWarning
 from actspec_jax.errors import ActSpecError
 from actspec_jax.problems.base import Problem
-from actspec_jax.solvers.common.degree_profile import (
+from actspec_jax.solvers.common.profile_attach import (
     attach_degree_profile,
     attach_degree_profiles,
     wants_degree_profile,

@@ -74,16 +74,16 @@ from actspec_jax.diagnostics import report_diagnostic
 from actspec_jax.errors import ActSpecError, MemoryBudgetError, format_bytes
 from actspec_jax.problems.base import Problem
 from actspec_jax.solvers.common.checkpoint import problem_digest
-from actspec_jax.solvers.common.degree_profile import (
-    SOLVER_EVALUATIONS,
-    attach_degree_profiles,
-    wants_degree_profile,
-)
 from actspec_jax.solvers.common.memory import (
     available_memory,
     bytes_per_mask,
     chunk_size_for_budget,
     default_memory_budget,
+)
+from actspec_jax.solvers.common.profile_attach import (
+    SOLVER_EVALUATIONS,
+    attach_degree_profiles,
+    wants_degree_profile,
 )
 from actspec_jax.solvers.common.settings import Bytes, Devices, check_settings
 from actspec_jax.solvers.common.sharding import DeviceSpec, mask_mesh, mesh_size

@@ -22,7 +22,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from actspec_jax.solvers.common.degree_profile import attach_degree_profile
+from actspec_jax.solvers.common.profile_attach import attach_degree_profile
 from actspec_jax.solvers.common.residual import ResidualProblem, run_passes
 from actspec_jax.solvers.gl.diagnostics import diagnose
 from actspec_jax.solvers.gl.run import SearchRun

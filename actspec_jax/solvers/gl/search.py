@@ -115,7 +115,7 @@ import jax
 from actspec_jax.diagnostics import IncompleteResultWarning, report_diagnostic
 from actspec_jax.errors import ActSpecError
 from actspec_jax.problems.base import Problem
-from actspec_jax.solvers.common.degree_profile import SOLVER_EVALUATIONS, wants_degree_profile
+from actspec_jax.solvers.common.profile_attach import SOLVER_EVALUATIONS, wants_degree_profile
 from actspec_jax.solvers.common.residual import ResidualProblem, run_passes
 from actspec_jax.solvers.common.settings import (
     Bytes,
