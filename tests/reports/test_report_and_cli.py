@@ -4,6 +4,7 @@ import re
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from marks import incomplete_expected
 
 import actspec_jax as asj
 from actspec_jax.cli import main
@@ -101,6 +102,7 @@ def _shares_agree_and_joint_subsets_are_tabled(out, printed: str) -> None:
     assert re.search(r"\{relu_0\[\d+\], relu_0\[\d+\]", summary)
 
 
+@incomplete_expected  # GL's default beam fills on MNIST
 @pytest.mark.slow
 def test_gl_demo_covers_the_whole_layer(tmp_path, capsys):
     out = tmp_path / "gl"
@@ -117,6 +119,7 @@ def test_gl_demo_covers_the_whole_layer(tmp_path, capsys):
     assert "Degree profile of the whole spectrum" in (out / "summary.md").read_text()
 
 
+@incomplete_expected  # the paper's settings fill the beam
 @pytest.mark.slow
 def test_paper_mode_demo(tmp_path, capsys):
     out = tmp_path / "paper"

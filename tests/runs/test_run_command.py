@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pytest
+from marks import incomplete_expected
 
 import actspec_jax as asj
 from actspec_jax.cli import main
@@ -68,6 +69,7 @@ def test_exact_run_accepts_a_checkpoint_and_removes_it_when_done(tmp_path, capsy
     assert code == 2 and "not a readable checkpoint" in err and "Delete" in err
 
 
+@incomplete_expected  # GL's default beam fills on MNIST
 @pytest.mark.slow
 def test_gl_run_resumes_from_its_checkpoint(tmp_path, capsys):
     argv = ["--model", "mnist_mlp", "--classes", "1", "--count", "4", "--units", "0,1,2,3,4,5,6,7,8,9,10,11"]

@@ -52,6 +52,7 @@ def test_planted_recovery_512(seed: int) -> None:
     assert spec.solver["searched_neurons"] < 512  # the influence pre-pass pruned the rest
 
 
+@incomplete_expected  # the default beam fills at n = 4096
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(5))
 def test_planted_recovery_4096(seed: int) -> None:
@@ -59,6 +60,7 @@ def test_planted_recovery_4096(seed: int) -> None:
     assert hits == 10 and not false
 
 
+@incomplete_expected  # index order: no pruning, the beam fills
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(5))
 def test_planted_recovery_512_index_order(seed: int) -> None:

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from marks import incomplete_expected
 
 import actspec_jax as asj
 from actspec_jax.solvers.gl import kernels as K
@@ -230,6 +231,7 @@ def test_paper_mode_on_the_shipped_mnist_mlp(mnist_problem: asj.MaskedProblem) -
     assert all(abs(c) >= 0.2 / np.sqrt(2) for s, c in spec.to_dict().items() if s)
 
 
+@incomplete_expected  # the paper's settings fill the beam
 @pytest.mark.slow
 def test_paper_mode_mnist_with_the_papers_settings(mnist_problem: asj.MaskedProblem) -> None:
     spec = asj.GoldreichLevin.paper()(mnist_problem, key=jax.random.key(0))

@@ -171,6 +171,7 @@ def test_gl_variants_match_exact_spectrum(variant: str, name: str) -> None:
     check_against(VARIANTS[variant]()(planted.problem, key=jax.random.key(11)), ref, TAU)
 
 
+@incomplete_expected  # adaptive variants with a low sample cap
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 @pytest.mark.parametrize("name", sorted(PROBLEMS))
