@@ -13,6 +13,7 @@ import pytest
 from counting import counting
 
 import actspec_jax as asj
+from actspec_jax.diagnostics import IncompleteResultWarning
 from actspec_jax.errors import ActSpecError
 from actspec_jax.problems.synthetic import random_sparse_polynomial
 from actspec_jax.solvers.common.checkpoint import CheckpointError
@@ -261,3 +262,23 @@ def test_wrong_problem_and_checkpoint_path_are_clear_errors(tmp_path) -> None:
         SOLVER(planted[0].problem, key=jax.random.key(0), checkpoint_path=123)
     with pytest.raises(ActSpecError, match="is a folder"):
         SOLVER(planted[0].problem, key=jax.random.key(0), checkpoint_path=tmp_path)
+
+
+def test_an_unexplained_output_is_named_in_its_warning() -> None:
+    """Of two outputs, the dense one (a high-frequency cosine of the mask: no sparse part) is
+    reported as unexplained, and the warning names that output; the sparse one carries no
+    diagnostic."""
+    planted = random_sparse_polynomial(jax.random.key(3), 20, 4, max_degree=2, min_abs=0.5)
+    w = jax.random.normal(jax.random.key(5), (20,))
+
+    def f(x: jax.Array) -> jax.Array:
+        return jnp.stack([planted.problem.evaluate_unchecked(x), jnp.cos(97.0 * (x @ w))], axis=-1)
+
+    problem = asj.FunctionProblem(f, 20)
+    with pytest.warns(
+        IncompleteResultWarning, match=rf"output {re.escape(problem.output_labels[1])}: "
+    ) as seen:
+        batch = asj.CompressiveSolver(max_degree=2, max_evaluations=1000)(problem, key=jax.random.key(0))
+    assert all(problem.output_labels[0] not in str(w.message) for w in seen)
+    assert "diagnostics" not in batch[0].solver
+    assert [d["code"] for d in batch[1].solver["diagnostics"]] == ["unexplained"]

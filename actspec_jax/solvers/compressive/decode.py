@@ -92,7 +92,8 @@ def decode_output(
         # the keep rule |c| >= z·se of the added terms, z chosen on held-out uniform rows
         "low_degree_keep": None if keep_z is None else f"|c| >= {keep_z:g} se",
     }
-    solver._report_unexplained(solver_info, fitted, held_values, stacklevel=5)
+    label = problem.output_labels[k] if problem.output_shape != () else None
+    solver._report_unexplained(solver_info, fitted, held_values, stacklevel=5, output=label)
     return Spectrum.build(
         n,
         subsets,

@@ -229,7 +229,8 @@ class CompressivePasses:
             info = _without_unexplained(info)
             masks, values = self.design
             fitted = predict(masks, spectrum.subset_tuples(), np.asarray(spectrum.coefficients), self.n)
-            self.solver._report_unexplained(info, fitted, values[:, output])
+            label = spectrum.output_label if self.problem.output_shape != () else None
+            self.solver._report_unexplained(info, fitted, values[:, output], output=label)
             spectrum = dataclasses.replace(spectrum, solver=info)
         if self.budget is not None:  # the call's budget; the passes' own is max_evaluations_per_pass
             per_pass = spectrum.solver["max_evaluations"]

@@ -279,9 +279,10 @@ def match_supports(
     return out
 
 
-#: Buckets of the prefilter of :func:`equal_keys` (``2^22``: a 4 MiB table of flags, cached; of
-#: 524,800 random keys about 12 % share a bucket with one of the other side's).
-FILTER_BITS = 22
+#: The prefilter of :func:`equal_keys` has about ``2^FILTER_SPREAD`` buckets a key (so about 12 %
+#: of random keys share a bucket with one of the other side's), at most ``2^FILTER_BITS`` (a 4 MiB
+#: table of flags, which stays in the CPU cache).
+FILTER_SPREAD, FILTER_BITS = 3, 22
 
 
 def equal_keys(
@@ -294,14 +295,15 @@ def equal_keys(
     occur on the other side (a table of flags: exact, a matching pair always shares its bucket),
     and only those are sorted (:func:`radix_argsort`) and merged.
     """
-    mask = (1 << min(bits, FILTER_BITS)) - 1
+    size = max(key_a.size, key_b.size, 1)
+    mask = (1 << min(bits, FILTER_BITS, size.bit_length() + FILTER_SPREAD)) - 1
     low_a, low_b = key_a & mask, key_b & mask
     seen = np.zeros(mask + 1, bool)
     seen[low_b] = True
     keep_a = np.flatnonzero(seen[low_a])
     if keep_a.size == 0:
         return None
-    seen[:] = False
+    seen[low_b] = False  # cleared where set: cheaper than the whole table for few keys
     seen[low_a[keep_a]] = True
     keep_b = np.flatnonzero(seen[low_b])
     a, b = key_a[keep_a], key_b[keep_b]

@@ -557,11 +557,12 @@ class CompressiveSolver:
 
     @staticmethod
     def _report_unexplained(
-        info: dict, fitted: np.ndarray, values: np.ndarray, *, stacklevel: int = 4
+        info: dict, fitted: np.ndarray, values: np.ndarray, *, stacklevel: int = 4, output: str | None = None
     ) -> None:
         """Record ``explained_share = 1 − mean (f − f̃)² / Var f`` on the uniform masks and, below
         :data:`MIN_EXPLAINED`, an ``unexplained`` diagnostic: the decoder left most of ``f`` unfound
-        (too few bins for the terms, or a dense spectrum) — the listed terms may be incomplete."""
+        (too few bins for the terms, or a dense spectrum) — the listed terms may be incomplete.
+        ``output``: the output's label when the problem has several (the warning names it)."""
         values = np.asarray(values, np.float64)
         var = float(values.var())
         if values.size < 2 or var <= 1e-12 * float((values**2).mean()) + 1e-30:
@@ -572,7 +573,8 @@ class CompressiveSolver:
             report_diagnostic(
                 info,
                 "unexplained",
-                f"the recovered terms explain only {100 * share:.0f} % of Var f on the solver's uniform "
+                ("" if output is None else f"output {output}: ")
+                + f"the recovered terms explain only {100 * share:.0f} % of Var f on the solver's uniform "
                 "masks, "
                 "so terms are likely missing (too few bins for the number of terms, or a dense spectrum).",
                 "raise max_evaluations (more bins and rounds), or check the degree profile for a dense tail.",
